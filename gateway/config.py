@@ -1,0 +1,155 @@
+"""One typed configuration for the server, read from a TOML file, environment variables and ``.env``.
+
+Precedence, highest first: keyword arguments (the CLI flags), ``GATEWAY_*`` environment variables,
+a ``.env`` file in the working directory, the TOML file (``--config`` / ``GATEWAY_CONFIG``,
+default ``config/gateway.toml`` when it exists), then the defaults below. Every key is documented in
+``.env.example``; model lists live in the TOML file (see ``config/example.toml``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+from typing_extensions import Annotated
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_ALIASES = ["all-MiniLM-L6-v2"]
+DEFAULT_CONFIG_FILE = Path("config/gateway.toml")
+
+
+class ModelConfig(BaseModel):
+    """One served model.
+
+    Attributes:
+        name: the name clients send as ``model``.
+        aliases: other names that route to the same model.
+        source: Hugging Face repo id or local folder (default: ``name``).
+        revision: hub revision (branch, tag or commit) when downloading.
+        engine: ``auto`` | ``torch`` | ``mlx``; None inherits the server's ``engine``.
+        task: ``embed`` (bi-encoder, also reranks by cosine) or ``rerank`` (cross-encoder).
+        pooling: override the model's pooling (``mean`` | ``cls`` | ``last``), MLX engine only.
+        normalize: override whether embeddings are L2-normalized.
+        max_tokens: cap on input length in model tokens (default: the model's own limit).
+        truncation: ``truncate`` long inputs to ``max_tokens`` or ``reject`` them with a 400.
+        query_prompt / document_prompt: text prepended to queries / documents (e.g. Qwen3 instructions);
+            default: the model's own sentence-transformers prompts named ``query`` / ``document``.
+        device: torch device override (``cuda``, ``mps``, ``cpu``).
+    """
+
+    name: str
+    aliases: list[str] = Field(default_factory=list)
+    source: str | None = None
+    revision: str | None = None
+    engine: Literal["auto", "torch", "mlx"] | None = None
+    task: Literal["embed", "rerank"] = "embed"
+    pooling: Literal["mean", "cls", "last"] | None = None
+    normalize: bool | None = None
+    max_tokens: int | None = Field(default=None, gt=0)
+    truncation: Literal["truncate", "reject"] = "truncate"
+    query_prompt: str | None = None
+    document_prompt: str | None = None
+    device: str | None = None
+
+    @property
+    def served_names(self) -> list[str]:
+        """The name followed by its aliases."""
+        return [self.name, *self.aliases]
+
+
+class Settings(BaseSettings):
+    """Server settings (see the module docstring for where each value comes from)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", env_file=".env", extra="ignore", env_nested_delimiter="__"
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    config: Path | None = None
+    model: str | None = None  # serve this model instead of the configured ones (repo id or path)
+    engine: Literal["auto", "torch", "mlx"] = "auto"
+    models: list[ModelConfig] = Field(default_factory=list)
+
+    log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
+
+    # Limits
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    max_inputs_per_request: int = Field(default=2048, gt=0)
+    max_tokens_per_request: int = Field(default=2_000_000, gt=0)
+    max_rerank_documents: int = Field(default=10_000, gt=0)
+    request_timeout_s: float = Field(default=300.0, gt=0)
+
+    # Batching
+    batch_tokens: int = Field(default=16384, gt=0)  # padded tokens per forward pass
+    max_queue_tokens: int = Field(default=4_000_000, gt=0)  # queued tokens per model before 429
+
+    # Security
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    metrics_api_key: str | None = None
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # MLX
+    mlx_memory_fraction: float | None = Field(default=None, gt=0, le=1)
+
+    @field_validator("api_keys", "allowed_origins", "allowed_hosts", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _config_file(init_settings)
+        sources = [init_settings, env_settings, dotenv_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    def served_models(self) -> list[ModelConfig]:
+        """The models to load: ``model`` if set, else ``models``, else the embedded default."""
+        if self.model:
+            return [ModelConfig(name=self.model)]
+        if self.models:
+            return self.models
+        return [ModelConfig(name=DEFAULT_MODEL, aliases=DEFAULT_ALIASES)]
+
+
+def _config_file(init_settings: PydanticBaseSettingsSource) -> Path | None:
+    """The TOML file to read: the ``config`` init argument, ``GATEWAY_CONFIG``, or the default file."""
+    explicit = init_settings().get("config") or os.environ.get("GATEWAY_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        return path
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings; ``overrides`` (CLI flags) win over every other source. None values are ignored.
+
+    Raises:
+        FileNotFoundError: an explicitly named config file does not exist.
+        pydantic.ValidationError: a setting has an invalid value.
+    """
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

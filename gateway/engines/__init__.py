@@ -1,0 +1,150 @@
+"""The engine interface: what every inference backend (torch, MLX) implements.
+
+An engine owns one loaded model. It tokenizes inputs (called from one tokenizer thread) and runs
+forward passes on already-tokenized batches (called only from the model's runner thread), returning
+numpy arrays. Engines never import Litestar or protocol modules.
+
+Engines are looked up by name in ``ENGINES``; ``load_engine`` picks one for a model config.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from gateway.config import ModelConfig
+
+Task = Literal["embed", "rerank"]
+
+
+@dataclass(slots=True)
+class Tokens:
+    """One tokenized input: model token ids (special tokens included), ready for a forward pass.
+
+    Attributes:
+        ids: token ids, at most the model's ``max_tokens`` long.
+        type_ids: segment ids for pair inputs of BERT-style cross-encoders, else None.
+        truncated: whether the input was cut to fit ``max_tokens``.
+    """
+
+    ids: list[int]
+    type_ids: list[int] | None = None
+    truncated: bool = False
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(slots=True)
+class ModelSpec:
+    """What the server needs to know about a loaded model.
+
+    Attributes:
+        name: served model name.
+        task: ``embed`` (bi-encoder: embeddings, and rerank by cosine) or ``rerank`` (cross-encoder).
+        max_tokens: longest input in model tokens (special tokens included).
+        dim: embedding size (0 for cross-encoders).
+        engine: engine name (``torch`` or ``mlx``).
+        device: where the forward pass runs (``cpu``, ``cuda``, ``mps``, ``gpu``).
+        pooling: ``mean`` | ``cls`` | ``last`` (embedders) or ``none``.
+        normalize: whether the model's own pipeline L2-normalizes its output.
+        prompts: named prompts the model defines (e.g. ``{"query": "Instruct: ...\\nQuery: "}``).
+    """
+
+    name: str
+    task: Task
+    max_tokens: int
+    dim: int
+    engine: str
+    device: str
+    pooling: str = "none"
+    normalize: bool = False
+    prompts: dict[str, str] = field(default_factory=dict)
+
+
+class InputTooLong(ValueError):
+    """An input exceeds ``max_tokens`` and the model's truncation policy is ``reject``.
+
+    Attributes:
+        index: position of the offending input in the list given to ``tokenize``.
+        length: its length in model tokens.
+    """
+
+    def __init__(self, index: int, length: int, limit: int) -> None:
+        super().__init__(f"input {index} has {length} tokens, more than the model's limit of {limit}")
+        self.index, self.length, self.limit = index, length, limit
+
+
+class Engine(Protocol):
+    """An inference backend for one model (see module docstring for the threading contract)."""
+
+    spec: ModelSpec
+
+    def tokenize(self, texts: list[str], *, truncate: bool = True) -> list[Tokens]:
+        """Tokenize single texts, truncated to ``spec.max_tokens``.
+
+        Raises:
+            InputTooLong: a text is too long and ``truncate`` is False.
+        """
+        ...
+
+    def tokenize_pairs(self, pairs: list[tuple[str, str]], *, truncate: bool = True) -> list[Tokens]:
+        """Tokenize (query, document) pairs for a cross-encoder, truncated to ``spec.max_tokens``.
+
+        Raises:
+            InputTooLong: a pair is too long and ``truncate`` is False.
+        """
+        ...
+
+    def split_text(self, text: str, max_tokens: int) -> list[str]:
+        """Split a text into consecutive chunks of at most ``max_tokens`` model tokens (no specials)."""
+        ...
+
+    def embed(self, batch: list[Tokens]) -> np.ndarray:
+        """Embed a batch. Returns ``(n, dim)`` float32, pooled and normalized as the model defines."""
+        ...
+
+    def score(self, batch: list[Tokens]) -> np.ndarray:
+        """Score tokenized pairs with a cross-encoder. Returns ``(n,)`` float32 raw logits."""
+        ...
+
+
+# engine name -> "module:function" that loads it: imported lazily so torch-only installs never import mlx.
+ENGINES: dict[str, str] = {
+    "torch": "gateway.engines.torch_st:load_torch_engine",
+    "mlx": "gateway.engines.mlx:load_mlx_engine",
+}
+
+
+def on_apple_silicon() -> bool:
+    """True on macOS arm64, where MLX runs on the GPU."""
+    return sys.platform == "darwin" and platform.machine() == "arm64"
+
+
+def resolve_engine_name(requested: str) -> str:
+    """Turn ``auto|torch|mlx`` into a concrete engine name: ``auto`` is MLX on Apple Silicon, else torch."""
+    if requested != "auto":
+        if requested not in ENGINES:
+            raise ValueError(f"unknown engine {requested!r}; choose one of auto, {', '.join(ENGINES)}")
+        return requested
+    if on_apple_silicon() and importlib.util.find_spec("mlx") is not None:
+        return "mlx"
+    return "torch"
+
+
+def load_engine(config: ModelConfig, path: str) -> Engine:
+    """Load the model at local folder ``path`` with the engine ``config.engine`` resolves to.
+
+    Raises:
+        ValueError: unknown engine name.
+        ImportError: the engine's libraries are not installed (e.g. mlx without the ``[mlx]`` extra).
+    """
+    module_name, func_name = ENGINES[resolve_engine_name(config.engine)].split(":")
+    loader = getattr(importlib.import_module(module_name), func_name)
+    return loader(config, path)
