@@ -1,0 +1,95 @@
+"""The error tree. Each error knows its HTTP status and its OpenAI-style type and code; the app's
+exception handlers render it in the wire format of the route that was called (see ``gateway.http_errors``).
+
+    GatewayError (500, api_error)
+    ├── InvalidRequest (400, invalid_request_error)
+    │   └── UnsupportedMediaType (415)
+    ├── AuthenticationFailed (401, invalid_request_error / invalid_api_key)
+    ├── PermissionDenied (403, permission_error)
+    ├── ModelNotFound (404, invalid_request_error / model_not_found)
+    ├── RouteNotFound (404) / MethodNotAllowed (405)
+    ├── PayloadTooLarge (413)
+    ├── Overloaded (429, rate_limit_error, Retry-After)
+    ├── RequestTimeout (408)
+    ├── EngineFailure (500, api_error): a forward pass raised
+    └── NotReady (503, api_error): the model is still loading
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base class: an error with an HTTP status and OpenAI ``type``/``code``/``param`` fields."""
+
+    status = 500
+    type = "api_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Extra response headers (e.g. Retry-After)."""
+        return {}
+
+
+class InvalidRequest(GatewayError):
+    status, type = 400, "invalid_request_error"
+
+
+class UnsupportedMediaType(InvalidRequest):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class AuthenticationFailed(GatewayError):
+    status, type, code = 401, "invalid_request_error", "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    status, type, code = 403, "permission_error", "model_not_allowed"
+
+
+class ModelNotFound(GatewayError):
+    status, type, code = 404, "invalid_request_error", "model_not_found"
+
+
+class RouteNotFound(GatewayError):
+    status, type, code = 404, "invalid_request_error", "not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status, type, code = 405, "invalid_request_error", "method_not_allowed"
+
+
+class PayloadTooLarge(GatewayError):
+    status, type, code = 413, "invalid_request_error", "payload_too_large"
+
+
+class RequestTimeout(GatewayError):
+    status, type, code = 408, "timeout_error", "request_timeout"
+
+
+class Overloaded(GatewayError):
+    status, type, code = 429, "rate_limit_error", "server_overloaded"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class EngineFailure(GatewayError):
+    status, type, code = 500, "api_error", "engine_error"
+
+
+class NotReady(GatewayError):
+    status, type, code = 503, "api_error", "model_not_ready"

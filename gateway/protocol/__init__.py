@@ -1,0 +1,1 @@
+"""Wire formats: one module per external spec, msgspec Structs plus pure converters."""

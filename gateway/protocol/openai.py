@@ -1,0 +1,123 @@
+"""OpenAI embeddings and models wire format.
+
+Spec: https://platform.openai.com/docs/api-reference/embeddings/create and
+https://platform.openai.com/docs/api-reference/models/list; errors as in
+https://platform.openai.com/docs/guides/error-codes.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Literal
+
+import msgspec
+import numpy as np
+
+from gateway.errors import GatewayError, InvalidRequest
+
+# msgspec allows one array type per union, so nested token lists sit inside the one list type.
+EmbeddingInput = str | list[str | int | list[int]]
+
+
+class EmbeddingRequest(msgspec.Struct, kw_only=True):
+    """``POST /v1/embeddings`` body."""
+
+    input: EmbeddingInput
+    model: str
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = None
+    user: str | None = None
+
+
+class EmbeddingData(msgspec.Struct):
+    """One row of the response; ``embedding`` is a float list or base64 of little-endian float32."""
+
+    index: int
+    embedding: list[float] | str
+    object: str = "embedding"
+
+
+class EmbeddingUsage(msgspec.Struct):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingResponse(msgspec.Struct):
+    """``POST /v1/embeddings`` response."""
+
+    data: list[EmbeddingData]
+    model: str
+    usage: EmbeddingUsage
+    object: str = "list"
+
+
+class ModelCard(msgspec.Struct):
+    id: str
+    created: int
+    owned_by: str = "gateway"
+    object: str = "model"
+
+
+class ModelList(msgspec.Struct):
+    """``GET /v1/models`` response."""
+
+    data: list[ModelCard]
+    object: str = "list"
+
+
+def split_input(value: EmbeddingInput) -> tuple[list[str], list[list[int]]]:
+    """Classify ``input`` as texts or token-id lists (exactly one of the two is non-empty).
+
+    Raises:
+        InvalidRequest: empty list, mixed item kinds, or an empty token list (param ``input``).
+    """
+    if isinstance(value, str):
+        return [value], []
+    if not value:
+        raise InvalidRequest("'input' must not be an empty list", param="input")
+    if all(isinstance(item, str) for item in value):
+        return list(value), []
+    if all(isinstance(item, int) for item in value):
+        return [], [list(value)]
+    if all(isinstance(item, list) for item in value):
+        empty = next((i for i, ids in enumerate(value) if not ids), None)
+        if empty is not None:
+            raise InvalidRequest(f"'input[{empty}]' is an empty token list", param="input")
+        return [], list(value)
+    raise InvalidRequest(
+        "'input' must be a string, a list of strings, a list of token ids or a list of token-id lists, "
+        "not a mix of them",
+        param="input",
+    )
+
+
+def encode_rows(vectors: np.ndarray, encoding_format: str) -> list[list[float]] | list[str]:
+    """``(n, dim)`` float32 -> per-row float lists, or base64 of little-endian float32 bytes."""
+    if encoding_format == "base64":
+        little = np.ascontiguousarray(vectors, dtype="<f4")
+        return [base64.b64encode(row.tobytes()).decode("ascii") for row in little]
+    return vectors.tolist()
+
+
+def to_embedding_response(vectors: np.ndarray, encoding_format: str, model: str, tokens: int) -> bytes:
+    """Encode an embeddings response as JSON bytes (rows keep input order)."""
+    rows = encode_rows(vectors, encoding_format)
+    return msgspec.json.encode(
+        EmbeddingResponse(
+            data=[EmbeddingData(i, row) for i, row in enumerate(rows)],
+            model=model,
+            usage=EmbeddingUsage(tokens, tokens),
+        )
+    )
+
+
+def to_model_list(names: list[str], created: int | None = None) -> ModelList:
+    """Every served name and alias as an OpenAI model list."""
+    created = created or int(time.time())
+    return ModelList([ModelCard(id=name, created=created) for name in names])
+
+
+def error_body(error: GatewayError) -> dict:
+    """``{"error": {"message", "type", "param", "code"}}``."""
+    return {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}}

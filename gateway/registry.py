@@ -1,0 +1,148 @@
+"""Served models: name / alias -> ``ServedModel`` (config, engine, runner, tokenizer thread, load state)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+from gateway.batching import Runner
+from gateway.config import ModelConfig, Settings
+from gateway.engines import Engine, load_engine, resolve_engine_name
+from gateway.engines.sources import resolve_model_path
+from gateway.errors import ModelNotFound, NotReady
+
+log = logging.getLogger(__name__)
+LoadState = Literal["loading", "ready", "failed"]
+
+
+@dataclass(eq=False)
+class ServedModel:
+    """One configured model and, once loaded, its engine and runner.
+
+    Tokenization runs on ``tokenizer_thread`` (one thread, because HF tokenizers are not safe to share
+    across threads that change truncation); forward passes run on the runner's thread.
+    """
+
+    config: ModelConfig
+    engine_name: str
+    state: LoadState = "loading"
+    error: str | None = None
+    load_ms: float | None = None
+    engine: Engine | None = None
+    runner: Runner | None = None
+    tokenizer_thread: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="tokenizer")
+    )
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def ready(self) -> tuple[Engine, Runner]:
+        """The engine and runner of a loaded model.
+
+        Raises:
+            NotReady: the model is still loading or failed to load (503).
+        """
+        if self.state != "ready" or self.engine is None or self.runner is None:
+            raise NotReady(f"model {self.name!r} is not ready ({self.state})")
+        return self.engine, self.runner
+
+    async def tokenize(self, func: Callable, *args, **kwargs):
+        """Run an engine tokenization function on this model's tokenizer thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.tokenizer_thread, lambda: func(*args, **kwargs))
+
+
+class Registry:
+    """Routes ``model`` names and aliases to served models.
+
+    Raises on construction:
+        ValueError: two models share a name or alias.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.models: list[ServedModel] = []
+        self._by_name: dict[str, ServedModel] = {}
+        for config in settings.served_models():
+            engine_name = resolve_engine_name(config.engine or settings.engine)
+            served = ServedModel(config, engine_name)
+            self.models.append(served)
+            for name in config.served_names:
+                if name in self._by_name:
+                    raise ValueError(f"model name {name!r} is configured twice")
+                self._by_name[name] = served
+
+    @property
+    def names(self) -> list[str]:
+        """Every served name and alias, in config order."""
+        return list(self._by_name)
+
+    def get(self, name: str) -> ServedModel:
+        """The model served under ``name``.
+
+        Raises:
+            ModelNotFound: no model has that name or alias (404).
+        """
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise ModelNotFound(
+                f"The model '{name}' does not exist. Served models: {', '.join(self.names)}", param="model"
+            ) from None
+
+    @property
+    def all_ready(self) -> bool:
+        """True when every model is loaded and no engine is failing."""
+        return all(m.state == "ready" and m.runner and not m.runner.stats.failing for m in self.models)
+
+    async def load_all(self, on_batch: Callable[[str], Callable] | None = None) -> None:
+        """Load every model off the event loop, then warm it up with one forward pass."""
+        for served in self.models:
+            await self._load(served, on_batch(served.name) if on_batch else None)
+
+    async def _load(self, served: ServedModel, on_batch: Callable | None) -> None:
+        start = time.perf_counter()
+        try:
+            config = served.config.model_copy(update={"engine": served.engine_name})
+            path = await asyncio.to_thread(resolve_model_path, config)
+            engine = await asyncio.to_thread(load_engine, config, path)
+            runner = Runner(
+                engine,
+                batch_tokens=self.settings.batch_tokens,
+                max_queue_tokens=self.settings.max_queue_tokens,
+                on_batch=on_batch,
+            )
+            await _warm_up(served, engine, runner)
+        except Exception as exc:  # noqa: BLE001 - a bad model must not take the server down
+            log.exception("failed to load model %s", served.name)
+            served.state, served.error = "failed", f"{type(exc).__name__}: {exc}"
+            return
+        served.engine, served.runner = engine, runner
+        served.load_ms = (time.perf_counter() - start) * 1000
+        served.state = "ready"
+        log.info("model %s ready on %s/%s in %.0f ms", served.name, engine.spec.engine, engine.spec.device,
+                 served.load_ms)
+
+    async def close(self) -> None:
+        """Stop every runner thread and tokenizer thread (in-flight batches finish)."""
+        for served in self.models:
+            if served.runner:
+                served.runner.stop()
+            served.tokenizer_thread.shutdown(wait=False)
+
+
+async def _warm_up(served: ServedModel, engine: Engine, runner: Runner) -> None:
+    """One real forward pass, so the first request does not pay for lazy initialisation."""
+    loop = asyncio.get_running_loop()
+    if engine.spec.task == "rerank":
+        tokens = await loop.run_in_executor(served.tokenizer_thread, engine.tokenize_pairs, [("warm", "up")])
+        await runner.run("score", tokens)
+    else:
+        tokens = await loop.run_in_executor(served.tokenizer_thread, engine.tokenize, ["warm up"])
+        await runner.run("embed", tokens)

@@ -1,0 +1,57 @@
+"""OpenAI routes: ``POST /v1/embeddings`` (also ``/embeddings``) and ``GET /v1/models``.
+
+Spec: https://platform.openai.com/docs/api-reference/embeddings/create
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from litestar import Response, get, post
+from litestar.datastructures import State
+
+from gateway import service
+from gateway.protocol import openai
+from gateway.protocol.openai import EmbeddingRequest, ModelList
+from gateway.registry import Registry
+from gateway.routes.common import json_only, offload
+from gateway.token_ids import decode_token_ids
+from gateway.errors import InvalidRequest
+
+BIG_RESPONSE_ROWS = 64  # encode larger responses off the event loop
+
+
+@post(["/v1/embeddings", "/embeddings"], before_request=json_only, tags=["OpenAI"], summary="Create embeddings")
+async def create_embeddings(data: EmbeddingRequest, state: State) -> Response[bytes]:
+    """Embed ``input`` with ``model`` (OpenAI wire format; float or base64 rows, Matryoshka ``dimensions``)."""
+    registry: Registry = state.registry
+    texts, token_lists = openai.split_input(data.input)
+    if token_lists:
+        texts = await offload(len(token_lists) > 16, _decode_all, token_lists)
+    result = await service.embed_texts(registry, data.model, texts, dimensions=data.dimensions)
+    body = await offload(
+        len(texts) > BIG_RESPONSE_ROWS,
+        openai.to_embedding_response,
+        result.vectors,
+        data.encoding_format,
+        result.model,
+        result.tokens,
+    )
+    return Response(body, media_type="application/json")
+
+
+def _decode_all(token_lists: list[list[int]]) -> list[str]:
+    """cl100k_base token ids -> texts. Raises InvalidRequest (param ``input``) on an unknown id."""
+    try:
+        return [decode_token_ids(ids) for ids in token_lists]
+    except ValueError as exc:
+        raise InvalidRequest(f"'input' holds an invalid token id: {exc}", param="input") from None
+
+
+@get(["/v1/models", "/models"], tags=["OpenAI"], summary="List models")
+async def list_models(state: State) -> ModelList:
+    """Every served model name and alias, in the OpenAI list shape."""
+    return openai.to_model_list(state.registry.names, state.started_at)
+
+
+ROUTES = [create_embeddings, list_models]

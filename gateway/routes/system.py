@@ -1,0 +1,73 @@
+"""Operational routes: ``GET /health`` (process up, per-model state) and ``GET /ready`` (models loaded)."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+from litestar import Response, get
+from litestar.datastructures import State
+
+from gateway import __version__
+from gateway.registry import Registry, ServedModel
+
+
+class ModelHealth(msgspec.Struct):
+    name: str
+    aliases: list[str]
+    state: str
+    engine: str
+    device: str | None
+    task: str
+    load_ms: float | None
+    last_batch_ms: float | None
+    queued_inputs: int
+    error: str | None
+
+
+class Health(msgspec.Struct):
+    status: str
+    version: str
+    uptime_s: float
+    models: list[ModelHealth]
+
+
+def model_health(served: ServedModel) -> ModelHealth:
+    """One model's load state, engine, device and last batch latency."""
+    runner, engine = served.runner, served.engine
+    error = served.error or (runner.stats.last_error if runner and runner.stats.failing else None)
+    return ModelHealth(
+        name=served.name,
+        aliases=served.config.aliases,
+        state="failing" if runner and runner.stats.failing else served.state,
+        engine=served.engine_name,
+        device=engine.spec.device if engine else None,
+        task=served.config.task,
+        load_ms=served.load_ms,
+        last_batch_ms=runner.stats.last_batch_ms if runner else None,
+        queued_inputs=runner.queued_items if runner else 0,
+        error=error,
+    )
+
+
+@get("/health", tags=["Operations"], summary="Liveness and per-model state")
+async def health(state: State) -> Health:
+    """Always 200 while the process is up; ``status`` is ``ok`` once every model is ready."""
+    registry: Registry = state.registry
+    return Health(
+        status="ok" if registry.all_ready else "degraded",
+        version=__version__,
+        uptime_s=round(time.monotonic() - state.started_monotonic, 3),
+        models=[model_health(m) for m in registry.models],
+    )
+
+
+@get("/ready", tags=["Operations"], summary="Readiness")
+async def ready(state: State) -> Response[dict]:
+    """200 once every model is loaded and warmed up and no engine is failing, else 503."""
+    registry: Registry = state.registry
+    ok = registry.all_ready
+    return Response({"ready": ok}, status_code=200 if ok else 503)
+
+
+ROUTES = [health, ready]

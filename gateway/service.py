@@ -1,0 +1,155 @@
+"""Protocol-neutral embedding logic shared by every embedding route (OpenAI, Cohere, TEI).
+
+Resolves the model, applies limits and prompts, tokenizes off the event loop, runs the model's runner,
+and applies Matryoshka ``dimensions``. Routes convert wire requests to these calls and the results
+back to their wire format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Awaitable, TypeVar
+
+import numpy as np
+
+from gateway.config import Settings
+from gateway.engines import InputTooLong, Tokens
+from gateway.engines.pooling import l2_normalize
+from gateway.errors import InvalidRequest, RequestTimeout
+from gateway.registry import Registry, ServedModel
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Embeddings:
+    """Embedding results in input order.
+
+    Attributes:
+        vectors: ``(n, dim)`` float32 (``dim`` is the requested ``dimensions`` or the native size).
+        tokens: input tokens consumed, in the model's own tokens (after truncation).
+        model: the served name that was requested.
+    """
+
+    vectors: np.ndarray
+    tokens: int
+    model: str
+
+
+def check_inputs(texts: list[str], settings: Settings, param: str = "input") -> None:
+    """Reject an empty list, too many inputs, or an empty string.
+
+    Raises:
+        InvalidRequest: with ``param`` naming the offending field.
+    """
+    if not texts:
+        raise InvalidRequest(f"'{param}' must not be empty", param=param)
+    if len(texts) > settings.max_inputs_per_request:
+        raise InvalidRequest(
+            f"'{param}' has {len(texts)} items; at most {settings.max_inputs_per_request} are allowed",
+            param=param,
+        )
+    empty = next((i for i, text in enumerate(texts) if not text or not text.strip()), None)
+    if empty is not None:
+        raise InvalidRequest(f"'{param}[{empty}]' is empty; every input must contain text", param=param)
+
+
+def check_dimensions(dimensions: int | None, native: int, param: str = "dimensions") -> None:
+    """Validate a Matryoshka size: ``1..native``.
+
+    Raises:
+        InvalidRequest: out of range, with ``param``.
+    """
+    if dimensions is not None and not 1 <= dimensions <= native:
+        raise InvalidRequest(
+            f"'{param}' must be between 1 and {native} for this model, got {dimensions}", param=param
+        )
+
+
+def truncate_dimensions(vectors: np.ndarray, dimensions: int | None) -> np.ndarray:
+    """Matryoshka truncation: keep the first ``dimensions`` columns of ``(n, dim)`` and re-normalize."""
+    if dimensions is None or dimensions == vectors.shape[1]:
+        return vectors
+    return l2_normalize(vectors[:, :dimensions])
+
+
+async def embed_texts(
+    registry: Registry,
+    model_name: str,
+    texts: list[str],
+    *,
+    dimensions: int | None = None,
+    prompt: str | None = None,
+    truncate: bool | None = None,
+    param: str = "input",
+) -> Embeddings:
+    """Embed texts with a served model.
+
+    Args:
+        model_name: served name or alias.
+        texts: non-empty texts.
+        dimensions: Matryoshka size (1..native) or None for the native size.
+        prompt: text prepended to every input (e.g. the model's query instruction).
+        truncate: override the model's truncation policy (True: cut at the limit, False: reject).
+
+    Raises:
+        ModelNotFound (404), NotReady (503), InvalidRequest (400: bad input, too long, wrong model
+        type), Overloaded (429), RequestTimeout (408), EngineFailure (500).
+    """
+    settings = registry.settings
+    served = registry.get(model_name)
+    engine, runner = served.ready()
+    if engine.spec.task != "embed":
+        raise InvalidRequest(f"model '{model_name}' is a reranker and cannot embed", param="model")
+    check_inputs(texts, settings, param)
+    check_dimensions(dimensions, engine.spec.dim)
+    if prompt:
+        texts = [prompt + text for text in texts]
+    tokens = await tokenize(served, texts, truncate, settings, param)
+    vectors = await run_with_timeout(runner.run("embed", tokens), settings)
+    return Embeddings(truncate_dimensions(vectors, dimensions), sum(len(t) for t in tokens), model_name)
+
+
+async def tokenize(
+    served: ServedModel, texts: list[str], truncate: bool | None, settings: Settings, param: str = "input"
+) -> list[Tokens]:
+    """Tokenize texts on the model's tokenizer thread, applying the truncation policy and token limit.
+
+    Raises:
+        InvalidRequest: an input is too long under the ``reject`` policy, or the request exceeds
+            ``max_tokens_per_request``.
+    """
+    if truncate is None:
+        truncate = served.config.truncation == "truncate"
+    try:
+        tokens = await served.tokenize(served.engine.tokenize, texts, truncate=truncate)
+    except InputTooLong as exc:
+        raise InvalidRequest(
+            f"'{param}[{exc.index}]' is {exc.length} tokens long; this model accepts at most {exc.limit}",
+            param=param,
+            code="context_length_exceeded",
+        ) from None
+    check_token_total(sum(len(t) for t in tokens), settings, param)
+    return tokens
+
+
+def check_token_total(total: int, settings: Settings, param: str = "input") -> None:
+    """Raises InvalidRequest when a request holds more than ``max_tokens_per_request`` tokens."""
+    if total > settings.max_tokens_per_request:
+        raise InvalidRequest(
+            f"the request holds {total} tokens; at most {settings.max_tokens_per_request} are allowed",
+            param=param,
+        )
+
+
+async def run_with_timeout(awaitable: Awaitable[T], settings: Settings) -> T:
+    """Await ``awaitable`` for at most ``request_timeout_s``; its queued inputs are dropped on timeout.
+
+    Raises:
+        RequestTimeout: the deadline passed (408).
+    """
+    try:
+        return await asyncio.wait_for(awaitable, settings.request_timeout_s)
+    except TimeoutError:
+        raise RequestTimeout(f"the request did not finish within {settings.request_timeout_s:g} s") from None
