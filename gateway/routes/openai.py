@@ -5,7 +5,6 @@ Spec: https://platform.openai.com/docs/api-reference/embeddings/create
 
 from __future__ import annotations
 
-import asyncio
 
 from litestar import Response, get, post
 from litestar.datastructures import State

