@@ -11,10 +11,15 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
 from gateway import __version__
+from gateway.auth import cors_config, make_guards
 from gateway.config import Settings
 from gateway.http_errors import EXCEPTION_HANDLERS
+from gateway.metrics import Metrics
+from gateway.middleware import observe_requests
 from gateway.registry import Registry
+from gateway.routes import metrics as metrics_routes
 from gateway.routes import openai as openai_routes
+from gateway.routes import rerank as rerank_routes
 from gateway.routes import system as system_routes
 from gateway.token_ids import seed_tiktoken_cache
 
@@ -26,25 +31,31 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
         registry: a prepared registry (tests inject fake engines); default: one built from ``settings``.
     """
     registry = registry or Registry(settings)
+    metrics = Metrics(registry)
     seed_tiktoken_cache()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         import asyncio
 
-        loading = asyncio.create_task(registry.load_all())
+        loading = asyncio.create_task(registry.load_all(on_batch=metrics.batch_observer))
         try:
             yield
         finally:
             loading.cancel()
             await registry.close()
 
-    return Litestar(
-        route_handlers=[*openai_routes.ROUTES, *system_routes.ROUTES],
+    app = Litestar(
+        route_handlers=[*openai_routes.ROUTES, *rerank_routes.ROUTES, *system_routes.ROUTES,
+                        *metrics_routes.ROUTES],
         state=State({"registry": registry, "settings": settings, "started_at": int(time.time()),
-                     "started_monotonic": time.monotonic()}),
+                     "started_monotonic": time.monotonic(), "metrics": metrics}),
+        guards=make_guards(settings, [m.config for m in registry.models]),
+        cors_config=cors_config(settings),
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="gateway", version=__version__, path="/schema"),
     )
+    observe_requests(app, metrics)  # request ids, X-Process-Time, access log, request metrics
+    return app

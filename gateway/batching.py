@@ -20,6 +20,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from gateway import request_context
 from gateway.engines import Engine, Tokens
 from gateway.errors import EngineFailure, Overloaded
 
@@ -162,6 +163,7 @@ class Runner:
             self._pending.extend(_Item(job, i, t, next(self._seq)) for i, t in enumerate(inputs))
             self._queued_tokens += tokens
             self._cond.notify()
+        request_context.count_work(len(inputs), tokens)  # for the request's log line and metrics
         try:
             return await job.future
         except asyncio.CancelledError:

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -66,6 +66,20 @@ class ModelConfig(BaseModel):
         return [self.name, *self.aliases]
 
 
+class ApiKey(BaseModel):
+    """One API key (``[[api_keys]]`` in the TOML file; ``GATEWAY_API_KEYS`` gives unrestricted ones).
+
+    Attributes:
+        key: the secret clients send as ``Authorization: Bearer <key>``; never logged or printed.
+        name: a label for logs (default ``key-<n>``, its position in the list).
+        models: served names or aliases this key may use; None (the default) allows every model.
+    """
+
+    key: SecretStr = Field(min_length=1)
+    name: str | None = None
+    models: list[str] | None = None
+
+
 class Settings(BaseSettings):
     """Server settings (see the module docstring for where each value comes from)."""
 
@@ -89,14 +103,15 @@ class Settings(BaseSettings):
     max_tokens_per_request: int = Field(default=2_000_000, gt=0)
     max_rerank_documents: int = Field(default=10_000, gt=0)
     request_timeout_s: float = Field(default=300.0, gt=0)
+    shutdown_timeout_s: float = Field(default=30.0, ge=0)  # SIGTERM: wait this long for in-flight requests
 
     # Batching
     batch_tokens: int = Field(default=16384, gt=0)  # padded tokens per forward pass
     max_queue_tokens: int = Field(default=4_000_000, gt=0)  # queued tokens per model before 429
 
     # Security
-    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    metrics_api_key: str | None = None
+    api_keys: Annotated[list[ApiKey], NoDecode] = Field(default_factory=list)
+    metrics_api_key: SecretStr | None = None
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
@@ -105,9 +120,11 @@ class Settings(BaseSettings):
 
     @field_validator("api_keys", "allowed_origins", "allowed_hosts", mode="before")
     @classmethod
-    def _split_commas(cls, value: object) -> object:
+    def _split_commas(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if info.field_name == "api_keys" and isinstance(value, list):  # bare strings: unrestricted keys
+            return [{"key": item} if isinstance(item, str) else item for item in value]
         return value
 
     @classmethod

@@ -50,6 +50,10 @@ class UnsupportedMediaType(InvalidRequest):
 class AuthenticationFailed(GatewayError):
     status, type, code = 401, "invalid_request_error", "invalid_api_key"
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}  # RFC 6750 section 3: the scheme the client must use
+
 
 class PermissionDenied(GatewayError):
     status, type, code = 403, "permission_error", "model_not_allowed"

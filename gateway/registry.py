@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
+from gateway import request_context
 from gateway.batching import Runner
 from gateway.config import ModelConfig, Settings
 from gateway.engines import Engine, load_engine, resolve_engine_name
@@ -88,13 +89,15 @@ class Registry:
 
         Raises:
             ModelNotFound: no model has that name or alias (404).
+            PermissionDenied: the request's API key may not use this model (403).
         """
-        try:
-            return self._by_name[name]
-        except KeyError:
-            raise ModelNotFound(
-                f"The model '{name}' does not exist. Served models: {', '.join(self.names)}", param="model"
-            ) from None
+        served = self._by_name.get(name)
+        if served is None:
+            visible = ", ".join(request_context.visible_names(self.names))  # only those the key may use
+            raise ModelNotFound(f"The model '{name}' does not exist. Served models: {visible}", param="model")
+        request_context.authorize_model(name, served.config.served_names)
+        request_context.note_model(served.name)
+        return served
 
     @property
     def all_ready(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from litestar import Response, get, post
 from litestar.datastructures import State
 
-from gateway import service
+from gateway import request_context, service
 from gateway.protocol import openai
 from gateway.protocol.openai import EmbeddingRequest, ModelList
 from gateway.registry import Registry
@@ -49,8 +49,8 @@ def _decode_all(token_lists: list[list[int]]) -> list[str]:
 
 @get(["/v1/models", "/models"], tags=["OpenAI"], summary="List models")
 async def list_models(state: State) -> ModelList:
-    """Every served model name and alias, in the OpenAI list shape."""
-    return openai.to_model_list(state.registry.names, state.started_at)
+    """Every served model name and alias the caller's API key may use, in the OpenAI list shape."""
+    return openai.to_model_list(request_context.visible_names(state.registry.names), state.started_at)
 
 
 ROUTES = [create_embeddings, list_models]

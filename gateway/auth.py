@@ -1,0 +1,178 @@
+"""API keys and trusted hosts, checked by app-level Litestar guards on every route.
+
+Guards run after routing and before the handler reads the body, so an unauthenticated client never
+makes the server buffer a large body, and their errors render in the called route's wire format
+(``openai.AuthenticationError`` on OpenAI routes, ``{"message"}`` on Cohere routes, ...).
+
+- With API keys configured, every route but ``/health`` and ``/ready`` (the OpenAPI docs included)
+  needs ``Authorization: Bearer <key>``: missing or wrong -> 401. ``/metrics`` needs
+  ``metrics_api_key`` instead when that is set.
+- A key limited to some models gets 403 for the others: the guard stores the key's models in the
+  request context and ``Registry.get`` checks them once the body names a model.
+- Keys are compared as SHA-256 digests with ``hmac.compare_digest`` against every key, so neither the
+  match position nor the key length shows in the timing; keys are never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from urllib.parse import urlsplit
+
+from litestar.config.cors import CORSConfig
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+
+from gateway import request_context
+from gateway.config import ApiKey, ModelConfig, Settings
+from gateway.errors import AuthenticationFailed, InvalidRequest
+
+log = logging.getLogger(__name__)
+
+PUBLIC_PATHS = frozenset({"/health", "/ready"})
+METRICS_PATH = "/metrics"
+MISSING_KEY = ("You didn't provide an API key. Send it in the Authorization header using Bearer auth "
+               "(Authorization: Bearer YOUR_KEY).")
+WRONG_KEY = "Incorrect API key provided."
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    digest: bytes
+    label: str
+    models: frozenset[str] | None  # every served name and alias the key may use; None: all
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def _allowed_names(wanted: list[str] | None, models: list[ModelConfig]) -> frozenset[str] | None:
+    """Expand a key's model list to every name and alias of those models.
+
+    Raises:
+        ValueError: a listed name is not served (a typo would otherwise lock the key out silently).
+    """
+    if wanted is None:
+        return None
+    allowed: set[str] = set()
+    for name in wanted:
+        model = next((m for m in models if name in m.served_names), None)
+        if model is None:
+            raise ValueError(f"an API key lists the model {name!r}, which is not served")
+        allowed.update(model.served_names)
+    return frozenset(allowed)
+
+
+class KeyRing:
+    """A set of API keys, matched in constant time."""
+
+    def __init__(self, keys: list[ApiKey], models: list[ModelConfig]) -> None:
+        self._keys = [
+            _Key(_digest(k.key.get_secret_value()), k.name or f"key-{i}", _allowed_names(k.models, models))
+            for i, k in enumerate(keys, start=1)
+        ]
+
+    def __bool__(self) -> bool:
+        return bool(self._keys)
+
+    def match(self, presented: str) -> _Key | None:
+        """The key equal to ``presented``, comparing against every key whatever matches first."""
+        digest, found = _digest(presented), None
+        for key in self._keys:
+            if hmac.compare_digest(digest, key.digest) and found is None:
+                found = key
+        return found
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The credential of an ``Authorization: Bearer <token>`` header (scheme case-insensitive)."""
+    scheme, _, token = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class ApiKeyGuard:
+    """Litestar guard: 401 without a valid key; records the key's label and models for the request.
+
+    Raises on construction:
+        ValueError: a key lists a model that is not served.
+    """
+
+    def __init__(self, settings: Settings, models: list[ModelConfig]) -> None:
+        self.keys = KeyRing(settings.api_keys, models)
+        metrics_key = settings.metrics_api_key
+        self.metrics_keys = KeyRing(
+            [ApiKey(key=metrics_key, name="metrics")] if metrics_key and metrics_key.get_secret_value() else [],
+            models,
+        )
+
+    def __call__(self, connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        path = connection.scope["path"].rstrip("/") or "/"
+        if connection.scope["method"] == "OPTIONS" or path in PUBLIC_PATHS:
+            return
+        ring = self.metrics_keys if path == METRICS_PATH and self.metrics_keys else self.keys
+        if not ring:
+            return
+        presented = bearer_token(connection.headers.get("authorization"))
+        key = ring.match(presented) if presented else None
+        if key is None:
+            raise AuthenticationFailed(MISSING_KEY if presented is None else WRONG_KEY)
+        info = request_context.current() or request_context.start("")
+        info.api_key, info.allowed_models = key.label, key.models
+
+
+class HostGuard:
+    """Litestar guard: 400 (in the route's error shape) when the Host header is not trusted.
+
+    Args:
+        patterns: host names, ``*.example.com`` wildcards, or ``*``; ports are ignored.
+    """
+
+    def __init__(self, patterns: list[str]) -> None:
+        self.patterns = [p.lower() for p in patterns]
+
+    def __call__(self, connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        host = connection.headers.get("host", "")
+        try:
+            hostname = urlsplit(f"//{host}").hostname or ""  # drops the port and IPv6 brackets
+        except ValueError:
+            hostname = ""
+        if not any(fnmatchcase(hostname, pattern) for pattern in self.patterns):
+            raise InvalidRequest(f"Invalid host header {host[:100]!r}: this host is not allowed.",
+                                 code="invalid_host")
+
+
+def make_guards(settings: Settings, models: list[ModelConfig]) -> list:
+    """The app-level guards for ``settings``, and a start-up line saying how the server is protected.
+
+    Args:
+        models: the served models (a key's ``models`` may name any of their names or aliases).
+
+    Raises:
+        ValueError: a key lists a model that is not served.
+    """
+    keys = ApiKeyGuard(settings, models)
+    if not keys.keys:
+        log.warning("No API keys configured (GATEWAY_API_KEYS or [[api_keys]]): every route is open to "
+                    "anyone who can reach this server")
+    else:
+        log.info("API keys required on every route but /health and /ready (%d keys)", len(settings.api_keys))
+    return [HostGuard(settings.allowed_hosts), keys] if settings.allowed_hosts else [keys]
+
+
+def cors_config(settings: Settings) -> CORSConfig | None:
+    """Browser access from ``allowed_origins`` (``*``: any); None keeps CORS off (same-origin only)."""
+    if not settings.allowed_origins:
+        return None
+    return CORSConfig(
+        allow_origins=settings.allowed_origins,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "X-Process-Time"],
+        max_age=600,
+    )

@@ -1,0 +1,172 @@
+"""MLX engine (Apple Silicon GPU; also runs on CPU with ``mlx[cpu]``): the ``Engine`` interface on MLX models.
+
+Families (see ``mlx_models``): encoder embedders and cross-encoders (BERT, XLM-RoBERTa, ModernBERT)
+on mlx-embeddings; decoder embedders (Qwen3-Embedding, plain or MLX-quantized) and the Qwen3-Reranker
+on mlx-lm. Tokenization uses the folder's Hugging Face tokenizer, like the torch engine, so both
+engines feed identical token ids. Pooling and normalization follow the folder's sentence-transformers
+pipeline (``mlx_folder``), overridable by ``ModelConfig.pooling`` / ``normalize``.
+
+Threading: MLX 0.32 gives every thread its own default stream, so the runner thread may run forward
+passes on a model loaded by another thread. Each call evaluates its result and returns numpy, so no
+lazy graph crosses threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import mlx.core as mx
+import numpy as np
+from transformers import AutoTokenizer
+
+from gateway.config import ModelConfig
+from gateway.engines import Engine, ModelSpec, Tokens
+from gateway.engines.mlx_folder import FolderInfo, read_folder
+from gateway.engines.mlx_models import decoder_lm_logits, is_encoder, load_decoder, load_encoder, pool
+from gateway.engines.mlx_tokenize import Qwen3RerankPrompt, encode, split_text
+from gateway.engines.pooling import l2_normalize
+
+log = logging.getLogger(__name__)
+
+MEMORY_FRACTION_ENV = "GATEWAY_MLX_MEMORY_FRACTION"
+CLEAR_CACHE_TOKENS = 16384  # padded tokens in a batch from which we hand MLX's buffer cache back
+
+
+def device_name() -> str:
+    """``gpu`` or ``cpu``: where MLX runs forward passes by default."""
+    return "gpu" if mx.default_device().type == mx.DeviceType.gpu else "cpu"
+
+
+def apply_memory_fraction(fraction: float | None) -> None:
+    """Cap MLX's memory at ``fraction`` of the GPU's memory; a no-op on CPU or when ``fraction`` is None."""
+    total = mx.device_info().get("memory_size") if fraction and device_name() == "gpu" else None
+    if total:
+        mx.set_memory_limit(int(total * fraction))
+        log.info("MLX memory limit set to %.1f GiB", total * fraction / 2**30)
+
+
+def is_qwen3_reranker(config: ModelConfig, hf_config: dict) -> bool:
+    """A rerank model that is a Qwen3 causal LM scores with the Qwen3-Reranker yes/no prompt."""
+    return config.task == "rerank" and "Qwen3ForCausalLM" in (hf_config.get("architectures") or [])
+
+
+def max_tokens_of(config: ModelConfig, folder: FolderInfo, tokenizer) -> int:
+    """The input limit: the folder's ``max_seq_length``, else the tokenizer's capped at the model's positions
+    (as sentence-transformers does), then capped by ``config.max_tokens``."""
+    limit = folder.max_seq_length or tokenizer.model_max_length
+    positions = folder.hf_config.get("max_position_embeddings")
+    if folder.max_seq_length is None and positions and positions > 0:
+        limit = min(limit, positions)
+    return min(config.max_tokens or limit, limit)
+
+
+class MlxEngine:
+    """An MLX embedder or reranker behind the ``Engine`` interface (see the module docstring)."""
+
+    def __init__(self, config: ModelConfig, path: str) -> None:
+        folder = read_folder(path, pipeline=config.task == "embed")
+        hf_config = folder.hf_config
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self._encoder = is_encoder(hf_config)
+        self._rerank_prompt = Qwen3RerankPrompt(self.tokenizer) if is_qwen3_reranker(config, hf_config) else None
+        if self._encoder:
+            self.model = load_encoder(path, hf_config, config.task)
+        elif config.task == "embed" or self._rerank_prompt:
+            self.model = load_decoder(path, keep_lm_head=config.task == "rerank")
+        else:
+            raise ValueError(f"the MLX engine has no cross-encoder for {hf_config.get('architectures')}")
+        default_pooling, default_normalize = ("mean", False) if self._encoder else ("last", True)
+        embeds = config.task == "embed"
+        normalize = config.normalize if config.normalize is not None else folder.normalize
+        self.spec = ModelSpec(
+            name=config.name,
+            task=config.task,
+            max_tokens=max_tokens_of(config, folder, self.tokenizer),
+            dim=int(hf_config["hidden_size"]) if embeds else 0,
+            engine="mlx",
+            device=device_name(),
+            pooling=(config.pooling or folder.pooling or default_pooling) if embeds else "none",
+            normalize=(default_normalize if normalize is None else normalize) if embeds else False,
+            prompts=folder.prompts,
+        )
+
+    # -- tokenization (tokenizer thread) -------------------------------------------------------
+
+    def tokenize(self, texts: list[str], *, truncate: bool = True) -> list[Tokens]:
+        """See ``Engine.tokenize``."""
+        return encode(self.tokenizer, {"text": texts}, self.spec.max_tokens, truncate)
+
+    def tokenize_pairs(self, pairs: list[tuple[str, str]], *, truncate: bool = True) -> list[Tokens]:
+        """See ``Engine.tokenize_pairs``; Qwen3 rerankers get their official yes/no prompt."""
+        if self._rerank_prompt:
+            return self._rerank_prompt.tokenize_pairs(pairs, self.spec.max_tokens, truncate)
+        inputs = {"text": [q for q, _ in pairs], "text_pair": [d for _, d in pairs]}
+        return encode(self.tokenizer, inputs, self.spec.max_tokens, truncate)
+
+    def split_text(self, text: str, max_tokens: int) -> list[str]:
+        """See ``Engine.split_text``."""
+        return split_text(self.tokenizer, text, max_tokens)
+
+    # -- forward passes (runner thread) ---------------------------------------------------------
+
+    def _arrays(self, batch: list[Tokens]) -> tuple[mx.array, mx.array, mx.array | None, mx.array]:
+        """Right-pad a batch: ids ``(n, L)`` int32, mask ``(n, L)`` float32, type ids or None, last index ``(n,)``."""
+        width = max(len(t) for t in batch)
+        ids = np.full((len(batch), width), self._pad_id, dtype=np.int32)
+        mask = np.zeros((len(batch), width), dtype=np.float32)
+        types = np.zeros((len(batch), width), dtype=np.int32) if batch[0].type_ids is not None else None
+        for row, tokens in enumerate(batch):
+            ids[row, : len(tokens)], mask[row, : len(tokens)] = tokens.ids, 1
+            if types is not None and tokens.type_ids is not None:
+                types[row, : len(tokens)] = tokens.type_ids
+        last = np.array([len(t) - 1 for t in batch], dtype=np.int32)
+        return mx.array(ids), mx.array(mask), None if types is None else mx.array(types), mx.array(last)
+
+    def _to_numpy(self, result: mx.array, padded_tokens: int) -> np.ndarray:
+        """Evaluate ``result`` here (never hand a lazy graph out) as float32 numpy; trim the cache after big batches."""
+        mx.eval(result)
+        out = np.array(result.astype(mx.float32))
+        if padded_tokens >= CLEAR_CACHE_TOKENS:
+            mx.clear_cache()
+        return out
+
+    def embed(self, batch: list[Tokens]) -> np.ndarray:
+        """See ``Engine.embed``: ``(n, dim)`` float32."""
+        ids, mask, types, last = self._arrays(batch)
+        if self._encoder:
+            hidden = self.model.hidden_states(ids, mask, types)
+        else:
+            hidden = self.model.model(ids)  # final normed states, before the LM head
+        out = self._to_numpy(pool(hidden, mask, last, self.spec.pooling), ids.size)
+        return l2_normalize(out) if self.spec.normalize else out
+
+    def score(self, batch: list[Tokens]) -> np.ndarray:
+        """See ``Engine.score``: ``(n,)`` float32 raw logits (first label; Qwen3: logit(yes) - logit(no))."""
+        ids, mask, types, last = self._arrays(batch)
+        if self._encoder:
+            scores = self.model.class_logits(ids, mask, types)[:, 0]
+        else:
+            hidden = self.model.model(ids)[mx.arange(len(batch)), last]
+            logits = decoder_lm_logits(self.model, hidden).astype(mx.float32)
+            scores = logits[:, self._rerank_prompt.yes_id] - logits[:, self._rerank_prompt.no_id]
+        return self._to_numpy(scores, ids.size)
+
+
+def load_mlx_engine(config: ModelConfig, path: str, memory_fraction: float | None = None) -> Engine:
+    """Load ``path`` as an MLX model (see ``MlxEngine``).
+
+    Args:
+        config: the model's configuration.
+        path: local model folder.
+        memory_fraction: cap on MLX GPU memory as a fraction of the device's; default: the
+            ``GATEWAY_MLX_MEMORY_FRACTION`` environment variable, else no cap.
+
+    Raises:
+        ValueError: the folder's architecture or pipeline is one the MLX engine does not run.
+    """
+    if memory_fraction is None and os.environ.get(MEMORY_FRACTION_ENV):
+        memory_fraction = float(os.environ[MEMORY_FRACTION_ENV])
+    apply_memory_fraction(memory_fraction)
+    return MlxEngine(config, path)

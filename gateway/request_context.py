@@ -1,0 +1,85 @@
+"""What the current request is doing, for its log line, its metrics and its API key's model limits.
+
+``RequestObserver`` (``gateway.middleware``) opens one ``RequestInfo`` per HTTP request in a context
+variable; the deeper layers fill it in without any handler passing it along: the API key guard stores
+the key's name and allowed models, ``Registry.get`` the model, ``Runner.run`` the inputs and tokens.
+Context variables follow the request's task into ``asyncio.wait_for`` and worker threads
+(``asyncio.to_thread`` copies the context), and the object is shared, so what they add is seen here.
+Outside a request (warm-up, tests without a server) every function is a no-op.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from gateway.errors import PermissionDenied
+
+
+@dataclass(eq=False, slots=True)
+class RequestInfo:
+    """One request's facts (never its body or credentials).
+
+    Attributes:
+        request_id: from ``X-Request-ID`` or generated.
+        model: canonical name of the model the request resolved to.
+        inputs: sequences sent to the model (texts, or query-document pairs / chunks).
+        tokens: model tokens those sequences held.
+        api_key: the label of the key that authenticated the request (its ``name`` or ``key-<n>``).
+        allowed_models: served names the key may use; None means every model.
+    """
+
+    request_id: str = ""
+    model: str | None = None
+    inputs: int | None = None
+    tokens: int | None = None
+    api_key: str | None = None
+    allowed_models: frozenset[str] | None = None
+
+
+_current: ContextVar[RequestInfo | None] = ContextVar("gateway_request", default=None)
+
+
+def start(request_id: str) -> RequestInfo:
+    """Open the record of a new request in the current context (called once per request)."""
+    info = RequestInfo(request_id)
+    _current.set(info)
+    return info
+
+
+def current() -> RequestInfo | None:
+    """The record of the request being served, or None outside a request."""
+    return _current.get()
+
+
+def note_model(name: str) -> None:
+    """Record the model the request resolved to (its canonical name: a bounded metrics label)."""
+    if info := _current.get():
+        info.model = name
+
+
+def count_work(inputs: int, tokens: int) -> None:
+    """Add sequences and tokens sent to a model (a request may run several batches of work)."""
+    if info := _current.get():
+        info.inputs = (info.inputs or 0) + inputs
+        info.tokens = (info.tokens or 0) + tokens
+
+
+def visible_names(names: list[str]) -> list[str]:
+    """The served names the current API key may use, in order (all of them when unrestricted)."""
+    info = _current.get()
+    if info is None or info.allowed_models is None:
+        return names
+    return [name for name in names if name in info.allowed_models]
+
+
+def authorize_model(requested: str, served_names: list[str]) -> None:
+    """Check the current API key may use a model, by any of its names or aliases.
+
+    Raises:
+        PermissionDenied: the key is limited to other models (403).
+    """
+    info = _current.get()
+    if info is None or info.allowed_models is None or info.allowed_models.intersection(served_names):
+        return
+    raise PermissionDenied(f"This API key is not allowed to use the model '{requested}'.", param="model")

@@ -1,0 +1,155 @@
+"""Protocol-neutral reranking shared by every rerank route (Cohere v1/v2, Jina, TEI).
+
+Two kinds of model rerank:
+
+- cross-encoders (``task = "rerank"``) score each ``(query, chunk)`` pair; the raw score is the model's
+  logit and ``relevance_score = sigmoid(logit)``, as Cohere, Jina and TEI report it;
+- every embedding model reranks as a bi-encoder: the query (with the model's query prompt) and the
+  chunks (with its document prompt) are embedded, the raw score is their cosine and
+  ``relevance_score = (cosine + 1) / 2``, a monotone map of [-1, 1] onto [0, 1] that keeps the order.
+
+Long documents are split at the model's limit (less the query and special tokens for cross-encoders,
+less the document prompt for bi-encoders, or ``max_tokens_per_doc`` when smaller); at most
+``max_chunks_per_doc`` chunks are scored and a document scores as its best chunk, as Cohere does
+(https://docs.cohere.com/docs/reranking-best-practices). The chunking and tokenizing run on the
+model's tokenizer thread; see ``gateway.rerank_inputs``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from gateway.config import Settings
+from gateway.engines.pooling import l2_normalize
+from gateway.errors import InvalidRequest
+from gateway.registry import Registry
+from gateway.rerank_inputs import Overflow, RerankInputs, prepare_inputs
+from gateway.service import check_token_total, run_with_timeout
+
+DOCUMENTS_PER_SEARCH_UNIT = 100  # Cohere bills one search unit per query and 100 documents (chunks)
+
+
+@dataclass(slots=True)
+class RankedDocument:
+    """One document's score.
+
+    Attributes:
+        index: position in the request's document list.
+        relevance_score: in [0, 1]: sigmoid of the logit, or (cosine + 1) / 2 for bi-encoders.
+        raw_score: the logit (cross-encoder) or the cosine (bi-encoder) of the best chunk.
+    """
+
+    index: int
+    relevance_score: float
+    raw_score: float
+
+
+@dataclass(slots=True)
+class Reranked:
+    """Rerank results, sorted by ``relevance_score`` descending (ties keep input order), cut to ``top_n``.
+
+    Attributes:
+        tokens: model tokens processed (query and every chunk, special tokens included).
+        chunks: chunks scored over all documents.
+        model: the served name used.
+    """
+
+    results: list[RankedDocument]
+    tokens: int
+    chunks: int
+    model: str
+
+    @property
+    def search_units(self) -> int:
+        """Cohere's billing unit: one per started block of 100 scored chunks."""
+        return max(1, math.ceil(self.chunks / DOCUMENTS_PER_SEARCH_UNIT))
+
+
+def default_rerank_model(registry: Registry) -> str:
+    """The model used when a request names none: the first cross-encoder, else the first model."""
+    cross = [m for m in registry.models if m.config.task == "rerank"]
+    return (cross or registry.models)[0].name
+
+
+def check_rerank_request(query: str, documents: list[str], top_n: int | None, settings: Settings, *,
+                         max_chunks_per_doc: int | None = None, max_tokens_per_doc: int | None = None,
+                         param: str = "documents") -> None:
+    """Reject an empty query or document list, too many documents, and non-positive limits.
+
+    Raises:
+        InvalidRequest: 400, with ``param`` naming the offending field.
+    """
+    if not query or not query.strip():
+        raise InvalidRequest("'query' must not be empty", param="query")
+    if not documents:
+        raise InvalidRequest(f"'{param}' must not be empty", param=param)
+    if len(documents) > settings.max_rerank_documents:
+        raise InvalidRequest(f"'{param}' has {len(documents)} items; at most "
+                             f"{settings.max_rerank_documents} are allowed", param=param)
+    limits = {"top_n": top_n, "max_chunks_per_doc": max_chunks_per_doc, "max_tokens_per_doc": max_tokens_per_doc}
+    for name, value in limits.items():
+        if value is not None and value <= 0:
+            raise InvalidRequest(f"'{name}' must be a positive integer, got {value}", param=name)
+
+
+async def rerank(
+    registry: Registry,
+    model_name: str | None,
+    query: str,
+    documents: list[str],
+    *,
+    top_n: int | None = None,
+    max_chunks_per_doc: int | None = None,
+    max_tokens_per_doc: int | None = None,
+    overflow: Overflow = "chunk",
+    param: str = "documents",
+) -> Reranked:
+    """Score ``documents`` against ``query`` and rank them.
+
+    Args:
+        model_name: served name or alias; None picks ``default_rerank_model``.
+        top_n: keep the best ``top_n`` (None, or more than the document count: all).
+        max_chunks_per_doc: chunks scored per long document (default 10).
+        max_tokens_per_doc: chunk size cap in model tokens.
+        overflow: what long documents get: ``chunk`` (best chunk wins), ``truncate`` (keep the start),
+            ``truncate_left`` (keep the end) or ``reject`` (400).
+        param: the request field holding the documents, named in errors.
+
+    Raises:
+        ModelNotFound (404), NotReady (503), InvalidRequest (400), Overloaded (429), RequestTimeout (408),
+        EngineFailure (500).
+    """
+    settings = registry.settings
+    served = registry.get(model_name or default_rerank_model(registry))
+    engine, runner = served.ready()
+    check_rerank_request(query, documents, top_n, settings, max_chunks_per_doc=max_chunks_per_doc,
+                         max_tokens_per_doc=max_tokens_per_doc, param=param)
+    inputs: RerankInputs = await served.tokenize(
+        prepare_inputs, engine, served.config, query, documents, overflow=overflow,
+        max_chunks_per_doc=max_chunks_per_doc, max_tokens_per_doc=max_tokens_per_doc, param=param,
+    )
+    check_token_total(inputs.tokens, settings, param)
+    if inputs.cross_encoder:
+        raw = await run_with_timeout(runner.run("score", inputs.batch), settings)
+    else:
+        vectors = await run_with_timeout(runner.run("embed", inputs.batch), settings)
+        raw = cosine_to_first(vectors)
+    best = np.maximum.reduceat(raw.astype(np.float64), inputs.first_chunk)
+    relevance = sigmoid(best) if inputs.cross_encoder else np.clip((best + 1) / 2, 0.0, 1.0)
+    order = np.argsort(-relevance, kind="stable")[:top_n]
+    results = [RankedDocument(int(i), float(relevance[i]), float(best[i])) for i in order]
+    return Reranked(results, inputs.tokens, len(raw), model_name or served.name)
+
+
+def cosine_to_first(vectors: np.ndarray) -> np.ndarray:
+    """``(n + 1, dim)`` float32, query first -> ``(n,)`` cosine of each following row with the query."""
+    unit = l2_normalize(vectors.astype(np.float32))
+    return unit[1:] @ unit[0]
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Logistic function, stable for large negative logits."""
+    return 0.5 * (1.0 + np.tanh(0.5 * logits))

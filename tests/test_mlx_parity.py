@@ -1,0 +1,211 @@
+"""The MLX engine computes what the reference (sentence-transformers / transformers on torch) computes.
+
+Runs on Linux with ``mlx[cpu]``: real all-MiniLM-L6-v2 weights, plus tiny random models built
+offline (``tests/tiny_models.py``) for the Qwen3 embedder, a BERT cross-encoder, a Qwen3 reranker and
+MLX-quantized copies. MLX on a Linux CPU is slow, so inputs are few and short.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mlx.core")
+pytest.importorskip("mlx_lm")
+pytest.importorskip("mlx_embeddings")
+
+import torch  # noqa: E402
+from sentence_transformers import CrossEncoder, SentenceTransformer  # noqa: E402
+from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+
+from gateway.config import ModelConfig  # noqa: E402
+from gateway.engines import Engine, InputTooLong, load_engine  # noqa: E402
+from gateway.engines.mlx_tokenize import Qwen3RerankPrompt  # noqa: E402
+from tests import tiny_models  # noqa: E402
+
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "MLX runs on Apple silicon.",
+    "A much longer passage about embeddings, rerankers and local inference servers. " * 30,  # > 256 tokens
+    "ok",
+]
+PAIRS = [
+    ("what is mlx?", "MLX is an array framework for machine learning on Apple silicon."),
+    ("capital of france", "Paris is the capital and largest city of France."),
+    ("capital of france", "Bananas are rich in potassium. " * 10),
+    ("short", "x"),
+]
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of two ``(n, dim)`` arrays."""
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def engine(path: Path, name: str, task: str = "embed", **overrides) -> Engine:
+    """Load ``path`` with engine ``name`` (``mlx`` or ``torch``)."""
+    return load_engine(ModelConfig(name=path.name, engine=name, task=task, **overrides), str(path))
+
+
+@pytest.fixture(scope="module")
+def minilm() -> Path:
+    return tiny_models.minilm_dir()
+
+
+@pytest.fixture(scope="module")
+def minilm_mlx(minilm: Path) -> Engine:
+    return engine(minilm, "mlx")
+
+
+@pytest.fixture(scope="module")
+def qwen3_embedder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_models.build_tiny_qwen3_embedder(tmp_path_factory.mktemp("qwen3-embedder"))
+
+
+@pytest.fixture(scope="module")
+def qwen3_mlx(qwen3_embedder: Path) -> Engine:
+    return engine(qwen3_embedder, "mlx")
+
+
+@pytest.fixture(scope="module")
+def cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_models.build_tiny_cross_encoder(tmp_path_factory.mktemp("cross-encoder"))
+
+
+@pytest.fixture(scope="module")
+def qwen3_reranker(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_models.build_tiny_qwen3_reranker(tmp_path_factory.mktemp("qwen3-reranker"))
+
+
+# -- encoder embedder: all-MiniLM-L6-v2 --------------------------------------------------------------
+
+
+def test_minilm_spec_and_tokens_match_torch(minilm: Path, minilm_mlx: Engine) -> None:
+    torch_engine = engine(minilm, "torch")
+    spec = minilm_mlx.spec
+    assert (spec.engine, spec.device, spec.dim, spec.max_tokens) == ("mlx", "cpu", 384, 256)
+    assert (spec.pooling, spec.normalize) == (torch_engine.spec.pooling, torch_engine.spec.normalize)
+    assert minilm_mlx.tokenize(TEXTS) == torch_engine.tokenize(TEXTS)
+    assert minilm_mlx.tokenize_pairs(PAIRS) == torch_engine.tokenize_pairs(PAIRS)
+    assert minilm_mlx.split_text(TEXTS[2], 50) == torch_engine.split_text(TEXTS[2], 50)
+
+
+def test_minilm_rejects_long_input_when_not_truncating(minilm_mlx: Engine) -> None:
+    with pytest.raises(InputTooLong) as err:
+        minilm_mlx.tokenize(TEXTS, truncate=False)
+    assert (err.value.index, err.value.limit) == (2, 256)
+
+
+def test_minilm_matches_sentence_transformers(minilm: Path, minilm_mlx: Engine) -> None:
+    reference = SentenceTransformer(str(minilm), device="cpu", local_files_only=True).encode(TEXTS)
+    tokens = minilm_mlx.tokenize(TEXTS)
+    assert tokens[2].truncated and len(tokens[2]) == 256
+    batch = minilm_mlx.embed(tokens)
+    alone = np.concatenate([minilm_mlx.embed([t]) for t in tokens])
+    assert batch.shape == (len(TEXTS), 384) and batch.dtype == np.float32
+    assert cosine(batch, reference).min() >= 0.9999
+    assert cosine(alone, reference).min() >= 0.9999
+    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
+
+
+def test_embed_from_another_thread_than_the_loader(minilm_mlx: Engine) -> None:
+    tokens = minilm_mlx.tokenize(TEXTS[:2])
+    expected = minilm_mlx.embed(tokens)
+    results: dict[str, np.ndarray | BaseException] = {}
+
+    def runner() -> None:  # like the server's runner thread: not the thread that loaded the model
+        try:
+            results["vectors"] = minilm_mlx.embed(minilm_mlx.tokenize(TEXTS[:2]))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread below
+            results["vectors"] = exc
+
+    thread = threading.Thread(target=runner)
+    thread.start()
+    thread.join()
+    assert isinstance(results["vectors"], np.ndarray), results["vectors"]
+    np.testing.assert_allclose(results["vectors"], expected, atol=1e-6)
+
+
+# -- decoder embedder: tiny Qwen3-Embedding -----------------------------------------------------------
+
+
+def test_qwen3_embedder_matches_torch_engine(qwen3_embedder: Path, qwen3_mlx: Engine) -> None:
+    torch_engine = engine(qwen3_embedder, "torch")
+    for field in ("dim", "max_tokens", "pooling", "normalize", "prompts"):
+        assert getattr(qwen3_mlx.spec, field) == getattr(torch_engine.spec, field), field
+    assert qwen3_mlx.spec.pooling == "last" and qwen3_mlx.spec.normalize
+    texts = [qwen3_mlx.spec.prompts["query"] + TEXTS[0], *TEXTS[1:]]
+    tokens = qwen3_mlx.tokenize(texts)
+    assert tokens == torch_engine.tokenize(texts)
+    vectors = qwen3_mlx.embed(tokens)
+    assert vectors.shape == (len(texts), 64) and vectors.dtype == np.float32
+    assert cosine(vectors, torch_engine.embed(tokens)).min() >= 0.999
+    assert cosine(np.concatenate([qwen3_mlx.embed([t]) for t in tokens]), vectors).min() >= 0.9999
+
+
+# Random Gaussian weights are the worst case for 4-bit (measured cosine 0.980-0.993 here); trained
+# weights, with their outliers handled by per-group scales, lose less.
+@pytest.mark.parametrize(("bits", "min_cosine"), [(8, 0.999), (4, 0.97)])
+def test_quantized_qwen3_embedder_stays_close(
+    qwen3_embedder: Path, qwen3_mlx: Engine, tmp_path: Path, bits: int, min_cosine: float
+) -> None:
+    quantized_dir = tiny_models.quantize_mlx_copy(qwen3_embedder, tmp_path / f"q{bits}", bits=bits)
+    quantized = engine(quantized_dir, "mlx")
+    assert quantized.spec == qwen3_mlx.spec.__class__(**{**vars_of(qwen3_mlx.spec), "name": quantized_dir.name})
+    tokens = qwen3_mlx.tokenize(TEXTS)
+    assert cosine(quantized.embed(tokens), qwen3_mlx.embed(tokens)).min() >= min_cosine
+
+
+def vars_of(spec) -> dict:
+    """A slotted dataclass's fields as a dict."""
+    return {name: getattr(spec, name) for name in spec.__slots__}
+
+
+# -- rerankers ---------------------------------------------------------------------------------------
+
+
+def test_bert_cross_encoder_matches_torch_and_cross_encoder(cross_encoder: Path) -> None:
+    mlx_engine, torch_engine = engine(cross_encoder, "mlx", "rerank"), engine(cross_encoder, "torch", "rerank")
+    assert mlx_engine.spec.max_tokens == torch_engine.spec.max_tokens == 512
+    tokens = mlx_engine.tokenize_pairs(PAIRS)
+    assert tokens == torch_engine.tokenize_pairs(PAIRS) and tokens[0].type_ids is not None
+    reference = CrossEncoder(str(cross_encoder), device="cpu", local_files_only=True).predict(
+        PAIRS, activation_fn=torch.nn.Identity()
+    )
+    torch_scores, mlx_scores = torch_engine.score(tokens), mlx_engine.score(tokens)
+    np.testing.assert_allclose(torch_scores, reference, atol=1e-4)
+    assert mlx_scores.shape == (len(PAIRS),) and mlx_scores.dtype == np.float32
+    np.testing.assert_allclose(mlx_scores, torch_scores, atol=1e-3)
+
+
+def qwen3_reference_scores(path: Path, pairs: list[tuple[str, str]], max_length: int) -> tuple[list, np.ndarray]:
+    """The model card's Qwen3-Reranker recipe on transformers: prompt ids and logit(yes) - logit(no)."""
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).eval()
+    prefix = tokenizer.encode(Qwen3RerankPrompt.PREFIX, add_special_tokens=False)
+    suffix = tokenizer.encode(Qwen3RerankPrompt.SUFFIX, add_special_tokens=False)
+    instruction = "Given a web search query, retrieve relevant passages that answer the query"
+    texts = [f"<Instruct>: {instruction}\n<Query>: {q}\n<Document>: {d}" for q, d in pairs]
+    bodies = tokenizer(texts, truncation="longest_first", max_length=max_length - len(prefix) - len(suffix))
+    ids = [prefix + body + suffix for body in bodies["input_ids"]]
+    yes, no = tokenizer.convert_tokens_to_ids("yes"), tokenizer.convert_tokens_to_ids("no")
+    with torch.inference_mode():
+        last = [model(torch.tensor([row])).logits[0, -1] for row in ids]
+    return ids, np.array([float(logits[yes] - logits[no]) for logits in last], dtype=np.float32)
+
+
+def test_qwen3_reranker_matches_transformers(qwen3_reranker: Path) -> None:
+    mlx_engine = engine(qwen3_reranker, "mlx", "rerank", max_tokens=96)
+    pairs = [*PAIRS, ("long", "word " * 200)]  # the last one is cut to 96 tokens
+    tokens = mlx_engine.tokenize_pairs(pairs)
+    ids, reference = qwen3_reference_scores(qwen3_reranker, pairs, max_length=96)
+    assert [t.ids for t in tokens] == ids and tokens[-1].truncated and len(tokens[-1]) == 96
+    scores = mlx_engine.score(tokens)
+    assert scores.shape == (len(pairs),) and scores.dtype == np.float32
+    assert np.abs(reference).max() > 1e-2  # the check below is not vacuous
+    np.testing.assert_allclose(scores, reference, atol=1e-3)
+    with pytest.raises(InputTooLong):
+        mlx_engine.tokenize_pairs(pairs, truncate=False)
