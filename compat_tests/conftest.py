@@ -25,6 +25,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> RunningServer:
 
 
 @pytest.fixture(scope="session")
+def production_server(tmp_path_factory: pytest.TempPathFactory) -> RunningServer:
+    """The real server with API keys, three models and JSON logs (see ``compat_tests/production.py``)."""
+    from compat_tests.production import write_config
+    from tests.tiny_models import build_tiny_cross_encoder
+
+    workdir = tmp_path_factory.mktemp("production-server")
+    config = write_config(workdir, build_tiny_cross_encoder(workdir / "tiny-reranker"))
+    with run_server(workdir, args=["--config", str(config)]) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
 def reference_model():
     """In-process sentence-transformers on the same weights, the reference for vectors."""
     from sentence_transformers import SentenceTransformer

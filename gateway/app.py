@@ -17,10 +17,12 @@ from gateway.http_errors import EXCEPTION_HANDLERS
 from gateway.metrics import Metrics
 from gateway.middleware import observe_requests
 from gateway.registry import Registry
+from gateway.routes import cohere_embed as cohere_embed_routes
 from gateway.routes import metrics as metrics_routes
 from gateway.routes import openai as openai_routes
 from gateway.routes import rerank as rerank_routes
 from gateway.routes import system as system_routes
+from gateway.routes import tei as tei_routes
 from gateway.token_ids import seed_tiktoken_cache
 
 
@@ -47,11 +49,12 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
 
     app = Litestar(
         route_handlers=[*openai_routes.ROUTES, *rerank_routes.ROUTES, *system_routes.ROUTES,
-                        *metrics_routes.ROUTES],
+                        *metrics_routes.ROUTES, *cohere_embed_routes.ROUTES, *tei_routes.ROUTES],
         state=State({"registry": registry, "settings": settings, "started_at": int(time.time()),
                      "started_monotonic": time.monotonic(), "metrics": metrics}),
         guards=make_guards(settings, [m.config for m in registry.models]),
         cors_config=cors_config(settings),
+        logging_config=None,  # keep the process's logging (gateway.request_log), not Litestar's default
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,

@@ -106,10 +106,9 @@ class ApiKeyGuard:
     def __init__(self, settings: Settings, models: list[ModelConfig]) -> None:
         self.keys = KeyRing(settings.api_keys, models)
         metrics_key = settings.metrics_api_key
-        self.metrics_keys = KeyRing(
-            [ApiKey(key=metrics_key, name="metrics")] if metrics_key and metrics_key.get_secret_value() else [],
-            models,
-        )
+        has_metrics_key = metrics_key is not None and bool(metrics_key.get_secret_value())
+        metrics_keys = [ApiKey(key=metrics_key, name="metrics")] if has_metrics_key else []
+        self.metrics_keys = KeyRing(metrics_keys, models)
 
     def __call__(self, connection: ASGIConnection, _: BaseRouteHandler) -> None:
         path = connection.scope["path"].rstrip("/") or "/"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import signal
 import sys
 
 
@@ -25,12 +25,23 @@ def serve(args: argparse.Namespace) -> None:
 
     from gateway.app import create_app
     from gateway.config import load_settings
+    from gateway.request_log import configure_logging
 
     settings = load_settings(host=args.host, port=args.port, config=args.config, model=args.model,
                              engine=args.engine)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+    # uvicorn re-raises SIGTERM once its graceful shutdown is done; this handler makes that a clean exit 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    # log_config=None: uvicorn's records go through our handler (JSON lines when log_format is json).
+    # On SIGTERM uvicorn stops accepting, lets in-flight requests finish (for up to shutdown_timeout_s),
+    # and only then runs the lifespan shutdown that stops the model runners.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
+                log_config=None, timeout_graceful_shutdown=settings.shutdown_timeout_s)
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,7 +10,7 @@ Format: https://prometheus.io/docs/instrumenting/exposition_formats/
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -31,11 +31,13 @@ class ModelStateCollector(Collector):
         self.registry = registry
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        queued = GaugeMetricFamily("gateway_queue_inputs", "Inputs waiting for the model's engine", labels=["model"])
-        queued_tokens = GaugeMetricFamily("gateway_queue_tokens", "Tokens waiting for the model's engine",
-                                          labels=["model"])
-        ready = GaugeMetricFamily("gateway_model_ready", "1 when loaded, warmed up and not failing", labels=["model"])
-        load = GaugeMetricFamily("gateway_model_load_seconds", "Time to load and warm up the model", labels=["model"])
+        def gauge(name: str, documentation: str) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, documentation, labels=["model"])
+
+        queued = gauge("gateway_queue_inputs", "Inputs waiting for the model's engine")
+        queued_tokens = gauge("gateway_queue_tokens", "Tokens waiting for the model's engine")
+        ready = gauge("gateway_model_ready", "1 when loaded, warmed up and not failing, else 0")
+        load = gauge("gateway_model_load_seconds", "Time to load and warm up the model")
         for served in self.registry.models:
             runner = served.runner
             queued.add_metric([served.name], runner.queued_items if runner else 0)
@@ -52,25 +54,33 @@ class Metrics:
 
     def __init__(self, registry: Registry) -> None:
         self.collectors = CollectorRegistry()
-        on = {"registry": self.collectors}
-        self.requests = Counter("gateway_requests", "HTTP requests by route, method, model and status",
-                                ["route", "method", "model", "status"], **on)
-        self.in_progress = Gauge("gateway_requests_in_progress", "HTTP requests being served", **on)
-        self.latency = Histogram("gateway_request_duration_seconds", "Time to serve a request, until its last byte is sent",
-                                 ["route", "model"], buckets=LATENCY_BUCKETS_S, **on)
-        self.inputs = Counter("gateway_inputs", "Sequences sent to models (texts or query-document pairs)",
-                              ["route", "model"], **on)
-        self.tokens = Counter("gateway_tokens", "Model tokens sent to models", ["route", "model"], **on)
-        self.batch_size = Histogram("gateway_batch_size", "Inputs per forward pass", ["model"],
-                                    buckets=BATCH_SIZE_BUCKETS, **on)
-        self.batch_tokens = Histogram("gateway_batch_padded_tokens", "Padded tokens per forward pass (longest x "
-                                      "count)", ["model"], buckets=BATCH_TOKEN_BUCKETS, **on)
-        self.batch_latency = Histogram("gateway_batch_duration_seconds", "Time of one forward pass", ["model"],
-                                       buckets=LATENCY_BUCKETS_S, **on)
+        by_request, by_model = ["route", "model"], ["model"]
+        self.requests = self._counter("gateway_requests", "HTTP requests by route, method, model and status",
+                                      ["route", "method", "model", "status"])
+        self.in_progress = Gauge("gateway_requests_in_progress", "HTTP requests being served",
+                                 registry=self.collectors)
+        self.latency = self._histogram("gateway_request_duration_seconds", "Time to serve a request",
+                                       by_request, LATENCY_BUCKETS_S)
+        self.inputs = self._counter("gateway_inputs", "Sequences sent to models (texts or query-document "
+                                    "pairs)", by_request)
+        self.tokens = self._counter("gateway_tokens", "Model tokens sent to models", by_request)
+        self.batch_size = self._histogram("gateway_batch_size", "Inputs per forward pass", by_model,
+                                          BATCH_SIZE_BUCKETS)
+        self.batch_tokens = self._histogram("gateway_batch_padded_tokens", "Padded tokens per forward pass "
+                                            "(longest input x count)", by_model, BATCH_TOKEN_BUCKETS)
+        self.batch_latency = self._histogram("gateway_batch_duration_seconds", "Time of one forward pass",
+                                             by_model, LATENCY_BUCKETS_S)
         self.collectors.register(ModelStateCollector(registry))
         ProcessCollector(registry=self.collectors)  # memory, CPU, open files of this process
 
-    def observe_request(self, info: RequestInfo, route: str, method: str, status: int, seconds: float) -> None:
+    def _counter(self, name: str, documentation: str, labels: list[str]) -> Counter:
+        return Counter(name, documentation, labels, registry=self.collectors)
+
+    def _histogram(self, name: str, documentation: str, labels: list[str], buckets: tuple) -> Histogram:
+        return Histogram(name, documentation, labels, buckets=buckets, registry=self.collectors)
+
+    def observe_request(self, info: RequestInfo, route: str, method: str, status: int,
+                        seconds: float) -> None:
         """Count one finished request (``route`` is the matched path template, never the raw path)."""
         model = info.model or ""
         self.requests.labels(route, method, model, str(status)).inc()
@@ -81,7 +91,9 @@ class Metrics:
 
     def batch_observer(self, model: str) -> Callable[[int, int, float], None]:
         """A runner ``on_batch`` callback ``(size, padded_tokens, ms)`` for ``model``."""
-        size, tokens, latency = (m.labels(model) for m in (self.batch_size, self.batch_tokens, self.batch_latency))
+        size = self.batch_size.labels(model)
+        tokens = self.batch_tokens.labels(model)
+        latency = self.batch_latency.labels(model)
 
         def on_batch(count: int, padded: int, ms: float) -> None:
             size.observe(count)

@@ -61,8 +61,8 @@ class RequestObserver:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 elapsed = f"{time.perf_counter() - start:.6f}".encode()
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", info.request_id.encode()),
-                                      (b"x-process-time", elapsed)]
+                added = [(b"x-request-id", info.request_id.encode()), (b"x-process-time", elapsed)]
+                message["headers"] = [*message.get("headers", ()), *added]
             await send(message)
 
         self.metrics.in_progress.inc()

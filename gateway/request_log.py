@@ -36,8 +36,9 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per record; the fields of access lines become top-level keys."""
 
     def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         entry = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": f"{stamp}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -70,6 +71,17 @@ def configure_logging(settings: Settings) -> None:
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
     logging.captureWarnings(True)  # library warnings become records in the same format
+    if settings.log_format == "json":
+        _disable_progress_bars()
+
+
+def _disable_progress_bars() -> None:
+    """Model loading draws tqdm bars on stderr, which would break the one-JSON-object-per-line stream."""
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging as transformers_logging
+
+    disable_progress_bars()
+    transformers_logging.disable_progress_bar()
 
 
 def log_request(info: RequestInfo, *, method: str, route: str, path: str, status: int, seconds: float,

@@ -8,8 +8,9 @@ back to their wire format.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Awaitable, TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from gateway.engines import InputTooLong, Tokens
 from gateway.engines.pooling import l2_normalize
 from gateway.errors import InvalidRequest, RequestTimeout
 from gateway.registry import Registry, ServedModel
+from gateway.rerank_inputs import rerank_prompts
 
 T = TypeVar("T")
 
@@ -55,6 +57,28 @@ def check_inputs(texts: list[str], settings: Settings, param: str = "input") -> 
         raise InvalidRequest(f"'{param}[{empty}]' is empty; every input must contain text", param=param)
 
 
+def default_embed_model(registry: Registry) -> str:
+    """The model used when a request names none: the first embedding model, else the first model."""
+    embedders = [m for m in registry.models if m.config.task == "embed"]
+    return (embedders or registry.models)[0].name
+
+
+def named_prompt(served: ServedModel, name: str) -> str | None:
+    """The prompt ``served`` prepends for ``name``, or None when it has none.
+
+    ``query`` and ``document`` follow the configured ``query_prompt`` / ``document_prompt``, else the
+    model's own (as reranking does); other names come from the model's sentence-transformers prompts.
+
+    Raises:
+        NotReady: the model is not loaded (503).
+    """
+    engine, _ = served.ready()
+    if name in ("query", "document"):
+        query, document = rerank_prompts(engine, served.config)
+        return (query if name == "query" else document) or None
+    return engine.spec.prompts.get(name)
+
+
 def check_dimensions(dimensions: int | None, native: int, param: str = "dimensions") -> None:
     """Validate a Matryoshka size: ``1..native``.
 
@@ -82,6 +106,8 @@ async def embed_texts(
     dimensions: int | None = None,
     prompt: str | None = None,
     truncate: bool | None = None,
+    max_tokens: int | None = None,
+    truncation_side: Literal["right", "left"] = "right",
     param: str = "input",
 ) -> Embeddings:
     """Embed texts with a served model.
@@ -92,6 +118,8 @@ async def embed_texts(
         dimensions: Matryoshka size (1..native) or None for the native size.
         prompt: text prepended to every input (e.g. the model's query instruction).
         truncate: override the model's truncation policy (True: cut at the limit, False: reject).
+        max_tokens: a per-request token limit below the model's (special tokens included).
+        truncation_side: ``right`` keeps the start of a long input, ``left`` keeps its end.
 
     Raises:
         ModelNotFound (404), NotReady (503), InvalidRequest (400: bad input, too long, wrong model
@@ -106,13 +134,21 @@ async def embed_texts(
     check_dimensions(dimensions, engine.spec.dim)
     if prompt:
         texts = [prompt + text for text in texts]
-    tokens = await tokenize(served, texts, truncate, settings, param)
+    tokens = await tokenize(served, texts, truncate, settings, param, max_tokens=max_tokens,
+                            truncation_side=truncation_side)
     vectors = await run_with_timeout(runner.run("embed", tokens), settings)
     return Embeddings(truncate_dimensions(vectors, dimensions), sum(len(t) for t in tokens), model_name)
 
 
 async def tokenize(
-    served: ServedModel, texts: list[str], truncate: bool | None, settings: Settings, param: str = "input"
+    served: ServedModel,
+    texts: list[str],
+    truncate: bool | None,
+    settings: Settings,
+    param: str = "input",
+    *,
+    max_tokens: int | None = None,
+    truncation_side: Literal["right", "left"] = "right",
 ) -> list[Tokens]:
     """Tokenize texts on the model's tokenizer thread, applying the truncation policy and token limit.
 
@@ -122,8 +158,11 @@ async def tokenize(
     """
     if truncate is None:
         truncate = served.config.truncation == "truncate"
+    # only non-default options are passed, so an engine without them still serves plain requests
+    options = {k: v for k, v in [("max_tokens", max_tokens), ("truncation_side", truncation_side)]
+               if v not in (None, "right")}
     try:
-        tokens = await served.tokenize(served.engine.tokenize, texts, truncate=truncate)
+        tokens = await served.tokenize(served.engine.tokenize, texts, truncate=truncate, **options)
     except InputTooLong as exc:
         raise InvalidRequest(
             f"'{param}[{exc.index}]' is {exc.length} tokens long; this model accepts at most {exc.limit}",

@@ -39,7 +39,7 @@ def save_tokenizer(path: Path) -> None:
     tokenizer.save_pretrained(str(path))
 
 
-def tiny_qwen3_config(hidden_size: int = 64) -> transformers.Qwen3Config:
+def tiny_qwen3_config(hidden_size: int = 64, initializer_range: float = 0.02) -> transformers.Qwen3Config:
     """A 2-layer Qwen3 config (4 query heads, 2 key/value heads) over the MiniLM vocabulary.
 
     ``hidden_size`` and the intermediate size are multiples of 32, so MLX can quantize every
@@ -55,6 +55,7 @@ def tiny_qwen3_config(hidden_size: int = 64) -> transformers.Qwen3Config:
         head_dim=hidden_size // 4,
         max_position_embeddings=MAX_POSITIONS,
         tie_word_embeddings=True,
+        initializer_range=initializer_range,
         pad_token_id=0,
         dtype="float32",
     )
@@ -79,29 +80,70 @@ def build_tiny_qwen3_embedder(path: Path, hidden_size: int = 64, seed: int = 0) 
     save_tokenizer(path)
     transformer = Transformer(str(path))
     modules = [transformer, Pooling(hidden_size, pooling_mode="lasttoken"), Normalize()]
-    prompts = {"query": "Instruct: Given a web search query, retrieve relevant passages\nQuery: ", "document": ""}
+    query = "Instruct: Given a web search query, retrieve relevant passages\nQuery: "
+    prompts = {"query": query, "document": ""}
     SentenceTransformer(modules=modules, prompts=prompts, device="cpu").save(str(path))
     return path
 
 
-def build_tiny_cross_encoder(path: Path, seed: int = 0) -> Path:
-    """Save a 2-layer BERT cross-encoder (``BertForSequenceClassification``, one label) to ``path``.
+def tiny_encoder_config(family: str) -> transformers.PretrainedConfig:
+    """A 2-layer, 64-wide encoder config over the MiniLM vocabulary, with one classification label.
+
+    Args:
+        family: ``bert``, ``xlm-roberta`` or ``modernbert``.
+    """
+    sizes = dict(vocab_size=VOCAB_SIZE, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                 intermediate_size=128, num_labels=1, pad_token_id=0)
+    if family == "bert":
+        return transformers.BertConfig(max_position_embeddings=MAX_POSITIONS, **sizes)
+    if family == "xlm-roberta":  # positions start after the padding index, hence 2 extra
+        return transformers.XLMRobertaConfig(max_position_embeddings=MAX_POSITIONS + 2, **sizes)
+    # a small sliding window, so that the longer test inputs exercise ModernBERT's local attention
+    return transformers.ModernBertConfig(
+        max_position_embeddings=MAX_POSITIONS, global_attn_every_n_layers=2, local_attention=8,
+        cls_token_id=101, sep_token_id=102, bos_token_id=101, eos_token_id=102, **sizes
+    )
+
+
+def build_tiny_encoder_embedder(path: Path, family: str, pooling: str = "mean", seed: int = 0) -> Path:
+    """Save an encoder bi-encoder (Transformer -> Pooling, no Normalize) to ``path``.
+
+    Args:
+        path: destination folder.
+        family: ``bert``, ``xlm-roberta`` or ``modernbert``.
+        pooling: sentence-transformers pooling mode (``mean``, ``cls``, ``lasttoken``).
+        seed: torch seed for the random weights.
+
+    Returns:
+        ``path``.
+    """
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    torch.manual_seed(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    transformers.AutoModel.from_config(tiny_encoder_config(family)).eval().save_pretrained(str(path))
+    save_tokenizer(path)
+    modules = [Transformer(str(path)), Pooling(64, pooling_mode=pooling)]
+    SentenceTransformer(modules=modules, device="cpu").save(str(path))
+    return path
+
+
+def build_tiny_cross_encoder(path: Path, family: str = "bert", seed: int = 0) -> Path:
+    """Save a 2-layer encoder cross-encoder (``*ForSequenceClassification``, one label) to ``path``.
+
+    Args:
+        path: destination folder.
+        family: ``bert``, ``xlm-roberta`` or ``modernbert``.
+        seed: torch seed for the random weights.
 
     Returns:
         ``path``.
     """
     torch.manual_seed(seed)
-    config = transformers.BertConfig(
-        vocab_size=VOCAB_SIZE,
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=128,
-        max_position_embeddings=MAX_POSITIONS,
-        num_labels=1,
-    )
     path.mkdir(parents=True, exist_ok=True)
-    transformers.BertForSequenceClassification(config).eval().save_pretrained(str(path))
+    config = tiny_encoder_config(family)
+    transformers.AutoModelForSequenceClassification.from_config(config).eval().save_pretrained(str(path))
     save_tokenizer(path)
     return path
 
@@ -110,14 +152,15 @@ def build_tiny_qwen3_reranker(path: Path, seed: int = 0) -> Path:
     """Save a Qwen3-Reranker-style causal LM (``Qwen3ForCausalLM``, tied lm_head) to ``path``.
 
     The score of a pair is ``logit("yes") - logit("no")`` at the last prompt position; both words
-    are single tokens of the MiniLM vocabulary.
+    are single tokens of the MiniLM vocabulary. Weights are 10x the usual initial scale, so that
+    scores are of order 1 and vary with the pair.
 
     Returns:
         ``path``.
     """
     torch.manual_seed(seed)
     path.mkdir(parents=True, exist_ok=True)
-    transformers.Qwen3ForCausalLM(tiny_qwen3_config()).eval().save_pretrained(str(path))
+    transformers.Qwen3ForCausalLM(tiny_qwen3_config(initializer_range=0.2)).eval().save_pretrained(str(path))
     save_tokenizer(path)
     return path
 

@@ -55,6 +55,7 @@ class ModelSpec:
         pooling: ``mean`` | ``cls`` | ``last`` (embedders) or ``none``.
         normalize: whether the model's own pipeline L2-normalizes its output.
         prompts: named prompts the model defines (e.g. ``{"query": "Instruct: ...\\nQuery: "}``).
+        dtype: dtype of the weights the forward pass runs in (``float32``, ``float16``, ``bfloat16``...).
     """
 
     name: str
@@ -66,6 +67,25 @@ class ModelSpec:
     pooling: str = "none"
     normalize: bool = False
     prompts: dict[str, str] = field(default_factory=dict)
+    dtype: str = "float32"
+
+
+@dataclass(slots=True)
+class TokenSpan:
+    """One token of a tokenized text, for tokenizer inspection routes (TEI ``/tokenize``).
+
+    Attributes:
+        id: token id.
+        text: the covered slice of the input, or the token string for a special token.
+        special: whether the tokenizer added it (``[CLS]``, ``</s>``...), rather than read it from the text.
+        start / stop: character offsets of ``text`` in the input (None for special tokens).
+    """
+
+    id: int
+    text: str
+    special: bool
+    start: int | None
+    stop: int | None
 
 
 class InputTooLong(ValueError):
@@ -86,8 +106,20 @@ class Engine(Protocol):
 
     spec: ModelSpec
 
-    def tokenize(self, texts: list[str], *, truncate: bool = True) -> list[Tokens]:
+    def tokenize(
+        self,
+        texts: list[str],
+        *,
+        truncate: bool = True,
+        max_tokens: int | None = None,
+        truncation_side: Literal["right", "left"] = "right",
+    ) -> list[Tokens]:
         """Tokenize single texts, truncated to ``spec.max_tokens``.
+
+        Args:
+            max_tokens: a lower limit than ``spec.max_tokens`` for this call (special tokens included;
+                at least one text token is always kept).
+            truncation_side: ``right`` cuts the end of a long text, ``left`` its start (special tokens stay).
 
         Raises:
             InputTooLong: a text is too long and ``truncate`` is False.
@@ -104,6 +136,18 @@ class Engine(Protocol):
 
     def split_text(self, text: str, max_tokens: int) -> list[str]:
         """Split a text into consecutive chunks of at most ``max_tokens`` model tokens (no specials)."""
+        ...
+
+    def tokenize_spans(self, texts: list[str], *, add_special_tokens: bool = True) -> list[list[TokenSpan]]:
+        """Every token of each text with its character offsets, untruncated (for inspection routes)."""
+        ...
+
+    def decode(self, ids: list[list[int]], *, skip_special_tokens: bool = True) -> list[str]:
+        """Token ids back to text, one string per id list.
+
+        Raises:
+            ValueError: an id is outside the vocabulary.
+        """
         ...
 
     def embed(self, batch: list[Tokens]) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from gateway.config import ModelConfig
-from gateway.engines import Engine, InputTooLong, ModelSpec, Tokens
+from gateway.engines import Engine, InputTooLong, ModelSpec, Tokens, TokenSpan
 
 
 def pick_device(override: str | None = None) -> str:
@@ -52,6 +52,7 @@ class TorchEngine:
             pooling=self._pooling_mode(),
             normalize=self._normalizes(),
             prompts={k: v for k, v in (getattr(self.model, "prompts", None) or {}).items() if v},
+            dtype=str(next(self.model.parameters()).dtype).removeprefix("torch."),
         )
 
     def _pooling_mode(self) -> str:
@@ -66,16 +67,20 @@ class TorchEngine:
 
     # -- tokenization (tokenizer thread) -------------------------------------------------------
 
-    def tokenize(self, texts: list[str], *, truncate: bool = True) -> list[Tokens]:
+    def tokenize(self, texts: list[str], *, truncate: bool = True, max_tokens: int | None = None,
+                 truncation_side: str = "right") -> list[Tokens]:
         """See ``Engine.tokenize``."""
-        return self._encode(dict(text=texts), truncate)
+        limit = min(max_tokens or self.spec.max_tokens, self.spec.max_tokens)
+        limit = max(limit, self.tokenizer.num_special_tokens_to_add() + 1)
+        return self._encode(dict(text=texts), truncate, limit, truncation_side)
 
     def tokenize_pairs(self, pairs: list[tuple[str, str]], *, truncate: bool = True) -> list[Tokens]:
         """See ``Engine.tokenize_pairs``."""
-        return self._encode(dict(text=[q for q, _ in pairs], text_pair=[d for _, d in pairs]), truncate)
+        inputs = dict(text=[q for q, _ in pairs], text_pair=[d for _, d in pairs])
+        return self._encode(inputs, truncate, self.spec.max_tokens)
 
-    def _encode(self, inputs: dict[str, list[str]], truncate: bool) -> list[Tokens]:
-        limit = self.spec.max_tokens
+    def _encode(self, inputs: dict[str, list[str]], truncate: bool, limit: int,
+                side: str = "right") -> list[Tokens]:
         full = self.tokenizer(**inputs, add_special_tokens=True, truncation=False, verbose=False)
         too_long = [i for i, ids in enumerate(full["input_ids"]) if len(ids) > limit]
         if too_long and not truncate:
@@ -84,7 +89,7 @@ class TorchEngine:
         cut = {}
         if too_long:  # re-tokenize only the long ones, with the tokenizer's own truncation strategy
             subset = {k: [v[i] for i in too_long] for k, v in inputs.items()}
-            enc = self.tokenizer(**subset, add_special_tokens=True, truncation=True, max_length=limit)
+            enc = self._truncated(subset, limit, side)
             cut = {i: j for j, i in enumerate(too_long)}
         type_ids = full.get("token_type_ids") if "text_pair" in inputs else None
         out = []
@@ -96,6 +101,37 @@ class TorchEngine:
             else:
                 out.append(Tokens(ids, type_ids[i] if type_ids else None))
         return out
+
+    def _truncated(self, inputs: dict[str, list[str]], limit: int, side: str):
+        """Tokenize, truncating from ``side`` (safe: only the tokenizer thread uses this tokenizer)."""
+        default_side, self.tokenizer.truncation_side = self.tokenizer.truncation_side, side
+        try:
+            return self.tokenizer(**inputs, add_special_tokens=True, truncation=True, max_length=limit)
+        finally:
+            self.tokenizer.truncation_side = default_side
+
+    def tokenize_spans(self, texts: list[str], *, add_special_tokens: bool = True) -> list[list[TokenSpan]]:
+        """See ``Engine.tokenize_spans``."""
+        enc = self.tokenizer(texts, add_special_tokens=add_special_tokens, return_offsets_mapping=True,
+                             return_special_tokens_mask=True, truncation=False, verbose=False)
+        out = []
+        for text, ids, offsets, specials in zip(
+            texts, enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"], strict=True
+        ):
+            names = self.tokenizer.convert_ids_to_tokens(ids)
+            out.append([
+                TokenSpan(i, name, True, None, None) if special else TokenSpan(i, text[a:b], False, a, b)
+                for i, name, (a, b), special in zip(ids, names, offsets, specials, strict=True)
+            ])
+        return out
+
+    def decode(self, ids: list[list[int]], *, skip_special_tokens: bool = True) -> list[str]:
+        """See ``Engine.decode``."""
+        vocab = len(self.tokenizer)
+        bad = next((i for row in ids for i in row if not 0 <= i < vocab), None)
+        if bad is not None:
+            raise ValueError(f"token id {bad} is not in this model's vocabulary (0..{vocab - 1})")
+        return self.tokenizer.batch_decode(ids, skip_special_tokens=skip_special_tokens)
 
     def split_text(self, text: str, max_tokens: int) -> list[str]:
         """See ``Engine.split_text``: chunk boundaries fall on token offsets of the original text."""

@@ -78,8 +78,9 @@ class RerankResponse(msgspec.Struct):
 def document_texts(documents: list[Document], rank_fields: list[str] | None) -> list[str]:
     """The text to rank for each document.
 
-    A string is itself. An object is its ``text`` field, or with ``rank_fields`` the named fields in
-    that order as ``key: value`` lines (YAML-like, as Cohere recommends for structured documents).
+    A string is itself. An object is its ``text`` field, or with ``rank_fields`` the values of the named
+    fields in that order, one per line (Cohere: "rerank using the values in title, author, text
+    sequentially"), so ``rank_fields=["text"]`` ranks exactly like the default.
 
     Raises:
         InvalidRequest: an object lacks ``text`` or a named field, or ``text`` is not a string.
@@ -93,7 +94,7 @@ def _object_text(index: int, document: dict[str, Any], rank_fields: list[str] | 
         if missing:
             raise InvalidRequest(f"'documents[{index}]' has no field '{missing[0]}' named in 'rank_fields'",
                                  param="documents")
-        return "\n".join(f"{field}: {_as_text(document[field])}" for field in rank_fields)
+        return "\n".join(_as_text(document[field]) for field in rank_fields)
     text = document.get("text")
     if not isinstance(text, str):
         problem = "has no 'text' field" if text is None else "has a 'text' field that is not a string"

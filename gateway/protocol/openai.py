@@ -3,6 +3,10 @@
 Spec: https://platform.openai.com/docs/api-reference/embeddings/create and
 https://platform.openai.com/docs/api-reference/models/list; errors as in
 https://platform.openai.com/docs/guides/error-codes.
+
+Extension: ``encoding_format`` also takes ``int8``, ``uint8``, ``binary`` and ``ubinary``, answering
+integer lists quantized as Cohere's embedding types (see ``gateway.quantization``): ``dim`` values for
+int8/uint8, ``dim / 8`` packed sign bytes for binary/ubinary (``dim`` must be divisible by 8).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import msgspec
 import numpy as np
 
 from gateway.errors import GatewayError, InvalidRequest
+from gateway.quantization import check_packable, quantize
 
 # msgspec allows one array type per union, so nested token lists sit inside the one list type.
 EmbeddingInput = str | list[str | int | list[int]]
@@ -25,13 +30,13 @@ class EmbeddingRequest(msgspec.Struct, kw_only=True):
 
     input: EmbeddingInput
     model: str
-    encoding_format: Literal["float", "base64"] = "float"
+    encoding_format: Literal["float", "base64", "int8", "uint8", "binary", "ubinary"] = "float"
     dimensions: int | None = None
     user: str | None = None
 
 
 class EmbeddingData(msgspec.Struct):
-    """One row of the response; ``embedding`` is a float list or base64 of little-endian float32."""
+    """One row: a float list, base64 of little-endian float32, or an integer list (quantized formats)."""
 
     index: int
     embedding: list[float] | str
@@ -92,12 +97,23 @@ def split_input(value: EmbeddingInput) -> tuple[list[str], list[list[int]]]:
     )
 
 
-def encode_rows(vectors: np.ndarray, encoding_format: str) -> list[list[float]] | list[str]:
-    """``(n, dim)`` float32 -> per-row float lists, or base64 of little-endian float32 bytes."""
+def encode_rows(vectors: np.ndarray, encoding_format: str, param: str = "encoding_format") -> list:
+    """``(n, dim)`` float32 -> per-row float lists, base64 of little-endian float32 bytes, or the integer
+    lists of a quantized format (``int8``, ``uint8``, ``binary``, ``ubinary``).
+
+    Raises:
+        InvalidRequest: a bit format with ``dim`` not divisible by 8 (naming ``param``).
+    """
     if encoding_format == "base64":
         little = np.ascontiguousarray(vectors, dtype="<f4")
         return [base64.b64encode(row.tobytes()).decode("ascii") for row in little]
-    return vectors.tolist()
+    if encoding_format == "float":
+        return vectors.tolist()
+    try:
+        check_packable(vectors.shape[1], encoding_format)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param=param) from None
+    return quantize(vectors, encoding_format).tolist()
 
 
 def to_embedding_response(vectors: np.ndarray, encoding_format: str, model: str, tokens: int) -> bytes:

@@ -22,7 +22,8 @@ BIG_RESPONSE_ROWS = 64  # encode larger responses off the event loop
 
 @post(["/v1/embeddings", "/embeddings"], before_request=json_only, tags=["OpenAI"], summary="Create embeddings")
 async def create_embeddings(data: EmbeddingRequest, state: State) -> Response[bytes]:
-    """Embed ``input`` with ``model`` (OpenAI wire format; float or base64 rows, Matryoshka ``dimensions``)."""
+    """Embed ``input`` with ``model`` (OpenAI wire format; float, base64 or, as an extension, int8 / uint8 /
+    binary / ubinary rows; Matryoshka ``dimensions``)."""
     registry: Registry = state.registry
     texts, token_lists = openai.split_input(data.input)
     if token_lists:

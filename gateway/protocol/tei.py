@@ -1,0 +1,127 @@
+"""Hugging Face text-embeddings-inference (TEI) wire format: ``/embed``, ``/tokenize``, ``/decode``, ``/info``
+
+Spec: https://huggingface.github.io/text-embeddings-inference/ (openapi.json). TEI serves one model, so
+``model`` is an optional extension of every body (default: the server's first model). ``/tokenize``
+offsets are UTF-8 byte offsets, as TEI's; special tokens carry their token string and null offsets.
+Errors are ``{"error", "error_type"}`` (``gateway.protocol.tei_rerank.error_body``) with our statuses,
+except tokenizer failures: 422 and ``error_type: "Tokenizer"``, as TEI.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from gateway.engines import ModelSpec, TokenSpan
+from gateway.errors import GatewayError, InvalidRequest
+from gateway.protocol import tei_rerank
+
+
+class TokenizerError(InvalidRequest):
+    """The tokenizer rejected the input (TEI's ``Tokenizer`` error, 422)."""
+
+    status = 422
+
+
+class EmbedRequest(msgspec.Struct, kw_only=True):
+    """``POST /embed`` (and ``POST /``) body."""
+
+    inputs: str | list[str]
+    normalize: bool = True
+    truncate: bool | None = None  # None: the model's truncation policy
+    truncation_direction: Literal["Left", "Right", "left", "right"] = "Right"
+    prompt_name: str | None = None
+    dimensions: int | None = None
+    model: str | None = None
+
+
+class TokenizeRequest(msgspec.Struct, kw_only=True):
+    """``POST /tokenize`` body."""
+
+    inputs: str | list[str]
+    add_special_tokens: bool = True
+    prompt_name: str | None = None
+    model: str | None = None
+
+
+class DecodeRequest(msgspec.Struct, kw_only=True):
+    """``POST /decode`` body: one id list or a list of them (msgspec takes one list type per union)."""
+
+    ids: list[int | list[int]]
+    skip_special_tokens: bool = True
+    model: str | None = None
+
+
+class SimpleToken(msgspec.Struct):
+    id: int
+    text: str
+    special: bool
+    start: int | None
+    stop: int | None
+
+
+class Info(msgspec.Struct):
+    """``GET /info``: TEI's fields that have a meaning here (no ``max_concurrent_requests``: no such cap)."""
+
+    model_id: str
+    model_sha: str | None
+    model_dtype: str
+    model_type: dict
+    max_input_length: int
+    max_batch_tokens: int
+    max_batch_requests: int | None
+    max_client_batch_size: int
+    auto_truncate: bool
+    tokenization_workers: int
+    version: str
+    sha: str | None = None
+    docker_label: str | None = None
+
+
+def as_list(inputs: str | list[str]) -> list[str]:
+    return [inputs] if isinstance(inputs, str) else list(inputs)
+
+
+def id_lists(ids: list[int | list[int]]) -> list[list[int]]:
+    """``ids`` as a list of id lists. Raises InvalidRequest on a mix of ids and lists, or nothing."""
+    if ids and all(isinstance(i, int) for i in ids):
+        return [list(ids)]
+    if ids and all(isinstance(i, list) for i in ids):
+        return list(ids)
+    raise InvalidRequest("'ids' must be a non-empty list of token ids or a list of such lists", param="ids")
+
+
+def to_simple_tokens(text: str, spans: list[TokenSpan]) -> list[SimpleToken]:
+    """Engine spans (character offsets) -> TEI tokens with UTF-8 byte offsets into ``text``."""
+    if text.isascii():
+        return [SimpleToken(s.id, s.text, s.special, s.start, s.stop) for s in spans]
+    byte_at = [0]
+    for char in text:
+        byte_at.append(byte_at[-1] + len(char.encode()))
+    return [
+        SimpleToken(s.id, s.text, s.special, None if s.start is None else byte_at[s.start],
+                    None if s.stop is None else byte_at[s.stop])
+        for s in spans
+    ]
+
+
+def to_info(name: str, revision: str | None, spec: ModelSpec, *, batch_tokens: int, max_inputs: int,
+            auto_truncate: bool, version: str) -> Info:
+    """The ``/info`` answer for one served model."""
+    if spec.task == "embed":
+        model_type = {"embedding": {"pooling": spec.pooling}}
+    else:  # a single-logit cross-encoder, as TEI describes rerankers
+        model_type = {"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}}
+    return Info(model_id=name, model_sha=revision, model_dtype=spec.dtype, model_type=model_type,
+                max_input_length=spec.max_tokens, max_batch_tokens=batch_tokens, max_batch_requests=None,
+                max_client_batch_size=max_inputs, auto_truncate=auto_truncate, tokenization_workers=1,
+                version=version)
+
+
+def error_body(error: GatewayError) -> dict:
+    """TEI's ``{"error", "error_type"}``, with ``Tokenizer`` for tokenizer failures."""
+    body = tei_rerank.error_body(error)
+    if isinstance(error, TokenizerError):
+        body["error_type"] = "Tokenizer"
+    return body

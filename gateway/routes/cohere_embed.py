@@ -1,0 +1,59 @@
+"""Cohere embed routes: ``POST /v1/embed`` and ``POST /v2/embed``, errors in Cohere's ``{"message"}`` shape.
+
+Specs: https://docs.cohere.com/v1/reference/embed, https://docs.cohere.com/reference/embed
+"""
+
+from __future__ import annotations
+
+from litestar import Response, post
+from litestar.datastructures import State
+
+from gateway import service
+from gateway.errors import InvalidRequest
+from gateway.http_errors import register_error_format
+from gateway.protocol import cohere_embed
+from gateway.protocol.cohere_embed import EmbedRequest, EmbedRequestV2
+from gateway.registry import Registry
+from gateway.routes.common import json_only, offload
+
+BIG_RESPONSE_ROWS = 32  # encode larger responses off the event loop
+
+register_error_format(["/v1/embed", "/v2/embed"], cohere_embed.error_body)
+
+
+@post("/v1/embed", status_code=200, before_request=json_only, tags=["Cohere"], summary="Embed (Cohere v1)")
+async def embed_v1(data: EmbedRequest, state: State) -> Response[bytes]:
+    """Embed ``texts``: ``embeddings_floats``, or ``embeddings_by_type`` when ``embedding_types`` are set."""
+    return await _embed(data, state.registry, api_version="1")
+
+
+@post("/v2/embed", status_code=200, before_request=json_only, tags=["Cohere"], summary="Embed (Cohere v2)")
+async def embed_v2(data: EmbedRequestV2, state: State) -> Response[bytes]:
+    """Embed ``texts`` or ``inputs``, by type; also ``max_tokens`` and Matryoshka ``output_dimension``."""
+    if data.max_tokens is not None and data.max_tokens < 1:
+        raise InvalidRequest("'max_tokens' must be at least 1", param="max_tokens")
+    return await _embed(data, state.registry, api_version="2")
+
+
+async def _embed(data: EmbedRequest, registry: Registry, api_version: str) -> Response[bytes]:
+    """Shared by v1 and v2 (v2-only fields read with defaults)."""
+    texts, param = cohere_embed.request_texts(data)
+    model = data.model or service.default_embed_model(registry)
+    served = registry.get(model)
+    engine, _ = served.ready()
+    output_dimension = getattr(data, "output_dimension", None)
+    service.check_dimensions(output_dimension, engine.spec.dim, param="output_dimension")
+    prompt = None
+    if data.input_type:
+        prompt = service.named_prompt(served, cohere_embed.PROMPT_NAMES[data.input_type])
+    truncate, side = cohere_embed.truncation(data.truncate)
+    result = await service.embed_texts(
+        registry, model, texts, dimensions=output_dimension, prompt=prompt, truncate=truncate,
+        max_tokens=getattr(data, "max_tokens", None), truncation_side=side, param=param,
+    )
+    body = await offload(len(texts) > BIG_RESPONSE_ROWS, cohere_embed.to_embed_response, result.vectors,
+                         texts, data.embedding_types, result.tokens, api_version)
+    return Response(body, media_type="application/json")
+
+
+ROUTES = [embed_v1, embed_v2]

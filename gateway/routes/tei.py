@@ -1,0 +1,103 @@
+"""TEI routes: ``POST /embed`` (also ``POST /``, where ``InferenceClient(model=url)`` posts), ``/tokenize``,
+``/decode`` and ``GET /info``; errors in TEI's ``{"error", "error_type"}`` shape.
+
+Spec: https://huggingface.github.io/text-embeddings-inference/. TEI's ``/rerank`` lives in
+``gateway.routes.rerank``. ``normalize: false`` returns the model's own output, which stays unit-length
+for models whose pipeline normalizes (the engine has no un-normalized path).
+"""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Response, get, post
+from litestar.datastructures import State
+
+from gateway import __version__, service
+from gateway.engines.pooling import l2_normalize
+from gateway.errors import InvalidRequest
+from gateway.http_errors import register_error_format
+from gateway.protocol import tei
+from gateway.registry import Registry, ServedModel
+from gateway.routes.common import json_only, offload
+
+BIG_RESPONSE_ROWS = 32  # encode larger responses off the event loop
+
+register_error_format(["/", "/embed", "/tokenize", "/decode", "/info"], tei.error_body)
+
+
+@post(["/embed", "/"], status_code=200, before_request=json_only, tags=["TEI"], summary="Embed (TEI)")
+async def embed(data: tei.EmbedRequest, state: State) -> Response[bytes]:
+    """Embed ``inputs``; answers a bare list of float lists, in input order."""
+    registry: Registry = state.registry
+    model = data.model or service.default_embed_model(registry)
+    served = registry.get(model)
+    engine, _ = served.ready()
+    texts = tei.as_list(data.inputs)
+    result = await service.embed_texts(
+        registry, model, texts, dimensions=data.dimensions, prompt=_prompt(served, data.prompt_name),
+        truncate=data.truncate, truncation_side=data.truncation_direction.lower(), param="inputs",
+    )
+    vectors = result.vectors
+    if data.normalize and not engine.spec.normalize and data.dimensions is None:
+        vectors = l2_normalize(vectors)  # (truncate_dimensions has already re-normalized otherwise)
+    body = await offload(len(texts) > BIG_RESPONSE_ROWS, _encode_rows, vectors)
+    return Response(body, media_type="application/json")
+
+
+def _encode_rows(vectors) -> bytes:
+    return msgspec.json.encode(vectors.tolist())
+
+
+@post("/tokenize", status_code=200, before_request=json_only, tags=["TEI"], summary="Tokenize (TEI)")
+async def tokenize(data: tei.TokenizeRequest, state: State) -> list[list[tei.SimpleToken]]:
+    """The served model's tokens of each input, with UTF-8 byte offsets (untruncated)."""
+    registry: Registry = state.registry
+    served = registry.get(data.model or registry.models[0].name)
+    engine, _ = served.ready()
+    prompt = _prompt(served, data.prompt_name) or ""
+    texts = [prompt + text for text in tei.as_list(data.inputs)]
+    service.check_inputs(texts, registry.settings, param="inputs")
+    spans = await served.tokenize(engine.tokenize_spans, texts, add_special_tokens=data.add_special_tokens)
+    return [tei.to_simple_tokens(text, tokens) for text, tokens in zip(texts, spans, strict=True)]
+
+
+@post("/decode", status_code=200, before_request=json_only, tags=["TEI"], summary="Decode (TEI)")
+async def decode(data: tei.DecodeRequest, state: State) -> list[str]:
+    """Token ids of the served model back to text, one string per id list."""
+    registry: Registry = state.registry
+    served = registry.get(data.model or registry.models[0].name)
+    engine, _ = served.ready()
+    try:
+        return await served.tokenize(engine.decode, tei.id_lists(data.ids),
+                                     skip_special_tokens=data.skip_special_tokens)
+    except ValueError as exc:
+        raise tei.TokenizerError(str(exc), param="ids") from None
+
+
+@get("/info", tags=["TEI"], summary="Model info (TEI)")
+async def info(state: State, model: str | None = None) -> tei.Info:
+    """TEI's description of the served model (the first one, or ``?model=``)."""
+    registry: Registry = state.registry
+    served = registry.get(model or registry.models[0].name)
+    engine, _ = served.ready()
+    return tei.to_info(
+        served.name, served.config.revision, engine.spec, batch_tokens=registry.settings.batch_tokens,
+        max_inputs=registry.settings.max_inputs_per_request,
+        auto_truncate=served.config.truncation == "truncate", version=__version__,
+    )
+
+
+def _prompt(served: ServedModel, name: str | None) -> str | None:
+    """The model prompt called ``name`` (TEI's ``prompt_name``). Raises InvalidRequest when it has none."""
+    if name is None:
+        return None
+    prompt = service.named_prompt(served, name)
+    if prompt is None:
+        known = [n for n in ("query", "document") if service.named_prompt(served, n)]
+        known += [n for n in served.engine.spec.prompts if n not in known]
+        raise InvalidRequest(f"'prompt_name' {name!r} is not a prompt of this model; its prompts: "
+                             f"{', '.join(known) or 'none'}", param="prompt_name")
+    return prompt
+
+
+ROUTES = [embed, tokenize, decode, info]
