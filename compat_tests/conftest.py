@@ -37,6 +37,12 @@ def production_server(tmp_path_factory: pytest.TempPathFactory) -> RunningServer
 
 
 @pytest.fixture(scope="session")
+def max_batch_size() -> int:
+    """Largest request the batch tests send (the MLX suite lowers it: MLX on Linux CPU is slow)."""
+    return 2048
+
+
+@pytest.fixture(scope="session")
 def reference_model():
     """In-process sentence-transformers on the same weights, the reference for vectors."""
     from sentence_transformers import SentenceTransformer

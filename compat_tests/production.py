@@ -106,4 +106,6 @@ def wait_for_record(server: RunningServer, match: Callable[[dict], bool], timeou
 
 def access_record(server: RunningServer, request_id: str) -> dict:
     """The access log line of the request with ``request_id``."""
-    return wait_for_record(server, lambda r: r.get("logger") == "gateway.access" and r.get("request_id") == request_id)
+    return wait_for_record(
+        server, lambda r: r.get("logger") == "gateway.access" and r.get("request_id") == request_id
+    )

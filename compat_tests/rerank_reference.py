@@ -29,7 +29,7 @@ def split_at_tokens(tokenizer, text: str, max_tokens: int) -> list[str]:
     if len(offsets) <= max_tokens:
         return [text]
     starts = [offsets[i][0] for i in range(0, len(offsets), max_tokens)]
-    return [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)])]
+    return [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)], strict=True)]
 
 
 def bi_encoder_relevance(model, query: str, documents: list[str]) -> np.ndarray:

@@ -48,7 +48,8 @@ def test_v1_floats_response(v1, reference_model):
 
 
 def test_v1_every_type_comes_from_the_floats(v1, reference_model):
-    response = v1.embed(texts=TEXTS, model=DEFAULT_ALIAS, input_type="search_document", embedding_types=ALL_TYPES)
+    response = v1.embed(texts=TEXTS, model=DEFAULT_ALIAS, input_type="search_document",
+                        embedding_types=ALL_TYPES)
     assert response.response_type == "embeddings_by_type"
     floats = np.array(response.embeddings.float_, dtype=np.float32)
     assert cosines(floats, reference_vectors(reference_model, TEXTS)).min() >= 0.9999
@@ -68,7 +69,7 @@ def test_v2_every_type_and_base64(v2, reference_model, output_dimension):
     expected = reference_vectors(reference_model, TEXTS, output_dimension)
     assert floats.shape == expected.shape and cosines(floats, expected).min() >= 0.9999
     check_types(response.embeddings, floats)
-    decoded = np.array([np.frombuffer(base64.b64decode(row), dtype="<f4") for row in response.embeddings.base64])
+    decoded = np.array([np.frombuffer(base64.b64decode(r), dtype="<f4") for r in response.embeddings.base64])
     np.testing.assert_array_equal(decoded, floats)
     assert response.meta.api_version.version == "2" and response.texts == TEXTS
 
@@ -83,7 +84,8 @@ def test_v2_inputs_with_text_content_and_default_float_type(v2, server):
 
 @pytest.mark.parametrize("truncate, side", [("END", "right"), ("START", "left")])
 def test_truncate_end_and_start(v2, reference_model, truncate, side):
-    response = v2.embed(model=DEFAULT_MODEL, texts=[LONG_TEXT], input_type="search_document", truncate=truncate)
+    response = v2.embed(model=DEFAULT_MODEL, texts=[LONG_TEXT], input_type="search_document",
+                        truncate=truncate)
     with truncating(reference_model, side):
         expected = reference_vectors(reference_model, [LONG_TEXT])
     assert cosines(response.embeddings.float_, expected)[0] >= 0.9999
@@ -104,7 +106,8 @@ def test_truncate_none_rejects_a_long_text(v1, v2):
     with pytest.raises(cohere.BadRequestError) as v1_error:
         v1.embed(texts=["short", LONG_TEXT], model=DEFAULT_MODEL, truncate="NONE")
     with pytest.raises(cohere.BadRequestError) as v2_error:
-        v2.embed(model=DEFAULT_MODEL, texts=TEXTS[:2], input_type="search_query", max_tokens=4, truncate="NONE")
+        v2.embed(model=DEFAULT_MODEL, texts=TEXTS[:2], input_type="search_query", max_tokens=4,
+                 truncate="NONE")
     assert "texts[1]" in v1_error.value.body["message"] and set(v1_error.value.body) == {"message"}
     assert "texts[0]" in v2_error.value.body["message"]
 
@@ -156,8 +159,8 @@ def test_openai_route_quantized_formats(server, encoding_format):
     ("/v1/embed", {"texts": ["x"] * 97}, "texts"),
     ("/v2/embed", {"model": DEFAULT_MODEL, "inputs": [{"content": [{"type": "text", "text": "x"}]}] * 97},
      "inputs"),
-    ("/v2/embed", {"model": DEFAULT_MODEL, "texts": ["x"], "embedding_types": ["binary"], "output_dimension": 100},
-     "binary"),
+    ("/v2/embed", {"model": DEFAULT_MODEL, "texts": ["x"], "embedding_types": ["binary"],
+                   "output_dimension": 100}, "binary"),
     ("/v2/embed", {"model": DEFAULT_MODEL, "texts": ["x"], "output_dimension": 0}, "output_dimension"),
     ("/v2/embed", {"model": DEFAULT_MODEL, "texts": ["x"], "max_tokens": 0}, "max_tokens"),
     ("/v1/embed", {"texts": ["x"], "embedding_types": ["base64"]}, "embedding_types"),

@@ -24,12 +24,25 @@ from compat_tests.rerank_reference import (
 
 RANKING_CASES = [
     (QUERY, PASSAGES, RELEVANT),
-    ("How do plants make food from sunlight?",
-     ["The French Revolution began in 1789.", "Photosynthesis converts light energy into chemical energy "
-      "in plants.", "Dogs are loyal pets.", "Volcanoes erupt molten rock."], 1),
-    ("python list sorting",
-     ["How to bake sourdough bread at home", "Use sorted(my_list) or list.sort() to sort a list in Python.",
-      "The history of the Roman empire"], 1),
+    (
+        "How do plants make food from sunlight?",
+        [
+            "The French Revolution began in 1789.",
+            "Photosynthesis converts light energy into chemical energy in plants.",
+            "Dogs are loyal pets.",
+            "Volcanoes erupt molten rock.",
+        ],
+        1,
+    ),
+    (
+        "python list sorting",
+        [
+            "How to bake sourdough bread at home",
+            "Use sorted(my_list) or list.sort() to sort a list in Python.",
+            "The history of the Roman empire",
+        ],
+        1,
+    ),
 ]
 
 
@@ -79,8 +92,13 @@ def test_v1_objects_are_echoed_whole_when_return_documents(v1, reference_model):
 
 def test_v1_rank_fields_rank_on_the_named_fields_in_order(v1, reference_model):
     documents = [{"title": f"Passage {i}", "body": text, "lang": "en"} for i, text in enumerate(PASSAGES)]
-    response = v1.rerank(model=DEFAULT_MODEL, query=QUERY, documents=documents, rank_fields=["title", "body"],
-                         return_documents=True)
+    response = v1.rerank(
+        model=DEFAULT_MODEL,
+        query=QUERY,
+        documents=documents,
+        rank_fields=["title", "body"],
+        return_documents=True,
+    )
     ranked_texts = [f"{d['title']}\n{d['body']}" for d in documents]
     assert response.results[0].index == RELEVANT
     assert_matches_reference(response.results, bi_encoder_relevance(reference_model, QUERY, ranked_texts))
@@ -93,7 +111,9 @@ def test_v1_top_n_keeps_the_best_and_larger_top_n_returns_all(v1):
     full = v1.rerank(model=DEFAULT_MODEL, query=QUERY, documents=PASSAGES).results
     top = v1.rerank(model=DEFAULT_MODEL, query=QUERY, documents=PASSAGES, top_n=2).results
     assert [r.index for r in top] == [r.index for r in full[:2]]
-    assert len(v1.rerank(model=DEFAULT_MODEL, query=QUERY, documents=PASSAGES, top_n=100).results) == len(PASSAGES)
+    assert len(v1.rerank(model=DEFAULT_MODEL, query=QUERY, documents=PASSAGES, top_n=100).results) == len(
+        PASSAGES
+    )
 
 
 @pytest.mark.parametrize("path", ["/v1/rerank", "/v2/rerank", "/rerank"])
@@ -112,22 +132,36 @@ def test_document_key_is_absent_unless_requested(server, path, return_documents)
 
 
 def test_v2_client_with_top_n_and_max_tokens_per_doc(v2, reference_model):
-    response = v2.rerank(model=DEFAULT_MODEL, query=QUERY, documents=PASSAGES, top_n=3, max_tokens_per_doc=512)
+    response = v2.rerank(
+        model=DEFAULT_MODEL, query=QUERY, documents=PASSAGES, top_n=3, max_tokens_per_doc=512
+    )
     expected = bi_encoder_relevance(reference_model, QUERY, PASSAGES)
     assert [r.index for r in response.results] == list(expected.argsort()[::-1][:3])
     assert response.results[0].index == RELEVANT
     assert response.meta.api_version.version == "2"
     # return_documents is not a ClientV2 argument any more; older v2 bodies still send it.
-    echoed = v2.rerank(model=DEFAULT_MODEL, query=QUERY, documents=PASSAGES,
-                       request_options={"additional_body_parameters": {"return_documents": True}})
+    echoed = v2.rerank(
+        model=DEFAULT_MODEL,
+        query=QUERY,
+        documents=PASSAGES,
+        request_options={"additional_body_parameters": {"return_documents": True}},
+    )
     assert all(r.document == {"text": PASSAGES[r.index]} for r in echoed.results)
 
 
 V2_SHAPES = {
-    "v1 shape": {"documents": [{"text": t, "n": i} for i, t in enumerate(PASSAGES)], "rank_fields": ["text"],
-                 "return_documents": True, "max_chunks_per_doc": 5, "top_n": 10},
-    "strings with max_tokens_per_doc": {"documents": PASSAGES, "max_tokens_per_doc": 4096,
-                                        "return_documents": True},
+    "v1 shape": {
+        "documents": [{"text": t, "n": i} for i, t in enumerate(PASSAGES)],
+        "rank_fields": ["text"],
+        "return_documents": True,
+        "max_chunks_per_doc": 5,
+        "top_n": 10,
+    },
+    "strings with max_tokens_per_doc": {
+        "documents": PASSAGES,
+        "max_tokens_per_doc": 4096,
+        "return_documents": True,
+    },
     "current": {"documents": PASSAGES, "top_n": None, "max_tokens_per_doc": None, "priority": 0},
 }
 
@@ -141,8 +175,11 @@ def test_every_historical_v2_shape_is_accepted(server, reference_model, shape):
     assert [r["index"] for r in results] == list(expected.argsort()[::-1])
     assert all(r["relevance_score"] == pytest.approx(expected[r["index"]], abs=1e-4) for r in results)
     if body.get("return_documents"):
-        assert all(r["document"] == (body["documents"][r["index"]] if shape == "v1 shape"
-                                     else {"text": PASSAGES[r["index"]]}) for r in results)
+        assert all(
+            r["document"]
+            == (body["documents"][r["index"]] if shape == "v1 shape" else {"text": PASSAGES[r["index"]]})
+            for r in results
+        )
     else:
         assert all("document" not in r for r in results)
 
@@ -159,10 +196,12 @@ def test_long_document_scores_as_its_best_chunk(v1, reference_model):
     response = v1.rerank(model=DEFAULT_MODEL, query=QUERY, documents=documents)
     assert response.results[0].index == 0  # the answer sits past the model's 256-token limit
     assert scores_by_index(response.results)[0] == pytest.approx(
-        best_chunk_relevance(reference_model, QUERY, long_doc), abs=1e-4)
+        best_chunk_relevance(reference_model, QUERY, long_doc), abs=1e-4
+    )
     first_only = v1.rerank(model=DEFAULT_MODEL, query=QUERY, documents=documents, max_chunks_per_doc=1)
     assert scores_by_index(first_only.results)[0] == pytest.approx(
-        best_chunk_relevance(reference_model, QUERY, long_doc, max_chunks=1), abs=1e-4)
+        best_chunk_relevance(reference_model, QUERY, long_doc, max_chunks=1), abs=1e-4
+    )
     assert scores_by_index(first_only.results)[0] < scores_by_index(response.results)[0] - 0.05
     assert response.meta.billed_units.search_units == 1
 
@@ -206,10 +245,18 @@ def test_concurrent_async_v2_clients(server):
 
     async def rank_all():
         client = cohere.AsyncClientV2(base_url=server.url, api_key="x", timeout=120)
-        responses = await asyncio.gather(*(client.rerank(model=DEFAULT_MODEL, query=q, documents=d)
-                                           for q, d in cases * 3))
+        responses = await asyncio.gather(
+            *(client.rerank(model=DEFAULT_MODEL, query=q, documents=d) for q, d in cases * 3)
+        )
         return [[r.index for r in response.results] for response in responses]
 
-    solo = [[r.index for r in cohere.ClientV2(base_url=server.url, api_key="x").rerank(
-        model=DEFAULT_MODEL, query=q, documents=d).results] for q, d in cases]
+    solo = [
+        [
+            r.index
+            for r in cohere.ClientV2(base_url=server.url, api_key="x")
+            .rerank(model=DEFAULT_MODEL, query=q, documents=d)
+            .results
+        ]
+        for q, d in cases
+    ]
     assert asyncio.run(rank_all()) == solo * 3

@@ -27,11 +27,15 @@ from compat_tests.rerank_reference import (
 
 def recording_client(server, sent: list[dict]) -> cohere.ClientV2:
     """A ClientV2 whose request bodies are appended to ``sent``."""
+
     def record(request: httpx.Request) -> None:
         sent.append({"path": request.url.path, "body": json.loads(request.content)})
 
-    return cohere.ClientV2(base_url=server.url, api_key="x",
-                           httpx_client=httpx.Client(timeout=60, event_hooks={"request": [record]}))
+    return cohere.ClientV2(
+        base_url=server.url,
+        api_key="x",
+        httpx_client=httpx.Client(timeout=60, event_hooks={"request": [record]}),
+    )
 
 
 def test_langchain_cohere_rerank_compresses_documents(server):
@@ -62,11 +66,15 @@ def test_langchain_with_base_url_and_api_key(server):
 
 
 def nodes() -> list[NodeWithScore]:
-    return [NodeWithScore(node=TextNode(text=text, id_=f"n{i}"), score=0.0) for i, text in enumerate(PASSAGES)]
+    return [
+        NodeWithScore(node=TextNode(text=text, id_=f"n{i}"), score=0.0) for i, text in enumerate(PASSAGES)
+    ]
 
 
 def test_llama_index_cohere_rerank(server):
-    reranker = LlamaCohereRerank(api_key="x", base_url=server.url, model=DEFAULT_MODEL, top_n=2, max_retries=1)
+    reranker = LlamaCohereRerank(
+        api_key="x", base_url=server.url, model=DEFAULT_MODEL, top_n=2, max_retries=1
+    )
     ranked = reranker.postprocess_nodes(nodes(), query_bundle=QueryBundle(QUERY))
     assert [n.node.node_id for n in ranked][0] == f"n{RELEVANT}" and len(ranked) == 2
     check_sorted_scores([n.score for n in ranked])
@@ -86,10 +94,20 @@ def test_llama_index_jina_rerank_surfaces_server_errors(server):
         reranker.postprocess_nodes(nodes(), query_bundle=QueryBundle(QUERY))
 
 
-@pytest.mark.parametrize("documents", [PASSAGES, [{"text": text} for text in PASSAGES]], ids=["strings", "objects"])
+@pytest.mark.parametrize(
+    "documents", [PASSAGES, [{"text": text} for text in PASSAGES]], ids=["strings", "objects"]
+)
 def test_raw_jina_format(server, reference_model, documents):
-    body = {"model": DEFAULT_MODEL, "query": QUERY, "documents": documents, "top_n": 3, "return_documents": True}
-    response = httpx.post(f"{server.url}/v1/rerank", json=body, headers={"Authorization": "Bearer x"}, timeout=60)
+    body = {
+        "model": DEFAULT_MODEL,
+        "query": QUERY,
+        "documents": documents,
+        "top_n": 3,
+        "return_documents": True,
+    }
+    response = httpx.post(
+        f"{server.url}/v1/rerank", json=body, headers={"Authorization": "Bearer x"}, timeout=60
+    )
     assert response.status_code == 200 and response.headers["content-type"] == "application/json"
     payload = response.json()
     assert payload["model"] == DEFAULT_MODEL
@@ -119,18 +137,25 @@ def test_tei_rerank_body(server, reference_model):
 def test_tei_truncation_keeps_the_named_side(server, reference_model):
     long_text = FILLER + "Paris is the capital and most populous city of France."
     budget = reference_model.max_seq_length - 2  # [CLS] and [SEP]
-    offsets = reference_model.tokenizer(long_text, add_special_tokens=False,
-                                        return_offsets_mapping=True)["offset_mapping"]
+    offsets = reference_model.tokenizer(long_text, add_special_tokens=False, return_offsets_mapping=True)[
+        "offset_mapping"
+    ]
     assert len(offsets) > budget
-    head, tail = long_text[: offsets[budget][0]], long_text[offsets[-budget][0]:]
+    head, tail = long_text[: offsets[budget][0]], long_text[offsets[-budget][0] :]
     expected = bi_encoder_relevance(reference_model, QUERY, [head, tail])
-    scores = {direction: tei(server, texts=[long_text], truncate=True,
-                             truncation_direction=direction).json()[0]["score"] for direction in ["Right", "Left"]}
+    scores = {
+        direction: tei(server, texts=[long_text], truncate=True, truncation_direction=direction).json()[0][
+            "score"
+        ]
+        for direction in ["Right", "Left"]
+    }
     assert scores["Right"] == pytest.approx(expected[0], abs=1e-4)
     assert scores["Left"] == pytest.approx(expected[1], abs=1e-4)
     assert scores["Left"] > scores["Right"] + 0.05  # the end holds the answer
 
 
 def test_documents_on_the_tei_path_stay_cohere(server):
-    payload = httpx.post(f"{server.url}/rerank", json={"query": QUERY, "documents": PASSAGES}, timeout=60).json()
+    payload = httpx.post(
+        f"{server.url}/rerank", json={"query": QUERY, "documents": PASSAGES}, timeout=60
+    ).json()
     assert payload["results"][0]["index"] == RELEVANT and payload["meta"]["api_version"]["version"] == "1"

@@ -88,6 +88,10 @@ class KeyRing:
         return found
 
 
+def _path(connection: ASGIConnection) -> str:
+    return connection.scope["path"].rstrip("/") or "/"
+
+
 def bearer_token(header: str | None) -> str | None:
     """The credential of an ``Authorization: Bearer <token>`` header (scheme case-insensitive)."""
     scheme, _, token = (header or "").strip().partition(" ")
@@ -111,7 +115,7 @@ class ApiKeyGuard:
         self.metrics_keys = KeyRing(metrics_keys, models)
 
     def __call__(self, connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        path = connection.scope["path"].rstrip("/") or "/"
+        path = _path(connection)
         if connection.scope["method"] == "OPTIONS" or path in PUBLIC_PATHS:
             return
         ring = self.metrics_keys if path == METRICS_PATH and self.metrics_keys else self.keys
@@ -128,6 +132,8 @@ class ApiKeyGuard:
 class HostGuard:
     """Litestar guard: 400 (in the route's error shape) when the Host header is not trusted.
 
+    ``/health`` and ``/ready`` answer any host: orchestrators probe them by IP address.
+
     Args:
         patterns: host names, ``*.example.com`` wildcards, or ``*``; ports are ignored.
     """
@@ -136,6 +142,8 @@ class HostGuard:
         self.patterns = [p.lower() for p in patterns]
 
     def __call__(self, connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        if _path(connection) in PUBLIC_PATHS:
+            return
         host = connection.headers.get("host", "")
         try:
             hostname = urlsplit(f"//{host}").hostname or ""  # drops the port and IPv6 brackets

@@ -2,10 +2,10 @@
 
 Requests submit tokenized inputs; the runner thread blocks for the first waiting item, then takes
 everything else that queued meanwhile (requests pile up while the engine is busy: that is the batching
-window, no sleeps), drops items whose request was cancelled, sorts by length and cuts batches where
-``longest * count`` would exceed the padded-token budget. The batch that runs next is the one holding
-the oldest waiting item, so no request starves behind a stream of newer ones. An engine exception
-fails exactly the requests in that batch; the thread lives on.
+window, no sleeps), forgets items whose request is already done (cancelled by a client disconnect or
+a timeout, or failed), and cuts a length-sorted batch on the padded-token budget (``PendingQueue``).
+The batch that runs next is the one holding the oldest waiting item, so no request starves. An engine
+exception fails exactly the requests in that batch; the thread lives on and ``stats.failing`` says so.
 """
 
 from __future__ import annotations
@@ -13,56 +13,42 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 
 from gateway import request_context
+from gateway.batch_queue import Item, PendingQueue, item_key
 from gateway.engines import Engine, Tokens
-from gateway.errors import EngineFailure, Overloaded
+from gateway.errors import EngineFailure, NotReady, Overloaded
 
 log = logging.getLogger(__name__)
 Kind = Literal["embed", "score"]
+MAX_RETRY_AFTER_S = 60
 
 
 @dataclass(eq=False)
-class _Job:
-    """One request's inputs: its rows land in ``out`` at their input index."""
+class Job:
+    """One request's inputs; its rows land in ``out`` at their input index.
+
+    ``queued`` / ``queued_tokens`` count its items not yet taken into a batch; ``done`` (resolved,
+    failed or cancelled) makes the runner drop the rest. Both change only under the runner's lock.
+    """
 
     kind: Kind
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future
     size: int
-    remaining: int = 0
+    queued: int
+    queued_tokens: int
+    remaining: int  # rows not computed yet
     out: np.ndarray | None = None
-    done: bool = False  # resolved, failed or cancelled: its leftover items are dropped
-
-    def finish(self, result: np.ndarray | None = None, error: BaseException | None = None) -> None:
-        """Resolve the request's future from any thread (no-op once done)."""
-        if self.done:
-            return
-        self.done = True
-        self.loop.call_soon_threadsafe(_settle, self.future, result, error)
-
-
-def _settle(future: asyncio.Future, result: np.ndarray | None, error: BaseException | None) -> None:
-    if future.done():  # the awaiting request was cancelled meanwhile
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
-
-
-@dataclass(slots=True)
-class _Item:
-    job: _Job
-    index: int
-    tokens: Tokens
-    seq: int
+    done: bool = False
 
 
 @dataclass
@@ -74,25 +60,10 @@ class BatchStats:
     last_batch_size: int = 0
     last_batch_tokens: int = 0
     last_batch_ms: float | None = None
+    tokens_per_s: float | None = None  # moving average of padded tokens per second of engine time
     last_error: str | None = None
     failing: bool = False
-
-
-def plan_batches(items: list[_Item], budget: int) -> list[list[_Item]]:
-    """Sort items by length and cut consecutive batches where ``longest * count`` would exceed ``budget``.
-
-    A single item longer than the budget still forms a batch of its own.
-    """
-    batches: list[list[_Item]] = []
-    current: list[_Item] = []
-    for item in sorted(items, key=lambda it: len(it.tokens)):
-        if current and len(item.tokens) * (len(current) + 1) > budget:
-            batches.append(current)
-            current = []
-        current.append(item)
-    if current:
-        batches.append(current)
-    return batches
+    dropped_items: int = 0  # inputs of finished requests dropped before reaching the engine
 
 
 class Runner:
@@ -118,22 +89,24 @@ class Runner:
         self.max_queue_tokens = max_queue_tokens
         self.on_batch = on_batch
         self.stats = BatchStats()
-        self._pending: list[_Item] = []
+        self._queues: dict[Kind, PendingQueue] = {"embed": PendingQueue(), "score": PendingQueue()}
+        self._queued_items = 0
         self._queued_tokens = 0
+        self._has_finished_jobs = False  # a done job may still have items queued: purge them
         self._cond = threading.Condition()
-        self._seq = itertools.count()
+        self._arrivals = itertools.count()
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name=f"runner:{engine.spec.name}", daemon=True)
         self._thread.start()
 
     @property
     def queued_items(self) -> int:
-        """Inputs waiting for the engine."""
-        return len(self._pending)
+        """Inputs waiting for the engine (those of finished requests excluded)."""
+        return self._queued_items
 
     @property
     def queued_tokens(self) -> int:
-        """Tokens waiting for the engine."""
+        """Tokens waiting for the engine (those of finished requests excluded)."""
         return self._queued_tokens
 
     @property
@@ -144,85 +117,115 @@ class Runner:
     async def run(self, kind: Kind, inputs: list[Tokens]) -> np.ndarray:
         """Queue ``inputs`` and wait for their results, in input order.
 
+        Cancelling the awaiting task (client gone, timeout) drops its inputs that have not reached the
+        engine yet.
+
         Returns:
             ``(n, dim)`` float32 embeddings for ``embed``, ``(n,)`` float32 scores for ``score``.
 
         Raises:
             Overloaded: the queue already holds ``max_queue_tokens`` tokens (a request larger than the
-                whole budget is admitted only into an empty queue).
+                whole budget is admitted only into an empty queue); ``Retry-After`` estimates the wait.
+            NotReady: the runner is stopping (server shutdown).
             EngineFailure: the engine raised while running a batch holding these inputs.
         """
         if not inputs:
             return np.zeros((0, self.engine.spec.dim) if kind == "embed" else (0,), np.float32)
         loop = asyncio.get_running_loop()
-        job = _Job(kind, loop, loop.create_future(), size=len(inputs), remaining=len(inputs))
         tokens = sum(len(t) for t in inputs)
+        job = Job(kind, loop, loop.create_future(), len(inputs), len(inputs), tokens, len(inputs))
         with self._cond:
-            if self._queued_tokens and self._queued_tokens + tokens > self.max_queue_tokens:
-                raise Overloaded(f"model {self.engine.spec.name!r} is overloaded: its queue is full, retry later")
-            self._pending.extend(_Item(job, i, t, next(self._seq)) for i, t in enumerate(inputs))
+            self._admit(tokens)
+            self._queues[kind].add(
+                [Item(job, i, t, item_key(len(t), next(self._arrivals))) for i, t in enumerate(inputs)]
+            )
+            self._queued_items += job.queued
             self._queued_tokens += tokens
             self._cond.notify()
         request_context.count_work(len(inputs), tokens)  # for the request's log line and metrics
         try:
             return await job.future
         except asyncio.CancelledError:
-            job.done = True  # the runner drops its items that have not run yet
+            with self._cond:
+                self._retire(job)
             raise
 
+    def _admit(self, tokens: int) -> None:
+        """Raises NotReady when stopping, Overloaded when ``tokens`` more would overflow the queue."""
+        if self._stopping or not self._thread.is_alive():
+            raise NotReady(f"model {self.engine.spec.name!r} is shutting down")
+        if self._queued_tokens and self._queued_tokens + tokens > self.max_queue_tokens:
+            raise Overloaded(
+                f"model {self.engine.spec.name!r} is overloaded: its queue is full, retry later",
+                retry_after_s=self._retry_after_s(),
+            )
+
+    def _retry_after_s(self) -> int:
+        """Seconds the engine needs to drain the current queue, from its recent speed (1..60)."""
+        speed = self.stats.tokens_per_s
+        if not speed:
+            return 1
+        return max(1, min(MAX_RETRY_AFTER_S, math.ceil(self._queued_tokens / speed)))
+
+    def _retire(self, job: Job) -> None:
+        """Mark ``job`` done and release its queued inputs from the accounting (lock held)."""
+        if job.done:
+            return
+        job.done = True
+        if job.queued:  # some of its inputs still wait in a queue: the runner purges them
+            self._queued_items -= job.queued
+            self._queued_tokens -= job.queued_tokens
+            self.stats.dropped_items += job.queued
+            job.queued = job.queued_tokens = 0
+            self._has_finished_jobs = True
+
     def stop(self) -> None:
-        """Let the thread exit once the queue is empty (in-flight batches finish)."""
+        """Refuse new inputs and let the thread exit once the queue is empty (queued work finishes)."""
         with self._cond:
             self._stopping = True
             self._cond.notify()
 
-    def _take_batch(self) -> list[_Item] | None:
-        """Block for work, drop cancelled items, and remove and return the next batch."""
+    def _take_batch(self) -> list[Item] | None:
+        """Block for work and remove the next batch (None once stopping with an empty queue)."""
         with self._cond:
             while True:
-                dropped = [it for it in self._pending if it.job.done]
-                if dropped:
-                    self._pending = [it for it in self._pending if not it.job.done]
-                    self._queued_tokens -= sum(len(it.tokens) for it in dropped)
-                if self._pending:
+                if self._has_finished_jobs:
+                    for queue in self._queues.values():
+                        queue.drop_finished()
+                    self._has_finished_jobs = False
+                heads = [(item.arrival, kind) for kind, q in self._queues.items() if (item := q.oldest())]
+                if heads:
                     break
                 if self._stopping:
                     return None
                 self._cond.wait()
-            oldest = min(self._pending, key=lambda it: it.seq)
-            batch = next(b for b in plan_batches(self._pending, self.batch_tokens) if oldest in b)
-            chosen = set(map(id, batch))
-            self._pending = [it for it in self._pending if id(it) not in chosen]
-            self._queued_tokens -= sum(len(it.tokens) for it in batch)
+            batch = self._queues[min(heads)[1]].take_batch(self.batch_tokens)
+            for item in batch:
+                item.job.queued -= 1
+                item.job.queued_tokens -= len(item.tokens)
+            self._queued_items -= len(batch)
+            self._queued_tokens -= sum(len(item.tokens) for item in batch)
             return batch
 
     def _loop(self) -> None:
         while (batch := self._take_batch()) is not None:
-            self._run_batch(batch)
+            try:
+                self._run_batch(batch)
+            except Exception as exc:  # noqa: BLE001 - any failure must reach every waiter; the thread lives
+                self._fail(batch, exc)
 
-    def _run_batch(self, batch: list[_Item]) -> None:
+    def _run_batch(self, batch: list[Item]) -> None:
         kind = batch[0].job.kind
-        same_kind = [it for it in batch if it.job.kind == kind]
-        if len(same_kind) < len(batch):  # mixed kinds: requeue the others for their own batch
-            with self._cond:
-                self._pending.extend(it for it in batch if it.job.kind != kind)
-                self._queued_tokens += sum(len(it.tokens) for it in batch if it.job.kind != kind)
-            batch = same_kind
-        tokens = [it.tokens for it in batch]
+        tokens = [item.tokens for item in batch]
         padded = max(len(t) for t in tokens) * len(tokens)
         start = time.perf_counter()
-        try:
-            rows = self.engine.embed(tokens) if kind == "embed" else self.engine.score(tokens)
-        except Exception as exc:  # noqa: BLE001 - any engine failure must reach every waiter
-            log.exception("engine %s failed on a batch of %d", self.engine.spec.name, len(batch))
-            self.stats.failing, self.stats.last_error = True, f"{type(exc).__name__}: {exc}"
-            error = EngineFailure("the model failed to process this request; it was not retried")
-            for job in {id(it.job): it.job for it in batch}.values():
-                job.finish(error=error)
-            return
+        rows = self.engine.embed(tokens) if kind == "embed" else self.engine.score(tokens)
         ms = (time.perf_counter() - start) * 1000
+        if len(rows) != len(batch):
+            raise RuntimeError(f"the engine returned {len(rows)} rows for a batch of {len(batch)}")
         self._record(len(batch), padded, ms)
-        for item, row in zip(batch, rows):
+        finished: list[Job] = []
+        for item, row in zip(batch, rows, strict=True):
             job = item.job
             if job.done:
                 continue
@@ -231,13 +234,49 @@ class Runner:
             job.out[item.index] = row
             job.remaining -= 1
             if job.remaining == 0:
-                job.finish(result=job.out)
+                finished.append(job)
+        self._settle(finished, None)
+
+    def _fail(self, batch: list[Item], exc: Exception) -> None:
+        log.error("engine %s failed on a batch of %d", self.engine.spec.name, len(batch), exc_info=exc)
+        self.stats.failing, self.stats.last_error = True, f"{type(exc).__name__}: {exc}"
+        jobs = list({id(item.job): item.job for item in batch if not item.job.done}.values())
+        self._settle(jobs, EngineFailure("the model failed to process this request; it was not retried"))
+
+    def _settle(self, jobs: list[Job], error: BaseException | None) -> None:
+        """Resolve (or fail) jobs: one wake-up per event loop, however many requests the batch served."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[Job]] = {}
+        with self._cond:
+            for job in jobs:
+                self._retire(job)
+                by_loop.setdefault(job.loop, []).append(job)
+        for loop, loop_jobs in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, loop_jobs, error)
+            except RuntimeError:  # that event loop is closed: nobody is waiting any more
+                log.debug("dropped results for a closed event loop")
 
     def _record(self, size: int, padded: int, ms: float) -> None:
         stats = self.stats
         stats.batches += 1
         stats.items += size
         stats.last_batch_size, stats.last_batch_tokens, stats.last_batch_ms = size, padded, ms
+        speed = padded / max(ms, 1e-3) * 1000
+        stats.tokens_per_s = speed if stats.tokens_per_s is None else 0.8 * stats.tokens_per_s + 0.2 * speed
         stats.failing, stats.last_error = False, None
         if self.on_batch is not None:
-            self.on_batch(size, padded, ms)
+            try:
+                self.on_batch(size, padded, ms)
+            except Exception:  # noqa: BLE001 - a metrics hook must not fail the requests
+                log.exception("on_batch callback failed")
+
+
+def _resolve(jobs: list[Job], error: BaseException | None) -> None:
+    """On the event loop: set each job's result or ``error`` unless its awaiting task was cancelled."""
+    for job in jobs:
+        if job.future.done():
+            continue
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(job.out)

@@ -16,6 +16,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="TOML config file (GATEWAY_CONFIG, default config/gateway.toml)")
     serve.add_argument("--model", help="serve this model instead (GATEWAY_MODEL): hub repo id or local folder")
     serve.add_argument("--engine", choices=["auto", "torch", "mlx"], help="inference engine (GATEWAY_ENGINE)")
+    bench = sub.add_parser("bench", help="measure a server against in-process sentence-transformers")
+    from gateway.bench.run import add_arguments
+
+    add_arguments(bench)
     return parser
 
 
@@ -49,5 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         serve(args)
+    elif args.command == "bench":
+        from gateway.bench.run import main as bench
+
+        bench(args)
     else:  # pragma: no cover - argparse rejects unknown commands
         sys.exit(2)

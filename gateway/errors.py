@@ -11,6 +11,7 @@ exception handlers render it in the wire format of the route that was called (se
     ├── PayloadTooLarge (413)
     ├── Overloaded (429, rate_limit_error, Retry-After)
     ├── RequestTimeout (408)
+    ├── ClientDisconnected (499): the client left before the answer; nobody reads it
     ├── EngineFailure (500, api_error): a forward pass raised
     └── NotReady (503, api_error): the model is still loading
 """
@@ -77,6 +78,12 @@ class PayloadTooLarge(GatewayError):
 
 class RequestTimeout(GatewayError):
     status, type, code = 408, "timeout_error", "request_timeout"
+
+
+class ClientDisconnected(GatewayError):
+    """The client closed the connection while its request waited (nginx's 499); its work was dropped."""
+
+    status, type, code = 499, "invalid_request_error", "client_closed_request"
 
 
 class Overloaded(GatewayError):

@@ -74,9 +74,16 @@ def default_rerank_model(registry: Registry) -> str:
     return (cross or registry.models)[0].name
 
 
-def check_rerank_request(query: str, documents: list[str], top_n: int | None, settings: Settings, *,
-                         max_chunks_per_doc: int | None = None, max_tokens_per_doc: int | None = None,
-                         param: str = "documents") -> None:
+def check_rerank_request(
+    query: str,
+    documents: list[str],
+    top_n: int | None,
+    settings: Settings,
+    *,
+    max_chunks_per_doc: int | None = None,
+    max_tokens_per_doc: int | None = None,
+    param: str = "documents",
+) -> None:
     """Reject an empty query or document list, too many documents, and non-positive limits.
 
     Raises:
@@ -87,9 +94,15 @@ def check_rerank_request(query: str, documents: list[str], top_n: int | None, se
     if not documents:
         raise InvalidRequest(f"'{param}' must not be empty", param=param)
     if len(documents) > settings.max_rerank_documents:
-        raise InvalidRequest(f"'{param}' has {len(documents)} items; at most "
-                             f"{settings.max_rerank_documents} are allowed", param=param)
-    limits = {"top_n": top_n, "max_chunks_per_doc": max_chunks_per_doc, "max_tokens_per_doc": max_tokens_per_doc}
+        raise InvalidRequest(
+            f"'{param}' has {len(documents)} items; at most {settings.max_rerank_documents} are allowed",
+            param=param,
+        )
+    limits = {
+        "top_n": top_n,
+        "max_chunks_per_doc": max_chunks_per_doc,
+        "max_tokens_per_doc": max_tokens_per_doc,
+    }
     for name, value in limits.items():
         if value is not None and value <= 0:
             raise InvalidRequest(f"'{name}' must be a positive integer, got {value}", param=name)
@@ -125,11 +138,25 @@ async def rerank(
     settings = registry.settings
     served = registry.get(model_name or default_rerank_model(registry))
     engine, runner = served.ready()
-    check_rerank_request(query, documents, top_n, settings, max_chunks_per_doc=max_chunks_per_doc,
-                         max_tokens_per_doc=max_tokens_per_doc, param=param)
+    check_rerank_request(
+        query,
+        documents,
+        top_n,
+        settings,
+        max_chunks_per_doc=max_chunks_per_doc,
+        max_tokens_per_doc=max_tokens_per_doc,
+        param=param,
+    )
     inputs: RerankInputs = await served.tokenize(
-        prepare_inputs, engine, served.config, query, documents, overflow=overflow,
-        max_chunks_per_doc=max_chunks_per_doc, max_tokens_per_doc=max_tokens_per_doc, param=param,
+        prepare_inputs,
+        engine,
+        served.config,
+        query,
+        documents,
+        overflow=overflow,
+        max_chunks_per_doc=max_chunks_per_doc,
+        max_tokens_per_doc=max_tokens_per_doc,
+        param=param,
     )
     check_token_total(inputs.tokens, settings, param)
     if inputs.cross_encoder:

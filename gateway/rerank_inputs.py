@@ -7,8 +7,9 @@ so a document's best chunk is a ``np.maximum.reduceat`` over ``first_chunk``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -46,9 +47,17 @@ def rerank_prompts(engine: Engine, config: ModelConfig) -> tuple[str, str]:
     return query, document
 
 
-def prepare_inputs(engine: Engine, config: ModelConfig, query: str, documents: list[str], *,
-                   overflow: Overflow = "chunk", max_chunks_per_doc: int | None = None,
-                   max_tokens_per_doc: int | None = None, param: str = "documents") -> RerankInputs:
+def prepare_inputs(
+    engine: Engine,
+    config: ModelConfig,
+    query: str,
+    documents: list[str],
+    *,
+    overflow: Overflow = "chunk",
+    max_chunks_per_doc: int | None = None,
+    max_tokens_per_doc: int | None = None,
+    param: str = "documents",
+) -> RerankInputs:
     """Chunk and tokenize a rerank request (call on the model's tokenizer thread).
 
     The query follows the model's truncation policy; documents follow ``overflow`` (see
@@ -77,7 +86,9 @@ def prepare_inputs(engine: Engine, config: ModelConfig, query: str, documents: l
     if cross:
         batch = _tokenize(engine.tokenize_pairs, [(query, c) for c in chunks], truncate, param, cross)
     else:
-        batch = head + _tokenize(engine.tokenize, [document_prompt + c for c in chunks], truncate, param, cross)
+        batch = head + _tokenize(
+            engine.tokenize, [document_prompt + c for c in chunks], truncate, param, cross
+        )
     return RerankInputs(batch, first_chunk, sum(len(t) for t in batch), cross)
 
 

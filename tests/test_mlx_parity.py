@@ -7,6 +7,7 @@ MLX-quantized copies. MLX on a Linux CPU is slow, so inputs are few and short.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from gateway.config import ModelConfig  # noqa: E402
 from gateway.engines import Engine, InputTooLong, load_engine  # noqa: E402
-from gateway.engines.mlx_tokenize import Qwen3RerankPrompt  # noqa: E402
+from gateway.engines.tokenization import Qwen3RerankPrompt  # noqa: E402
 from tests import tiny_models  # noqa: E402
 
 TEXTS = [
@@ -124,9 +125,10 @@ def test_embed_from_another_thread_than_the_loader(minilm_mlx: Engine) -> None:
     np.testing.assert_allclose(results["vectors"], expected, atol=1e-6)
 
 
-@pytest.mark.parametrize(
-    ("family", "pooling"), [("bert", "cls"), ("xlm-roberta", "mean"), ("modernbert", "mean"), ("modernbert", "cls")]
-)
+ENCODER_CASES = [("bert", "cls"), ("xlm-roberta", "mean"), ("modernbert", "mean"), ("modernbert", "cls")]
+
+
+@pytest.mark.parametrize(("family", "pooling"), ENCODER_CASES)
 def test_encoder_families_match_torch_engine(tmp_path: Path, family: str, pooling: str) -> None:
     path = tiny_models.build_tiny_encoder_embedder(tmp_path / family, family, pooling)
     mlx_engine, torch_engine = engine(path, "mlx"), engine(path, "torch")
@@ -172,14 +174,9 @@ def test_quantized_qwen3_embedder_stays_close(
 ) -> None:
     quantized_dir = tiny_models.quantize_mlx_copy(qwen3_embedder, tmp_path / f"q{bits}", bits=bits)
     quantized = engine(quantized_dir, "mlx")
-    assert quantized.spec == qwen3_mlx.spec.__class__(**{**vars_of(qwen3_mlx.spec), "name": quantized_dir.name})
+    assert quantized.spec == dataclasses.replace(qwen3_mlx.spec, name=quantized_dir.name)
     tokens = qwen3_mlx.tokenize(TEXTS)
     assert cosine(quantized.embed(tokens), qwen3_mlx.embed(tokens)).min() >= min_cosine
-
-
-def vars_of(spec) -> dict:
-    """A slotted dataclass's fields as a dict."""
-    return {name: getattr(spec, name) for name in spec.__slots__}
 
 
 # -- rerankers ---------------------------------------------------------------------------------------
@@ -202,7 +199,9 @@ def test_cross_encoder_matches_torch_and_cross_encoder(tmp_path: Path, family: s
     np.testing.assert_allclose(mlx_scores, torch_scores, rtol=1e-3, atol=1e-6)
 
 
-def qwen3_reference_scores(path: Path, pairs: list[tuple[str, str]], max_length: int) -> tuple[list, np.ndarray]:
+def qwen3_reference_scores(
+    path: Path, pairs: list[tuple[str, str]], max_length: int
+) -> tuple[list[list[int]], np.ndarray]:
     """The model card's Qwen3-Reranker recipe on transformers: prompt ids and logit(yes) - logit(no)."""
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).eval()
@@ -231,3 +230,14 @@ def test_qwen3_reranker_matches_transformers(qwen3_reranker: Path) -> None:
     np.testing.assert_allclose(scores, reference, atol=1e-3)
     with pytest.raises(InputTooLong):
         mlx_engine.tokenize_pairs(pairs, truncate=False)
+
+
+def test_memory_fraction_env_is_accepted_and_leaves_cpu_alone(
+    qwen3_embedder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlx.core as mx
+
+    monkeypatch.setenv("GATEWAY_MLX_MEMORY_FRACTION", "0.5")
+    limit = mx.get_memory_limit()
+    assert engine(qwen3_embedder, "mlx").spec.device == "cpu"
+    assert mx.get_memory_limit() == limit  # the cap applies to GPU (Metal) memory only

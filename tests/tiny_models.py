@@ -92,16 +92,29 @@ def tiny_encoder_config(family: str) -> transformers.PretrainedConfig:
     Args:
         family: ``bert``, ``xlm-roberta`` or ``modernbert``.
     """
-    sizes = dict(vocab_size=VOCAB_SIZE, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                 intermediate_size=128, num_labels=1, pad_token_id=0)
+    sizes = dict(
+        vocab_size=VOCAB_SIZE,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        num_labels=1,
+        pad_token_id=0,
+    )
     if family == "bert":
         return transformers.BertConfig(max_position_embeddings=MAX_POSITIONS, **sizes)
     if family == "xlm-roberta":  # positions start after the padding index, hence 2 extra
         return transformers.XLMRobertaConfig(max_position_embeddings=MAX_POSITIONS + 2, **sizes)
     # a small sliding window, so that the longer test inputs exercise ModernBERT's local attention
     return transformers.ModernBertConfig(
-        max_position_embeddings=MAX_POSITIONS, global_attn_every_n_layers=2, local_attention=8,
-        cls_token_id=101, sep_token_id=102, bos_token_id=101, eos_token_id=102, **sizes
+        max_position_embeddings=MAX_POSITIONS,
+        global_attn_every_n_layers=2,
+        local_attention=8,
+        cls_token_id=101,
+        sep_token_id=102,
+        bos_token_id=101,
+        eos_token_id=102,
+        **sizes,
     )
 
 

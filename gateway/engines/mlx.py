@@ -17,6 +17,7 @@ import logging
 import os
 
 import mlx.core as mx
+import mlx.nn as nn
 import numpy as np
 from transformers import AutoTokenizer
 
@@ -24,7 +25,7 @@ from gateway.config import ModelConfig
 from gateway.engines import Engine, ModelSpec, Tokens
 from gateway.engines.mlx_folder import FolderInfo, read_folder
 from gateway.engines.mlx_models import decoder_lm_logits, is_encoder, load_decoder, load_encoder, pool
-from gateway.engines.mlx_tokenize import Qwen3RerankPrompt, encode, split_text
+from gateway.engines.tokenization import Qwen3RerankPrompt, encode, split_text
 from gateway.engines.pooling import l2_normalize
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,23 @@ def max_tokens_of(config: ModelConfig, folder: FolderInfo, tokenizer) -> int:
     return min(config.max_tokens or limit, limit)
 
 
+def load_model(config: ModelConfig, path: str, hf_config: dict) -> nn.Module:
+    """The MLX model for ``config.task``: an encoder or decoder embedder, an encoder cross-encoder
+    (``*ForSequenceClassification``) or a Qwen3 reranker (LM head kept for the yes/no logits).
+
+    Raises:
+        ValueError: the architecture has no MLX implementation for the task.
+    """
+    architectures = hf_config.get("architectures") or []
+    if config.task == "embed":
+        return load_encoder(path, hf_config, "embed") if is_encoder(hf_config) else load_decoder(path)
+    if is_encoder(hf_config) and any(name.endswith("ForSequenceClassification") for name in architectures):
+        return load_encoder(path, hf_config, "rerank")
+    if is_qwen3_reranker(config, hf_config):
+        return load_decoder(path, keep_lm_head=True)
+    raise ValueError(f"the MLX engine cannot rerank with {architectures or hf_config.get('model_type')}")
+
+
 class MlxEngine:
     """An MLX embedder or reranker behind the ``Engine`` interface (see the module docstring)."""
 
@@ -70,13 +88,9 @@ class MlxEngine:
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self._encoder = is_encoder(hf_config)
-        self._rerank_prompt = Qwen3RerankPrompt(self.tokenizer) if is_qwen3_reranker(config, hf_config) else None
-        if self._encoder:
-            self.model = load_encoder(path, hf_config, config.task)
-        elif config.task == "embed" or self._rerank_prompt:
-            self.model = load_decoder(path, keep_lm_head=config.task == "rerank")
-        else:
-            raise ValueError(f"the MLX engine has no cross-encoder for {hf_config.get('architectures')}")
+        qwen3_reranker = is_qwen3_reranker(config, hf_config)
+        self._rerank_prompt = Qwen3RerankPrompt(self.tokenizer) if qwen3_reranker else None
+        self.model = load_model(config, path, hf_config)
         default_pooling, default_normalize = ("mean", False) if self._encoder else ("last", True)
         embeds = config.task == "embed"
         normalize = config.normalize if config.normalize is not None else folder.normalize
@@ -112,7 +126,8 @@ class MlxEngine:
     # -- forward passes (runner thread) ---------------------------------------------------------
 
     def _arrays(self, batch: list[Tokens]) -> tuple[mx.array, mx.array, mx.array | None, mx.array]:
-        """Right-pad a batch: ids ``(n, L)`` int32, mask ``(n, L)`` float32, type ids or None, last index ``(n,)``."""
+        """Right-pad a batch into ids ``(n, L)`` int32, mask ``(n, L)`` float32, type ids ``(n, L)`` int32
+        (pairs only, else None) and the index of each row's last real token ``(n,)`` int32."""
         width = max(len(t) for t in batch)
         ids = np.full((len(batch), width), self._pad_id, dtype=np.int32)
         mask = np.zeros((len(batch), width), dtype=np.float32)
@@ -125,7 +140,10 @@ class MlxEngine:
         return mx.array(ids), mx.array(mask), None if types is None else mx.array(types), mx.array(last)
 
     def _to_numpy(self, result: mx.array, padded_tokens: int) -> np.ndarray:
-        """Evaluate ``result`` here (never hand a lazy graph out) as float32 numpy; trim the cache after big batches."""
+        """Evaluate ``result`` here (no lazy graph leaves the engine) into float32 numpy.
+
+        After big batches MLX's buffer cache is handed back, so one burst does not pin its peak memory.
+        """
         mx.eval(result)
         out = np.array(result.astype(mx.float32))
         if padded_tokens >= CLEAR_CACHE_TOKENS:

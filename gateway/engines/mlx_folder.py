@@ -84,7 +84,7 @@ def read_folder(path: str | Path, *, pipeline: bool = True) -> FolderInfo:
     for module in modules:
         kind = module["type"].rsplit(".", 1)[-1]
         if kind not in _SUPPORTED_MODULES:
-            raise ValueError(f"module {module['type']} is not supported by the MLX engine; use engine = 'torch'")
+            raise ValueError(f"module {module['type']} is not supported by MLX; use engine = 'torch'")
         if kind == "Pooling":
             info.pooling = pooling_mode(_read_json(folder / module["path"] / "config.json") or {})
         info.normalize = info.normalize or kind == "Normalize"

@@ -21,7 +21,12 @@ import mlx.nn as nn
 from mlx.utils import tree_flatten
 
 # Hugging Face model_type -> mlx_embeddings.models module
-ENCODER_TYPES = {"bert": "bert", "xlm-roberta": "xlm_roberta", "roberta": "xlm_roberta", "modernbert": "modernbert"}
+ENCODER_TYPES = {
+    "bert": "bert",
+    "xlm-roberta": "xlm_roberta",
+    "roberta": "xlm_roberta",
+    "modernbert": "modernbert",
+}
 _BASE_MODEL_PREFIXES = ("bert.", "roberta.")  # how *ForSequenceClassification checkpoints name the encoder
 
 
@@ -43,7 +48,7 @@ class RobertaClassificationHead(nn.Module):
 
 
 def _encoder_class(base: type[nn.Module], family: str, task: str, num_labels: int) -> type[nn.Module]:
-    """Subclass mlx-embeddings' ``base`` model with ``hidden_states`` / ``class_logits`` and weight mapping."""
+    """Subclass mlx-embeddings' ``base`` model: ``hidden_states``, ``class_logits``, HF weight names."""
 
     class Encoder(base):
         def __init__(self, args) -> None:
@@ -81,7 +86,7 @@ def _encoder_class(base: type[nn.Module], family: str, task: str, num_labels: in
 def _strip_base_prefix(key: str) -> str:
     for prefix in _BASE_MODEL_PREFIXES:
         if key.startswith(prefix):
-            return key[len(prefix):]
+            return key[len(prefix) :]
     return key
 
 
@@ -117,13 +122,13 @@ def _decoder_classes(config: dict) -> tuple[type[nn.Module], type]:
     return Decoder, args_class
 
 
-def load_decoder(path: str | Path, *, keep_lm_head: bool) -> nn.Module:
+def load_decoder(path: str | Path, *, keep_lm_head: bool = False) -> nn.Module:
     """Load a decoder folder (plain or MLX-quantized) with mlx-lm.
 
     Args:
         path: model folder.
-        keep_lm_head: False for embedders: the model is built without an LM head (tied config), so
-            folders that ship none (Qwen3-Embedding) load strictly.
+        keep_lm_head: True for rerankers. Embedders are built without an LM head (as if tied), so
+            folders that ship none (Qwen3-Embedding) still load strictly.
     """
     from mlx_lm.utils import load_model
 
@@ -140,13 +145,16 @@ def decoder_lm_logits(model: nn.Module, hidden: mx.array) -> mx.array:
 
 
 def masked_mean(hidden: mx.array, mask: mx.array) -> mx.array:
-    """Mean of ``(n, L, H)`` states over real tokens (``mask`` ``(n, L)`` of 0/1), as sentence-transformers."""
+    """Mean of ``(n, L, H)`` states over real tokens (``mask``: ``(n, L)`` of 0/1), like ST's Pooling."""
     weights = mask[..., None].astype(hidden.dtype)
     return (hidden * weights).sum(axis=1) / mx.maximum(weights.sum(axis=1), 1e-9)
 
 
 def pool(hidden: mx.array, mask: mx.array, last: mx.array, mode: str) -> mx.array:
-    """Pool ``(n, L, H)`` states to ``(n, H)`` float32: ``mean`` | ``cls`` | ``last`` (index ``last`` per row)."""
+    """Pool ``(n, L, H)`` states to ``(n, H)`` float32 by ``mean`` | ``cls`` | ``last``.
+
+    ``last`` takes, per row, the state at index ``last`` (``(n,)`` int32): the last real token.
+    """
     hidden = hidden.astype(mx.float32)
     if mode == "mean":
         return masked_mean(hidden, mask)

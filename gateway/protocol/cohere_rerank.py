@@ -85,21 +85,27 @@ def document_texts(documents: list[Document], rank_fields: list[str] | None) -> 
     Raises:
         InvalidRequest: an object lacks ``text`` or a named field, or ``text`` is not a string.
     """
-    return [doc if isinstance(doc, str) else _object_text(i, doc, rank_fields) for i, doc in enumerate(documents)]
+    return [
+        doc if isinstance(doc, str) else _object_text(i, doc, rank_fields) for i, doc in enumerate(documents)
+    ]
 
 
 def _object_text(index: int, document: dict[str, Any], rank_fields: list[str] | None) -> str:
     if rank_fields:
         missing = [field for field in rank_fields if field not in document]
         if missing:
-            raise InvalidRequest(f"'documents[{index}]' has no field '{missing[0]}' named in 'rank_fields'",
-                                 param="documents")
+            raise InvalidRequest(
+                f"'documents[{index}]' has no field '{missing[0]}' named in 'rank_fields'", param="documents"
+            )
         return "\n".join(_as_text(document[field]) for field in rank_fields)
     text = document.get("text")
     if not isinstance(text, str):
         problem = "has no 'text' field" if text is None else "has a 'text' field that is not a string"
-        raise InvalidRequest(f"'documents[{index}]' {problem}; send strings, objects with a 'text' string, "
-                             "or name the fields to rank on in 'rank_fields'", param="documents")
+        raise InvalidRequest(
+            f"'documents[{index}]' {problem}; send strings, objects with a 'text' string, "
+            "or name the fields to rank on in 'rank_fields'",
+            param="documents",
+        )
     return text
 
 

@@ -17,6 +17,7 @@ from typing import Literal
 
 import msgspec
 import numpy as np
+import orjson
 
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.quantization import check_packable, quantize
@@ -108,12 +109,23 @@ def encode_rows(vectors: np.ndarray, encoding_format: str, param: str = "encodin
         little = np.ascontiguousarray(vectors, dtype="<f4")
         return [base64.b64encode(row.tobytes()).decode("ascii") for row in little]
     if encoding_format == "float":
-        return vectors.tolist()
+        return float_rows(vectors)
     try:
         check_packable(vectors.shape[1], encoding_format)
     except ValueError as exc:
         raise InvalidRequest(str(exc), param=param) from None
     return quantize(vectors, encoding_format).tolist()
+
+
+def float_rows(vectors: np.ndarray) -> list[msgspec.Raw]:
+    """``(n, dim)`` float32 -> one JSON array per row, each value the shortest decimal that parses back to
+    the same float32 (``0.012345679``, as OpenAI answers), spliced into the response as ``msgspec.Raw``.
+
+    Twice as fast and 40% smaller than ``tolist()`` + msgspec, which prints float64's 17 digits
+    (``0.012345678918063641``); see ``benchmarks/response_encoding.py``.
+    """
+    rows = np.asarray(vectors, dtype=np.float32)
+    return [msgspec.Raw(orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY)) for row in rows]
 
 
 def to_embedding_response(vectors: np.ndarray, encoding_format: str, model: str, tokens: int) -> bytes:

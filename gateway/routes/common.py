@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from litestar import Request
+from litestar.types import Receive
 
-from gateway.errors import UnsupportedMediaType
+from gateway.errors import ClientDisconnected, UnsupportedMediaType
 
 T = TypeVar("T")
 
@@ -27,3 +29,33 @@ async def offload(condition: bool, func: Callable[..., T], *args) -> T:
     if condition:
         return await asyncio.to_thread(func, *args)
     return func(*args)
+
+
+async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Await ``work`` while watching the connection; if the client leaves first, cancel ``work``.
+
+    Cancelling the work cancels its ``Runner.run`` wait, so inputs that have not reached the engine yet
+    are dropped instead of computed for nobody. Call it only after the body has been read (the watcher
+    consumes ASGI ``receive`` messages until ``http.disconnect``).
+
+    Raises:
+        ClientDisconnected: the client closed the connection first (499, logged, never read).
+        Whatever ``work`` raises.
+    """
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnect(request.receive))
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when this handler itself is cancelled (server shutdown)
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+    if task.done() and not task.cancelled():
+        return task.result()
+    raise ClientDisconnected("the client closed the connection before the response was ready")
+
+
+async def _disconnect(receive: Receive) -> None:
+    """Return once the ASGI server reports ``http.disconnect`` (later body messages are ignored)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass

@@ -5,30 +5,32 @@ Spec: https://platform.openai.com/docs/api-reference/embeddings/create
 
 from __future__ import annotations
 
-
-from litestar import Response, get, post
+from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
 from gateway import request_context, service
+from gateway.errors import InvalidRequest
 from gateway.protocol import openai
 from gateway.protocol.openai import EmbeddingRequest, ModelList
 from gateway.registry import Registry
-from gateway.routes.common import json_only, offload
+from gateway.routes.common import cancel_on_disconnect, json_only, offload
 from gateway.token_ids import decode_token_ids
-from gateway.errors import InvalidRequest
 
 BIG_RESPONSE_ROWS = 64  # encode larger responses off the event loop
 
 
-@post(["/v1/embeddings", "/embeddings"], before_request=json_only, tags=["OpenAI"], summary="Create embeddings")
-async def create_embeddings(data: EmbeddingRequest, state: State) -> Response[bytes]:
+@post(["/v1/embeddings", "/embeddings"], status_code=200, before_request=json_only, tags=["OpenAI"],
+      summary="Create embeddings")  # Litestar answers POST with 201 unless told; OpenAI answers 200
+async def create_embeddings(data: EmbeddingRequest, state: State, request: Request) -> Response[bytes]:
     """Embed ``input`` with ``model`` (OpenAI wire format; float, base64 or, as an extension, int8 / uint8 /
     binary / ubinary rows; Matryoshka ``dimensions``)."""
     registry: Registry = state.registry
     texts, token_lists = openai.split_input(data.input)
     if token_lists:
         texts = await offload(len(token_lists) > 16, _decode_all, token_lists)
-    result = await service.embed_texts(registry, data.model, texts, dimensions=data.dimensions)
+    result = await cancel_on_disconnect(
+        request, service.embed_texts(registry, data.model, texts, dimensions=data.dimensions)
+    )
     body = await offload(
         len(texts) > BIG_RESPONSE_ROWS,
         openai.to_embedding_response,

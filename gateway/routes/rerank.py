@@ -29,8 +29,13 @@ T = TypeVar("T")
 register_error_format(PATHS, cohere_rerank.error_body)
 
 
-@post(PATHS, status_code=200, before_request=json_only, tags=["Rerank"],
-      summary="Rerank documents (Cohere v1/v2, Jina, TEI)")
+@post(
+    PATHS,
+    status_code=200,
+    before_request=json_only,
+    tags=["Rerank"],
+    summary="Rerank documents (Cohere v1/v2, Jina, TEI)",
+)
 async def rerank(request: Request, state: State) -> Response[bytes]:
     """Rank ``documents`` by relevance to ``query``; results best first with their original ``index``."""
     body = await request.body()
@@ -40,20 +45,33 @@ async def rerank(request: Request, state: State) -> Response[bytes]:
     data = decode_body(body, RerankRequest)
     texts = cohere_rerank.document_texts(data.documents, data.rank_fields)
     result = await service.rerank(
-        state.registry, data.model, data.query, texts, top_n=data.top_n,
-        max_chunks_per_doc=data.max_chunks_per_doc, max_tokens_per_doc=data.max_tokens_per_doc,
+        state.registry,
+        data.model,
+        data.query,
+        texts,
+        top_n=data.top_n,
+        max_chunks_per_doc=data.max_chunks_per_doc,
+        max_tokens_per_doc=data.max_tokens_per_doc,
     )
     content = await offload(
-        len(result.results) > BIG_RESPONSE_ROWS, _encode_cohere, result, data, "2" if path == "/v2/rerank" else "1"
+        len(result.results) > BIG_RESPONSE_ROWS,
+        _encode_cohere,
+        result,
+        data,
+        "2" if path == "/v2/rerank" else "1",
     )
     return Response(content, media_type="application/json")
 
 
 def _encode_cohere(result: service.Reranked, data: RerankRequest, api_version: str) -> bytes:
     return cohere_rerank.to_rerank_response(
-        [(r.index, r.relevance_score) for r in result.results], data.documents,
-        return_documents=bool(data.return_documents), model=result.model, tokens=result.tokens,
-        search_units=result.search_units, api_version=api_version,
+        [(r.index, r.relevance_score) for r in result.results],
+        data.documents,
+        return_documents=bool(data.return_documents),
+        model=result.model,
+        tokens=result.tokens,
+        search_units=result.search_units,
+        api_version=api_version,
     )
 
 
@@ -63,14 +81,21 @@ async def _rerank_tei(body: bytes, state: State) -> Response[bytes]:
         data = decode_body(body, TeiRerankRequest)
         model = data.model or service.default_rerank_model(state.registry)
         truncates = state.registry.get(model).config.truncation == "truncate"
-        result = await service.rerank(state.registry, model, data.query, data.texts, param="texts",
-                                      overflow=tei_rerank.overflow_policy(data, truncates))
+        result = await service.rerank(
+            state.registry,
+            model,
+            data.query,
+            data.texts,
+            param="texts",
+            overflow=tei_rerank.overflow_policy(data, truncates),
+        )
     except GatewayError as error:
         error.renderer = tei_rerank.error_body
         raise
     ranked = [(r.index, r.raw_score if data.raw_scores else r.relevance_score) for r in result.results]
-    content = await offload(len(ranked) > BIG_RESPONSE_ROWS, tei_rerank.to_tei_response, ranked, data.texts,
-                            data.return_text)
+    content = await offload(
+        len(ranked) > BIG_RESPONSE_ROWS, tei_rerank.to_tei_response, ranked, data.texts, data.return_text
+    )
     return Response(content, media_type="application/json")
 
 

@@ -22,6 +22,7 @@ class ModelHealth(msgspec.Struct):
     load_ms: float | None
     last_batch_ms: float | None
     queued_inputs: int
+    dropped_inputs: int  # inputs of cancelled, timed-out or failed requests that never reached the engine
     error: str | None
 
 
@@ -46,6 +47,7 @@ def model_health(served: ServedModel) -> ModelHealth:
         load_ms=served.load_ms,
         last_batch_ms=runner.stats.last_batch_ms if runner else None,
         queued_inputs=runner.queued_items if runner else 0,
+        dropped_inputs=runner.stats.dropped_items if runner else 0,
         error=error,
     )
 

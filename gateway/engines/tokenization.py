@@ -1,4 +1,4 @@
-"""Tokenization for the MLX engine with a Hugging Face tokenizer, following the torch engine's contract.
+"""Tokenization shared by the torch and MLX engines, with a Hugging Face tokenizer.
 
 Inputs longer than the limit are either cut with the tokenizer's own truncation strategy (pairs:
 ``longest_first``) or rejected with ``InputTooLong``. Qwen3-Reranker pairs are wrapped in the
@@ -15,7 +15,7 @@ from gateway.engines import InputTooLong, Tokens
 def encode(
     tokenizer: PreTrainedTokenizerBase, inputs: dict[str, list[str]], limit: int, truncate: bool
 ) -> list[Tokens]:
-    """Tokenize ``inputs`` (``text`` and optionally ``text_pair``) with special tokens, at most ``limit`` long.
+    """Tokenize ``inputs`` (``text``, optionally ``text_pair``) with special tokens, at most ``limit`` long.
 
     Raises:
         InputTooLong: an input is longer than ``limit`` and ``truncate`` is False.
@@ -25,8 +25,10 @@ def encode(
     if too_long and not truncate:
         raise InputTooLong(too_long[0], len(full["input_ids"][too_long[0]]), limit)
     pairs = "text_pair" in inputs
-    out = [Tokens(ids, full["token_type_ids"][i] if pairs and "token_type_ids" in full else None)
-           for i, ids in enumerate(full["input_ids"])]
+    out = [
+        Tokens(ids, full["token_type_ids"][i] if pairs and "token_type_ids" in full else None)
+        for i, ids in enumerate(full["input_ids"])
+    ]
     if too_long:  # re-tokenize only the long ones, with the tokenizer's own truncation strategy
         subset = {key: [values[i] for i in too_long] for key, values in inputs.items()}
         cut = tokenizer(**subset, add_special_tokens=True, truncation=True, max_length=limit)
@@ -43,7 +45,7 @@ def split_text(tokenizer: PreTrainedTokenizerBase, text: str, max_tokens: int) -
     if len(offsets) <= max_tokens:
         return [text]
     starts = [offsets[i][0] for i in range(0, len(offsets), max_tokens)]
-    return [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)])]
+    return [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)], strict=True)]
 
 
 class Qwen3RerankPrompt:
@@ -80,8 +82,9 @@ class Qwen3RerankPrompt:
             InputTooLong: a prompt is longer than ``limit`` and ``truncate`` is False.
         """
         frame = len(self.prefix_ids) + len(self.suffix_ids)
+        texts = [self.body(query, document) for query, document in pairs]
         try:
-            bodies = encode(self.tokenizer, {"text": [self.body(q, d) for q, d in pairs]}, limit - frame, truncate)
+            bodies = encode(self.tokenizer, {"text": texts}, limit - frame, truncate)
         except InputTooLong as err:
             raise InputTooLong(err.index, err.length + frame, limit) from None
         return [Tokens(self.prefix_ids + t.ids + self.suffix_ids, None, t.truncated) for t in bodies]

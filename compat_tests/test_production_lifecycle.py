@@ -1,0 +1,114 @@
+"""Health, readiness and lifecycle through the real server: /health contents, /ready 503 while a model is
+loading or failed, warm-up before ready, and a graceful SIGTERM that finishes in-flight requests."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from compat_tests.conftest import DEFAULT_ALIAS, DEFAULT_MODEL
+from compat_tests.production import QUERY, RERANKER, STRICT
+from compat_tests.server import run_server
+from gateway import __version__
+from gateway.engines import resolve_engine_name
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 300, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def get_or_none(url: str) -> httpx.Response | None:
+    """A GET on a new connection, or None when the connection is refused."""
+    try:
+        return httpx.get(url, timeout=10)
+    except httpx.ConnectError:
+        return None
+
+
+def model_states(url: str) -> set[str] | None:
+    """The load states of the server's models, or None while it does not listen yet."""
+    response = get_or_none(f"{url}/health")
+    return {m["state"] for m in response.json()["models"]} if response else None
+
+
+def test_health_reports_every_model(production_server):
+    first = httpx.get(f"{production_server.url}/health").json()
+    time.sleep(0.05)
+    health = httpx.get(f"{production_server.url}/health").json()
+    assert health["status"] == "ok" and health["version"] == __version__
+    assert health["uptime_s"] > first["uptime_s"] > 0
+    models = {m["name"]: m for m in health["models"]}
+    assert set(models) == {STRICT, QUERY, RERANKER}
+    assert models[RERANKER]["task"] == "rerank"
+    engine = resolve_engine_name("auto")  # what this machine picks, as the server did
+    for model in models.values():
+        assert (model["state"], model["engine"], model["error"]) == ("ready", engine, None)
+        assert model["device"] in ("cpu", "cuda", "mps", "gpu")
+        assert model["last_batch_ms"] > 0 and model["load_ms"] > 0  # warmed up before /ready turned 200
+        assert model["queued_inputs"] == 0
+
+
+@pytest.fixture(scope="module")
+def half_broken(tmp_path_factory: pytest.TempPathFactory):
+    """A server whose second model cannot load (its folder holds no model)."""
+    workdir = tmp_path_factory.mktemp("half-broken")
+    (workdir / "broken").mkdir()
+    config = workdir / "half-broken.toml"
+    config.write_text(f'[[models]]\nname = "good"\nsource = "{DEFAULT_MODEL}"\n\n'
+                      f'[[models]]\nname = "broken"\nsource = "{workdir / "broken"}"\n')
+    with run_server(workdir, args=["--config", str(config)], wait_ready=False) as running:
+        wait_until(lambda: model_states(running.url) == {"ready", "failed"}, what="both models to settle")
+        yield running
+
+
+def test_ready_stays_503_while_a_model_failed_to_load(half_broken):
+    for _ in range(3):
+        response = httpx.get(f"{half_broken.url}/ready")
+        assert response.status_code == 503 and response.json() == {"ready": False}
+    health = httpx.get(f"{half_broken.url}/health").json()
+    assert health["status"] == "degraded"
+    broken = next(m for m in health["models"] if m["name"] == "broken")
+    assert broken["state"] == "failed" and broken["error"]
+
+
+def test_the_other_model_still_serves_and_the_broken_one_answers_503(half_broken):
+    url = f"{half_broken.url}/v1/embeddings"
+    assert httpx.post(url, json={"model": "good", "input": "hello"}).status_code == 200
+    response = httpx.post(url, json={"model": "broken", "input": "hello"})
+    assert response.status_code == 503 and response.json()["error"]["code"] == "model_not_ready"
+
+
+def test_ready_turns_200_after_warm_up_and_sigterm_drains_in_flight_requests(tmp_path: Path):
+    with run_server(tmp_path, wait_ready=False) as server:
+        wait_until(lambda: get_or_none(f"{server.url}/ready") is not None, what="the port")
+        first = httpx.get(f"{server.url}/ready")
+        assert first.status_code == 503  # the model loads after the server starts listening
+        wait_until(lambda: httpx.get(f"{server.url}/ready").status_code == 200, what="/ready")
+        assert httpx.get(f"{server.url}/health").json()["models"][0]["last_batch_ms"] > 0  # warmed up
+
+        texts = [f"{i}: a sentence that keeps the model busy for a while" for i in range(2048)]
+        with ThreadPoolExecutor(1) as pool:
+            big = pool.submit(httpx.post, f"{server.url}/v1/embeddings", timeout=600,
+                              json={"model": DEFAULT_ALIAS, "input": texts})
+            wait_until(lambda: httpx.get(f"{server.url}/health").json()["models"][0]["queued_inputs"] > 0,
+                       what="the request to be queued")
+            server.process.send_signal(signal.SIGTERM)
+            wait_until(lambda: get_or_none(f"{server.url}/health") is None, timeout_s=10, what="refusal")
+            assert not big.done()  # new connections were refused while the request was still running
+            response = big.result()
+        assert response.status_code == 200
+        assert [row["index"] for row in response.json()["data"]] == list(range(2048))
+        assert server.process.wait(60) == 0
+    log = server.log()
+    assert log.index("POST /v1/embeddings 200") < log.index("Waiting for application shutdown")

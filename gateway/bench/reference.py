@@ -1,0 +1,121 @@
+"""The in-process reference: sentence-transformers ``encode`` on the same texts, same model, same threads.
+
+For each load the reference does the same work with no server in between, at its best batch size
+(several are tried on the same texts and the fastest wins):
+
+- ``short``: throughput of ``encode`` over the short texts; latency of ``encode([one text])``;
+- ``batch256``: ``encode`` of the same 256-text lists the server receives (throughput and latency);
+- ``rerank20`` / ``rerank100``: ``encode([query, *documents])`` and the cosines, per query.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from gateway.bench.corpus import Corpus, cycle
+from gateway.bench.loads import BATCH_TEXTS, RERANK_DOCUMENTS
+
+BATCH_SIZES = (16, 32, 64, 128, 256)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One in-process measurement: throughput in texts/s, latency percentiles in ms."""
+
+    texts_per_s: float
+    p50_ms: float
+    p99_ms: float
+    note: str
+
+
+def load_model(model: str, threads: int):
+    """The sentence-transformers model the server serves as ``model``, on CPU/GPU like the server."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from gateway.config import ModelConfig
+    from gateway.engines.sources import resolve_model_path
+    from gateway.engines.torch_st import pick_device
+
+    torch.set_num_threads(threads)
+    path = resolve_model_path(ModelConfig(name=model))
+    return SentenceTransformer(path, device=pick_device(), local_files_only=True)
+
+
+def timed_ms(func: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    func()
+    return (time.perf_counter() - start) * 1000
+
+
+def encode(model, texts: list[str], batch_size: int) -> np.ndarray:
+    return model.encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
+
+
+def best_batch_size(model, chunks: list[list[str]], sizes: tuple[int, ...]) -> tuple[int, list[float]]:
+    """The batch size encoding ``chunks`` fastest, and its time per chunk (ms)."""
+    timings = {size: [timed_ms(lambda c=c, s=size: encode(model, c, s)) for c in chunks] for size in sizes}
+    best = min(timings, key=lambda size: sum(timings[size]))
+    return best, timings[best]
+
+
+def summarize(times_ms: list[float], texts_per_call: int, note: str) -> Reference:
+    return Reference(texts_per_call * 1000 / float(np.median(times_ms)), float(np.percentile(times_ms, 50)),
+                     float(np.percentile(times_ms, 99)), note)
+
+
+def short_reference(model, corpus: Corpus, quick: bool) -> Reference:
+    """Best-batch throughput over short texts; latency of one short text per call."""
+    texts = corpus.short[: 256 if quick else 2048]
+    size, times = best_batch_size(model, [texts], (32, 128) if quick else BATCH_SIZES)
+    single = [timed_ms(lambda t=t: encode(model, [t], 1)) for t in corpus.short[: 20 if quick else 200]]
+    return Reference(len(texts) * 1000 / times[0], float(np.percentile(single, 50)),
+                     float(np.percentile(single, 99)), f"batch {size}; latency of 1 text")
+
+
+def batch_reference(model, corpus: Corpus, quick: bool) -> Reference:
+    """``encode`` of the load's own 256-text lists."""
+    chunks = [cycle(corpus.mixed, i * BATCH_TEXTS, BATCH_TEXTS) for i in range(1 if quick else 3)]
+    size, times = best_batch_size(model, chunks, (32,) if quick else BATCH_SIZES)
+    return summarize(times, BATCH_TEXTS, f"batch {size}")
+
+
+def rerank_reference(model, corpus: Corpus, documents: list[str], count: int, quick: bool) -> Reference:
+    """Per query: embed the query and ``count`` documents in one ``encode``, then the cosines."""
+    queries = corpus.queries[: 3 if quick else 20]
+
+    def score(i: int, size: int) -> np.ndarray:
+        vectors = encode(model, [queries[i], *cycle(documents, i * count, count)], size)
+        unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        return unit[1:] @ unit[0]
+
+    sizes = (32,) if quick else (16, 32, 64, 128)
+    best = min(sizes, key=lambda size: sum(timed_ms(lambda s=size, i=i: score(i, s)) for i in range(2)))
+    return summarize([timed_ms(lambda i=i: score(i, best)) for i in range(len(queries))], count,
+                     f"batch {best}; query + {count} docs + cosine")
+
+
+def measure_references(model, corpus: Corpus, rerank_documents: list[str], groups: set[str],
+                       quick: bool = False) -> dict[str, Reference]:
+    """The references the selected load ``groups`` compare with, keyed like ``Load.reference``."""
+    encode(model, corpus.short[:64], 32)  # warm-up: lazy initialisation, allocator
+    references: dict[str, Reference] = {}
+    if "1" in groups:
+        references["short"] = short_reference(model, corpus, quick)
+    if "2" in groups:
+        references[f"batch{BATCH_TEXTS}"] = batch_reference(model, corpus, quick)
+    if "3" in groups:
+        for count in RERANK_DOCUMENTS:
+            references[f"rerank{count}"] = rerank_reference(model, corpus, rerank_documents, count, quick)
+    return references
+
+
+def fitting_documents(model, texts: list[str]) -> list[str]:
+    """The texts short enough for the model to embed whole (so the server never chunks them)."""
+    limit = model.max_seq_length
+    lengths = [len(ids) for ids in model.tokenizer(texts, add_special_tokens=True)["input_ids"]]
+    return [text for text, length in zip(texts, lengths, strict=True) if length <= limit]

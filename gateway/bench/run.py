@@ -1,0 +1,112 @@
+"""``gateway bench``: measure the in-process reference, then the server under every selected load.
+
+The reference runs first, in this process, while the server is idle; then each load runs for
+``--duration`` seconds (or ``--requests`` requests) against the server (started here on a free loopback
+port, or the one at ``--url``), and the table is printed. Same corpus, same model, same thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import platform
+import time
+
+import httpx
+import msgspec
+
+from gateway.bench import client as load_client
+from gateway.bench.corpus import load_corpus
+from gateway.bench.loads import RERANK_TOP_N, Load, plan_loads
+from gateway.bench.reference import fitting_documents, load_model, measure_references
+from gateway.bench.report import format_report
+from gateway.bench.server import started_server, wait_until_ready
+from gateway.config import DEFAULT_MODEL
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``gateway bench`` options."""
+    parser.add_argument("--url", help="benchmark the server at this URL instead of starting one")
+    parser.add_argument("--model", help=f"served model name (default: {DEFAULT_MODEL}, or the first model "
+                        "the --url server lists)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load (default 10)")
+    parser.add_argument("--requests", type=int, default=100_000, help="at most this many requests per load")
+    parser.add_argument("--loads", default="1,2,3", help="load groups to run, e.g. 1,3 (default 1,2,3)")
+    parser.add_argument("--threads", type=int, help="torch threads of the reference and of the started "
+                        "server (default: torch's default, one per core)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: few loads, ~1 s each")
+
+
+def main(args: argparse.Namespace) -> None:
+    """Run the benchmark and print the report."""
+    groups = {g.strip() for g in args.loads.split(",") if g.strip()}
+    if not groups <= {"1", "2", "3"}:
+        raise SystemExit(f"--loads takes groups 1, 2 and 3, not {args.loads!r}")
+    if args.quick:
+        args.duration, args.requests = min(args.duration, 1.0), min(args.requests, 40)
+    print(run_bench(args, groups), flush=True)
+
+
+def run_bench(args: argparse.Namespace, groups: set[str]) -> str:
+    """Reference, then server loads; returns the Markdown report."""
+    import torch
+
+    threads = args.threads or torch.get_num_threads()
+    model_name = args.model or (_first_model(args.url) if args.url else DEFAULT_MODEL)
+    corpus = load_corpus()
+    model = load_model(model_name, threads)
+    rerank_documents = fitting_documents(model, corpus.mixed)
+    references = measure_references(model, corpus, rerank_documents, groups, args.quick)
+    del model
+    loads = plan_loads(corpus, rerank_documents, model_name, groups, args.quick)
+    if args.url:
+        wait_until_ready(args.url, timeout_s=60)
+        results = _run_loads(args.url, loads, args)
+    else:
+        env = {"OMP_NUM_THREADS": str(threads)} if args.threads else {}
+        with started_server(model_name, env) as url:
+            results = _run_loads(url, loads, args)
+    context = (f"gateway bench: model {model_name}, {threads} torch threads, {os.cpu_count()} CPUs "
+               f"({platform.machine()}, {platform.system()}), torch {torch.__version__}, "
+               f"{args.duration:g} s per load, {time.strftime('%Y-%m-%d %H:%M')}")
+    return format_report(results, references, context)
+
+
+def _run_loads(url: str, loads: list[Load], args: argparse.Namespace) -> list[load_client.LoadResult]:
+    async def all_loads() -> list[load_client.LoadResult]:
+        results = []
+        for load in loads:
+            async with load_client.make_client(url, load.concurrency) as http:
+                await load_client.warm_up(http, load)
+                results.append(await load_client.run_load(
+                    http, load, duration_s=args.duration, max_requests=args.requests, check=check_response))
+        return results
+
+    return _event_loop_runner().run(all_loads())
+
+
+def _event_loop_runner() -> asyncio.Runner:
+    """uvloop when installed (a cheaper client leaves more CPU to the server on the same machine)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.Runner()
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+
+
+def check_response(load: Load, body: bytes) -> None:
+    """Raises AssertionError unless ``body`` answers ``load`` (row count, vector size, ranking size)."""
+    answer = msgspec.json.decode(body)
+    if load.path == "/v1/rerank":
+        assert len(answer["results"]) == min(load.texts, RERANK_TOP_N), answer
+        return
+    rows = [row["embedding"] for row in answer["data"]]
+    assert len(rows) == load.texts, f"{len(rows)} rows for {load.texts} inputs"
+    sizes = {len(base64.b64decode(r)) // 4 if isinstance(r, str) else len(r) for r in rows}
+    assert len(sizes) == 1 and sizes.pop() > 0, "rows of different sizes"
+
+
+def _first_model(url: str) -> str:
+    return httpx.get(f"{url}/v1/models", timeout=30).json()["data"][0]["id"]
