@@ -110,5 +110,6 @@ def test_an_untrusted_host_is_400_in_the_route_shape(limited):
     assert openai_error(response, 400)["code"] == "invalid_host"
     response = httpx.post(f"{limited.url}/v1/rerank", headers=evil, json=RERANK_BODY)
     assert response.status_code == 400 and "host" in response.json()["message"]
+    assert httpx.get(f"{limited.url}/ready", headers=evil).status_code == 200  # probes come by IP
     port = limited.url.rsplit(":", 1)[1]
     assert httpx.get(f"{limited.url}/v1/models", headers={"Host": f"localhost:{port}"}).status_code == 200

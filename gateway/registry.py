@@ -114,7 +114,9 @@ class Registry:
         try:
             config = served.config.model_copy(update={"engine": served.engine_name})
             path = await asyncio.to_thread(resolve_model_path, config)
-            engine = await asyncio.to_thread(load_engine, config, path)
+            engine = await asyncio.to_thread(
+                load_engine, config, path, memory_fraction=self.settings.mlx_memory_fraction
+            )
             runner = Runner(
                 engine,
                 batch_tokens=self.settings.batch_tokens,

@@ -182,8 +182,12 @@ def resolve_engine_name(requested: str) -> str:
     return "torch"
 
 
-def load_engine(config: ModelConfig, path: str) -> Engine:
+def load_engine(config: ModelConfig, path: str, **options: object) -> Engine:
     """Load the model at local folder ``path`` with the engine ``config.engine`` resolves to.
+
+    Args:
+        options: engine-specific settings passed to the loader (MLX: ``memory_fraction``); loaders
+            ignore the ones they do not use.
 
     Raises:
         ValueError: unknown engine name.
@@ -191,4 +195,4 @@ def load_engine(config: ModelConfig, path: str) -> Engine:
     """
     module_name, func_name = ENGINES[resolve_engine_name(config.engine)].split(":")
     loader = getattr(importlib.import_module(module_name), func_name)
-    return loader(config, path)
+    return loader(config, path, **options)

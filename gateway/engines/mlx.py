@@ -172,7 +172,9 @@ class MlxEngine:
         return self._to_numpy(scores, ids.size)
 
 
-def load_mlx_engine(config: ModelConfig, path: str, memory_fraction: float | None = None) -> Engine:
+def load_mlx_engine(
+    config: ModelConfig, path: str, memory_fraction: float | None = None, **_options: object
+) -> Engine:
     """Load ``path`` as an MLX model (see ``MlxEngine``).
 
     Args:

@@ -173,6 +173,6 @@ class TorchEngine:
         return scores.float().reshape(len(batch), -1)[:, 0].cpu().numpy()
 
 
-def load_torch_engine(config: ModelConfig, path: str) -> Engine:
+def load_torch_engine(config: ModelConfig, path: str, **_options: object) -> Engine:
     """Load ``path`` as a sentence-transformers model (see ``TorchEngine``)."""
     return TorchEngine(config, path)
