@@ -20,11 +20,9 @@ pytest.importorskip("mlx_embeddings")
 
 import torch  # noqa: E402
 from sentence_transformers import CrossEncoder, SentenceTransformer  # noqa: E402
-from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from gateway.config import ModelConfig  # noqa: E402
 from gateway.engines import Engine, InputTooLong, load_engine  # noqa: E402
-from gateway.engines.tokenization import Qwen3RerankPrompt  # noqa: E402
 from tests import tiny_models  # noqa: E402
 
 TEXTS = [
@@ -199,29 +197,11 @@ def test_cross_encoder_matches_torch_and_cross_encoder(tmp_path: Path, family: s
     np.testing.assert_allclose(mlx_scores, torch_scores, rtol=1e-3, atol=1e-6)
 
 
-def qwen3_reference_scores(
-    path: Path, pairs: list[tuple[str, str]], max_length: int
-) -> tuple[list[list[int]], np.ndarray]:
-    """The model card's Qwen3-Reranker recipe on transformers: prompt ids and logit(yes) - logit(no)."""
-    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).eval()
-    prefix = tokenizer.encode(Qwen3RerankPrompt.PREFIX, add_special_tokens=False)
-    suffix = tokenizer.encode(Qwen3RerankPrompt.SUFFIX, add_special_tokens=False)
-    instruction = "Given a web search query, retrieve relevant passages that answer the query"
-    texts = [f"<Instruct>: {instruction}\n<Query>: {q}\n<Document>: {d}" for q, d in pairs]
-    bodies = tokenizer(texts, truncation="longest_first", max_length=max_length - len(prefix) - len(suffix))
-    ids = [prefix + body + suffix for body in bodies["input_ids"]]
-    yes, no = tokenizer.convert_tokens_to_ids("yes"), tokenizer.convert_tokens_to_ids("no")
-    with torch.inference_mode():
-        last = [model(torch.tensor([row])).logits[0, -1] for row in ids]
-    return ids, np.array([float(logits[yes] - logits[no]) for logits in last], dtype=np.float32)
-
-
 def test_qwen3_reranker_matches_transformers(qwen3_reranker: Path) -> None:
     mlx_engine = engine(qwen3_reranker, "mlx", "rerank", max_tokens=160)  # the prompt frame alone is 77
     pairs = [*PAIRS, ("long", "word " * 200)]
     tokens = mlx_engine.tokenize_pairs(pairs)
-    ids, reference = qwen3_reference_scores(qwen3_reranker, pairs, max_length=160)
+    ids, reference = tiny_models.qwen3_reference_scores(qwen3_reranker, pairs, max_length=160)
     assert [t.ids for t in tokens] == ids
     assert [t.truncated for t in tokens] == [False, False, True, False, True] and len(tokens[-1]) == 160
     scores = mlx_engine.score(tokens)

@@ -11,10 +11,13 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 import transformers
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from gateway.engines.sources import embedded_model_dir
+from gateway.engines.tokenization import Qwen3RerankPrompt
 
 VOCAB_SIZE = 30522  # the MiniLM (bert-base-uncased) vocabulary
 MAX_POSITIONS = 512
@@ -198,3 +201,21 @@ def quantize_mlx_copy(src: Path, dst: Path, bits: int, group_size: int = 32) -> 
     save_model(dst, model)
     save_config(config, dst / "config.json")
     return dst
+
+
+def qwen3_reference_scores(
+    path: Path, pairs: list[tuple[str, str]], max_length: int
+) -> tuple[list[list[int]], np.ndarray]:
+    """The model card's Qwen3-Reranker recipe on transformers: prompt ids and logit(yes) - logit(no)."""
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).eval()
+    prefix = tokenizer.encode(Qwen3RerankPrompt.PREFIX, add_special_tokens=False)
+    suffix = tokenizer.encode(Qwen3RerankPrompt.SUFFIX, add_special_tokens=False)
+    instruction = "Given a web search query, retrieve relevant passages that answer the query"
+    texts = [f"<Instruct>: {instruction}\n<Query>: {q}\n<Document>: {d}" for q, d in pairs]
+    bodies = tokenizer(texts, truncation="longest_first", max_length=max_length - len(prefix) - len(suffix))
+    ids = [prefix + body + suffix for body in bodies["input_ids"]]
+    yes, no = tokenizer.convert_tokens_to_ids("yes"), tokenizer.convert_tokens_to_ids("no")
+    with torch.inference_mode():
+        last = [model(torch.tensor([row])).logits[0, -1] for row in ids]
+    return ids, np.array([float(logits[yes] - logits[no]) for logits in last], dtype=np.float32)

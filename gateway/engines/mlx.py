@@ -19,14 +19,15 @@ import os
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
+from mlx.utils import tree_flatten
 from transformers import AutoTokenizer
 
 from gateway.config import ModelConfig
 from gateway.engines import Engine, ModelSpec, Tokens
 from gateway.engines.mlx_folder import FolderInfo, read_folder
 from gateway.engines.mlx_models import decoder_lm_logits, is_encoder, load_decoder, load_encoder, pool
-from gateway.engines.tokenization import Qwen3RerankPrompt, encode, split_text
 from gateway.engines.pooling import l2_normalize
+from gateway.engines.tokenization import HFTokenization, Qwen3RerankPrompt, is_qwen3_reranker
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,12 @@ def apply_memory_fraction(fraction: float | None) -> None:
         log.info("MLX memory limit set to %.1f GiB", total * fraction / 2**30)
 
 
-def is_qwen3_reranker(config: ModelConfig, hf_config: dict) -> bool:
-    """A rerank model that is a Qwen3 causal LM scores with the Qwen3-Reranker yes/no prompt."""
-    return config.task == "rerank" and "Qwen3ForCausalLM" in (hf_config.get("architectures") or [])
+def weights_dtype(model: nn.Module) -> str:
+    """Dtype name of the model's first floating-point weight (quantized layers keep float scales)."""
+    for _, value in tree_flatten(model.parameters()):
+        if mx.issubdtype(value.dtype, mx.floating):
+            return str(value.dtype).removeprefix("mlx.core.")
+    return "float32"
 
 
 def max_tokens_of(config: ModelConfig, folder: FolderInfo, tokenizer) -> int:
@@ -74,12 +78,12 @@ def load_model(config: ModelConfig, path: str, hf_config: dict) -> nn.Module:
         return load_encoder(path, hf_config, "embed") if is_encoder(hf_config) else load_decoder(path)
     if is_encoder(hf_config) and any(name.endswith("ForSequenceClassification") for name in architectures):
         return load_encoder(path, hf_config, "rerank")
-    if is_qwen3_reranker(config, hf_config):
+    if is_qwen3_reranker(config.task, hf_config):
         return load_decoder(path, keep_lm_head=True)
     raise ValueError(f"the MLX engine cannot rerank with {architectures or hf_config.get('model_type')}")
 
 
-class MlxEngine:
+class MlxEngine(HFTokenization):
     """An MLX embedder or reranker behind the ``Engine`` interface (see the module docstring)."""
 
     def __init__(self, config: ModelConfig, path: str) -> None:
@@ -88,8 +92,8 @@ class MlxEngine:
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self._encoder = is_encoder(hf_config)
-        qwen3_reranker = is_qwen3_reranker(config, hf_config)
-        self._rerank_prompt = Qwen3RerankPrompt(self.tokenizer) if qwen3_reranker else None
+        qwen3_reranker = is_qwen3_reranker(config.task, hf_config)
+        self.rerank_prompt = Qwen3RerankPrompt(self.tokenizer) if qwen3_reranker else None
         self.model = load_model(config, path, hf_config)
         default_pooling, default_normalize = ("mean", False) if self._encoder else ("last", True)
         embeds = config.task == "embed"
@@ -104,24 +108,8 @@ class MlxEngine:
             pooling=(config.pooling or folder.pooling or default_pooling) if embeds else "none",
             normalize=(default_normalize if normalize is None else normalize) if embeds else False,
             prompts=folder.prompts,
+            dtype=weights_dtype(self.model),
         )
-
-    # -- tokenization (tokenizer thread) -------------------------------------------------------
-
-    def tokenize(self, texts: list[str], *, truncate: bool = True) -> list[Tokens]:
-        """See ``Engine.tokenize``."""
-        return encode(self.tokenizer, {"text": texts}, self.spec.max_tokens, truncate)
-
-    def tokenize_pairs(self, pairs: list[tuple[str, str]], *, truncate: bool = True) -> list[Tokens]:
-        """See ``Engine.tokenize_pairs``; Qwen3 rerankers get their official yes/no prompt."""
-        if self._rerank_prompt:
-            return self._rerank_prompt.tokenize_pairs(pairs, self.spec.max_tokens, truncate)
-        inputs = {"text": [q for q, _ in pairs], "text_pair": [d for _, d in pairs]}
-        return encode(self.tokenizer, inputs, self.spec.max_tokens, truncate)
-
-    def split_text(self, text: str, max_tokens: int) -> list[str]:
-        """See ``Engine.split_text``."""
-        return split_text(self.tokenizer, text, max_tokens)
 
     # -- forward passes (runner thread) ---------------------------------------------------------
 
@@ -168,7 +156,7 @@ class MlxEngine:
         else:
             hidden = self.model.model(ids)[mx.arange(len(batch)), last]
             logits = decoder_lm_logits(self.model, hidden).astype(mx.float32)
-            scores = logits[:, self._rerank_prompt.yes_id] - logits[:, self._rerank_prompt.no_id]
+            scores = logits[:, self.rerank_prompt.yes_id] - logits[:, self.rerank_prompt.no_id]
         return self._to_numpy(scores, ids.size)
 
 

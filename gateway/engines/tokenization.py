@@ -7,15 +7,24 @@ model's official chat prompt (see ``Qwen3RerankPrompt``).
 
 from __future__ import annotations
 
+from typing import Literal
+
 from transformers import PreTrainedTokenizerBase
 
-from gateway.engines import InputTooLong, Tokens
+from gateway.engines import InputTooLong, ModelSpec, Tokens, TokenSpan
 
 
 def encode(
-    tokenizer: PreTrainedTokenizerBase, inputs: dict[str, list[str]], limit: int, truncate: bool
+    tokenizer: PreTrainedTokenizerBase,
+    inputs: dict[str, list[str]],
+    limit: int,
+    truncate: bool,
+    side: Literal["right", "left"] = "right",
 ) -> list[Tokens]:
     """Tokenize ``inputs`` (``text``, optionally ``text_pair``) with special tokens, at most ``limit`` long.
+
+    ``side`` is where long inputs are cut: ``right`` drops their end, ``left`` their start. Only the
+    tokenizer thread calls this, so switching the tokenizer's ``truncation_side`` for one call is safe.
 
     Raises:
         InputTooLong: an input is longer than ``limit`` and ``truncate`` is False.
@@ -31,7 +40,11 @@ def encode(
     ]
     if too_long:  # re-tokenize only the long ones, with the tokenizer's own truncation strategy
         subset = {key: [values[i] for i in too_long] for key, values in inputs.items()}
-        cut = tokenizer(**subset, add_special_tokens=True, truncation=True, max_length=limit)
+        default_side, tokenizer.truncation_side = tokenizer.truncation_side, side
+        try:
+            cut = tokenizer(**subset, add_special_tokens=True, truncation=True, max_length=limit)
+        finally:
+            tokenizer.truncation_side = default_side
         for j, i in enumerate(too_long):
             types = cut["token_type_ids"][j] if pairs and "token_type_ids" in cut else None
             out[i] = Tokens(cut["input_ids"][j], types, truncated=True)
@@ -46,6 +59,11 @@ def split_text(tokenizer: PreTrainedTokenizerBase, text: str, max_tokens: int) -
         return [text]
     starts = [offsets[i][0] for i in range(0, len(offsets), max_tokens)]
     return [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)], strict=True)]
+
+
+def is_qwen3_reranker(task: str, hf_config: dict) -> bool:
+    """A rerank model that is a Qwen3 causal LM scores with the Qwen3-Reranker yes/no prompt."""
+    return task == "rerank" and "Qwen3ForCausalLM" in (hf_config.get("architectures") or [])
 
 
 class Qwen3RerankPrompt:
@@ -88,3 +106,62 @@ class Qwen3RerankPrompt:
         except InputTooLong as err:
             raise InputTooLong(err.index, err.length + frame, limit) from None
         return [Tokens(self.prefix_ids + t.ids + self.suffix_ids, None, t.truncated) for t in bodies]
+
+
+class HFTokenization:
+    """The tokenization half of the ``Engine`` interface, for engines that use a Hugging Face tokenizer.
+
+    Subclasses set ``tokenizer``, ``spec`` and ``rerank_prompt`` (a ``Qwen3RerankPrompt`` for Qwen3-style
+    decoder rerankers, else None). Every method runs on the model's tokenizer thread.
+    """
+
+    tokenizer: PreTrainedTokenizerBase
+    spec: ModelSpec
+    rerank_prompt: Qwen3RerankPrompt | None = None
+
+    def tokenize(
+        self,
+        texts: list[str],
+        *,
+        truncate: bool = True,
+        max_tokens: int | None = None,
+        truncation_side: Literal["right", "left"] = "right",
+    ) -> list[Tokens]:
+        """See ``Engine.tokenize``."""
+        limit = min(max_tokens or self.spec.max_tokens, self.spec.max_tokens)
+        limit = max(limit, self.tokenizer.num_special_tokens_to_add() + 1)  # keep one text token
+        return encode(self.tokenizer, {"text": texts}, limit, truncate, truncation_side)
+
+    def tokenize_pairs(self, pairs: list[tuple[str, str]], *, truncate: bool = True) -> list[Tokens]:
+        """See ``Engine.tokenize_pairs``; Qwen3 rerankers get their official yes/no prompt."""
+        if self.rerank_prompt is not None:
+            return self.rerank_prompt.tokenize_pairs(pairs, self.spec.max_tokens, truncate)
+        inputs = {"text": [q for q, _ in pairs], "text_pair": [d for _, d in pairs]}
+        return encode(self.tokenizer, inputs, self.spec.max_tokens, truncate)
+
+    def split_text(self, text: str, max_tokens: int) -> list[str]:
+        """See ``Engine.split_text``."""
+        return split_text(self.tokenizer, text, max_tokens)
+
+    def tokenize_spans(self, texts: list[str], *, add_special_tokens: bool = True) -> list[list[TokenSpan]]:
+        """See ``Engine.tokenize_spans``."""
+        enc = self.tokenizer(texts, add_special_tokens=add_special_tokens, return_offsets_mapping=True,
+                             return_special_tokens_mask=True, truncation=False, verbose=False)
+        out = []
+        for text, ids, offsets, specials in zip(
+            texts, enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"], strict=True
+        ):
+            names = self.tokenizer.convert_ids_to_tokens(ids)
+            out.append([
+                TokenSpan(i, name, True, None, None) if special else TokenSpan(i, text[a:b], False, a, b)
+                for i, name, (a, b), special in zip(ids, names, offsets, specials, strict=True)
+            ])
+        return out
+
+    def decode(self, ids: list[list[int]], *, skip_special_tokens: bool = True) -> list[str]:
+        """See ``Engine.decode``."""
+        vocab = len(self.tokenizer)
+        bad = next((i for row in ids for i in row if not 0 <= i < vocab), None)
+        if bad is not None:
+            raise ValueError(f"token id {bad} is not in this model's vocabulary (0..{vocab - 1})")
+        return self.tokenizer.batch_decode(ids, skip_special_tokens=skip_special_tokens)

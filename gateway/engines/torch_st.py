@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from gateway.config import ModelConfig
-from gateway.engines import Engine, InputTooLong, ModelSpec, Tokens, TokenSpan
+from gateway.engines import Engine, ModelSpec, Tokens
+from gateway.engines.tokenization import HFTokenization, Qwen3RerankPrompt, is_qwen3_reranker
 
 
 def pick_device(override: str | None = None) -> str:
@@ -26,7 +27,7 @@ def pick_device(override: str | None = None) -> str:
     return "cpu"
 
 
-class TorchEngine:
+class TorchEngine(HFTokenization):
     """A sentence-transformers model (bi-encoder or cross-encoder) behind the ``Engine`` interface."""
 
     def __init__(self, config: ModelConfig, path: str) -> None:
@@ -40,7 +41,10 @@ class TorchEngine:
         model_limit = self.model.max_seq_length or self.tokenizer.model_max_length
         max_tokens = min(config.max_tokens or model_limit, model_limit)
         self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        self._pad_left = self.tokenizer.padding_side == "left"
+        if is_qwen3_reranker(config.task, self.model[0].config.to_dict()):
+            self.rerank_prompt = Qwen3RerankPrompt(self.tokenizer)
+        # sentence-transformers' LogitScore reads the last position: causal rerankers need left padding.
+        self._pad_left = self.tokenizer.padding_side == "left" or self.rerank_prompt is not None
         self._device = torch.device(device)
         self.spec = ModelSpec(
             name=config.name,
@@ -64,83 +68,6 @@ class TorchEngine:
 
     def _normalizes(self) -> bool:
         return any(type(module).__name__ == "Normalize" for module in self.model)
-
-    # -- tokenization (tokenizer thread) -------------------------------------------------------
-
-    def tokenize(self, texts: list[str], *, truncate: bool = True, max_tokens: int | None = None,
-                 truncation_side: str = "right") -> list[Tokens]:
-        """See ``Engine.tokenize``."""
-        limit = min(max_tokens or self.spec.max_tokens, self.spec.max_tokens)
-        limit = max(limit, self.tokenizer.num_special_tokens_to_add() + 1)
-        return self._encode(dict(text=texts), truncate, limit, truncation_side)
-
-    def tokenize_pairs(self, pairs: list[tuple[str, str]], *, truncate: bool = True) -> list[Tokens]:
-        """See ``Engine.tokenize_pairs``."""
-        inputs = dict(text=[q for q, _ in pairs], text_pair=[d for _, d in pairs])
-        return self._encode(inputs, truncate, self.spec.max_tokens)
-
-    def _encode(self, inputs: dict[str, list[str]], truncate: bool, limit: int,
-                side: str = "right") -> list[Tokens]:
-        full = self.tokenizer(**inputs, add_special_tokens=True, truncation=False, verbose=False)
-        too_long = [i for i, ids in enumerate(full["input_ids"]) if len(ids) > limit]
-        if too_long and not truncate:
-            first = too_long[0]
-            raise InputTooLong(first, len(full["input_ids"][first]), limit)
-        cut = {}
-        if too_long:  # re-tokenize only the long ones, with the tokenizer's own truncation strategy
-            subset = {k: [v[i] for i in too_long] for k, v in inputs.items()}
-            enc = self._truncated(subset, limit, side)
-            cut = {i: j for j, i in enumerate(too_long)}
-        type_ids = full.get("token_type_ids") if "text_pair" in inputs else None
-        out = []
-        for i, ids in enumerate(full["input_ids"]):
-            if i in cut:
-                j = cut[i]
-                types = enc.get("token_type_ids")
-                out.append(Tokens(enc["input_ids"][j], types[j] if type_ids and types else None, True))
-            else:
-                out.append(Tokens(ids, type_ids[i] if type_ids else None))
-        return out
-
-    def _truncated(self, inputs: dict[str, list[str]], limit: int, side: str):
-        """Tokenize, truncating from ``side`` (safe: only the tokenizer thread uses this tokenizer)."""
-        default_side, self.tokenizer.truncation_side = self.tokenizer.truncation_side, side
-        try:
-            return self.tokenizer(**inputs, add_special_tokens=True, truncation=True, max_length=limit)
-        finally:
-            self.tokenizer.truncation_side = default_side
-
-    def tokenize_spans(self, texts: list[str], *, add_special_tokens: bool = True) -> list[list[TokenSpan]]:
-        """See ``Engine.tokenize_spans``."""
-        enc = self.tokenizer(texts, add_special_tokens=add_special_tokens, return_offsets_mapping=True,
-                             return_special_tokens_mask=True, truncation=False, verbose=False)
-        out = []
-        for text, ids, offsets, specials in zip(
-            texts, enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"], strict=True
-        ):
-            names = self.tokenizer.convert_ids_to_tokens(ids)
-            out.append([
-                TokenSpan(i, name, True, None, None) if special else TokenSpan(i, text[a:b], False, a, b)
-                for i, name, (a, b), special in zip(ids, names, offsets, specials, strict=True)
-            ])
-        return out
-
-    def decode(self, ids: list[list[int]], *, skip_special_tokens: bool = True) -> list[str]:
-        """See ``Engine.decode``."""
-        vocab = len(self.tokenizer)
-        bad = next((i for row in ids for i in row if not 0 <= i < vocab), None)
-        if bad is not None:
-            raise ValueError(f"token id {bad} is not in this model's vocabulary (0..{vocab - 1})")
-        return self.tokenizer.batch_decode(ids, skip_special_tokens=skip_special_tokens)
-
-    def split_text(self, text: str, max_tokens: int) -> list[str]:
-        """See ``Engine.split_text``: chunk boundaries fall on token offsets of the original text."""
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-        offsets = enc["offset_mapping"]
-        if len(offsets) <= max_tokens:
-            return [text]
-        starts = [offsets[i][0] for i in range(0, len(offsets), max_tokens)]
-        return [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)])]
 
     # -- forward passes (runner thread) ---------------------------------------------------------
 
