@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from urllib.parse import urlsplit
@@ -169,7 +170,20 @@ def make_guards(settings: Settings, models: list[ModelConfig]) -> list:
                     "anyone who can reach this server")
     else:
         log.info("API keys required on every route but /health and /ready (%d keys)", len(settings.api_keys))
-    return [HostGuard(settings.allowed_hosts), keys] if settings.allowed_hosts else [keys]
+    guards = [HostGuard(settings.allowed_hosts)] if settings.allowed_hosts else []
+    if keys.keys or keys.metrics_keys:  # an open server needs no guard: each costs a copy per request
+        guards.append(keys)
+    return [_inline(guard) for guard in guards]
+
+
+def _inline(guard: Callable[[ASGIConnection, BaseRouteHandler], None]) -> Callable:
+    """Run a guard on the event loop: Litestar sends plain-function guards to a worker thread, a thread
+    hop per request for a few dictionary lookups."""
+
+    async def run_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+        guard(connection, handler)
+
+    return run_guard
 
 
 def cors_config(settings: Settings) -> CORSConfig | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from litestar import Request, Response
 from litestar.exceptions import (

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gateway import request_context
 from gateway.config import Settings
 from gateway.engines.pooling import l2_normalize
 from gateway.errors import InvalidRequest
@@ -69,9 +70,12 @@ class Reranked:
 
 
 def default_rerank_model(registry: Registry) -> str:
-    """The model used when a request names none: the first cross-encoder, else the first model."""
-    cross = [m for m in registry.models if m.config.task == "rerank"]
-    return (cross or registry.models)[0].name
+    """The model used when a request names none: the first cross-encoder, else the first model,
+    among those the request's API key may use (if it may use none, the first model: ``get`` says 403)."""
+    visible = set(request_context.visible_names(registry.names))
+    usable = [m for m in registry.models if m.name in visible] or registry.models
+    cross = [m for m in usable if m.config.task == "rerank"]
+    return (cross or usable)[0].name
 
 
 def check_rerank_request(

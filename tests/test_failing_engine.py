@@ -34,7 +34,7 @@ class SwitchableEngine:
 def app_and_engine(monkeypatch):
     engine = SwitchableEngine()
     monkeypatch.setattr("gateway.registry.resolve_model_path", lambda config: "unused")
-    monkeypatch.setattr("gateway.registry.load_engine", lambda config, path: engine)
+    monkeypatch.setattr("gateway.registry.load_engine", lambda config, path, **options: engine)
     return create_app(Settings(model="fake")), engine
 
 

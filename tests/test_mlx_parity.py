@@ -191,10 +191,10 @@ def test_cross_encoder_matches_torch_and_cross_encoder(tmp_path: Path, family: s
         PAIRS, activation_fn=torch.nn.Identity()
     )
     torch_scores, mlx_scores = torch_engine.score(tokens), mlx_engine.score(tokens)
-    np.testing.assert_allclose(torch_scores, reference, rtol=1e-4, atol=1e-6)
+    assert np.ptp(reference) > 0.5  # scores vary by pair, so the comparisons below mean something
+    np.testing.assert_allclose(torch_scores, reference, rtol=1e-4, atol=1e-5)
     assert mlx_scores.shape == (len(PAIRS),) and mlx_scores.dtype == np.float32
-    # relative as well as absolute: random heads give small logits (about 1e-4 for XLM-RoBERTa)
-    np.testing.assert_allclose(mlx_scores, torch_scores, rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(mlx_scores, torch_scores, rtol=0, atol=1e-3)  # the bound
 
 
 def test_qwen3_reranker_matches_transformers(qwen3_reranker: Path) -> None:

@@ -45,7 +45,7 @@ def test_bert_cross_encoder_matches_cross_encoder_predict(tmp_path: Path) -> Non
     engine = torch_engine(path, "rerank")
     reference = CrossEncoder(str(path), device="cpu").predict(PAIRS, activation_fn=torch.nn.Identity())
     scores = engine.score(engine.tokenize_pairs(PAIRS))
-    assert np.ptp(reference) > 0
+    assert np.ptp(reference) > 0.5  # scores vary by pair, so agreement below means something
     np.testing.assert_allclose(scores, reference, rtol=1e-4, atol=1e-5)
 
 
