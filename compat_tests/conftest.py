@@ -50,3 +50,19 @@ def reference_model():
     from gateway.engines.sources import embedded_model_dir
 
     return SentenceTransformer(str(embedded_model_dir()), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def v1(server):
+    """cohere.Client (v1 routes) pointed at the server."""
+    import cohere
+
+    return cohere.Client(base_url=server.url, api_key="x", timeout=60)
+
+
+@pytest.fixture(scope="module")
+def v2(server):
+    """cohere.ClientV2 (v2 routes) pointed at the server."""
+    import cohere
+
+    return cohere.ClientV2(base_url=server.url, api_key="x", timeout=60)

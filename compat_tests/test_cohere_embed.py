@@ -19,16 +19,6 @@ from compat_tests.test_openai_embeddings import TEXTS, cosines
 ALL_TYPES = ["float", "int8", "uint8", "binary", "ubinary"]
 
 
-@pytest.fixture(scope="module")
-def v1(server) -> cohere.Client:
-    return cohere.Client(base_url=server.url, api_key="x", timeout=60)
-
-
-@pytest.fixture(scope="module")
-def v2(server) -> cohere.ClientV2:
-    return cohere.ClientV2(base_url=server.url, api_key="x", timeout=60)
-
-
 def check_types(embeddings, floats: np.ndarray) -> None:
     """Each integer type equals the published quantization of the float vectors it came with."""
     for precision in ("int8", "uint8"):

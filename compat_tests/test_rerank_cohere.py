@@ -46,16 +46,6 @@ RANKING_CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def v1(server) -> cohere.Client:
-    return cohere.Client(base_url=server.url, api_key="x", timeout=60)
-
-
-@pytest.fixture(scope="module")
-def v2(server) -> cohere.ClientV2:
-    return cohere.ClientV2(base_url=server.url, api_key="x", timeout=60)
-
-
 def scores_by_index(results) -> dict[int, float]:
     return {r.index: r.relevance_score for r in results}
 

@@ -16,7 +16,6 @@ import httpx
 import numpy as np
 import pytest
 import torch
-import transformers
 
 from compat_tests.conftest import DEFAULT_MODEL
 from compat_tests.rerank_reference import (
@@ -28,34 +27,15 @@ from compat_tests.rerank_reference import (
     split_at_tokens,
 )
 from compat_tests.server import run_server
-from tests.tiny_models import MAX_POSITIONS, VOCAB_SIZE, save_tokenizer
+from tests.tiny_models import MAX_POSITIONS, build_tiny_cross_encoder
 
 CROSS_ENCODER = "tiny-cross-encoder"
 DOCUMENTS = [*PASSAGES, "cats", "A much longer passage about the history of European capitals, " * 4]
 
 
-def build_cross_encoder(path: Path) -> Path:
-    """A 2-layer BERT cross-encoder (one label); initializer_range 0.5 spreads its logits."""
-    torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=VOCAB_SIZE,
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=128,
-        num_labels=1,
-        max_position_embeddings=MAX_POSITIONS,
-        initializer_range=0.5,
-    )
-    path.mkdir(parents=True)
-    transformers.BertForSequenceClassification(config).eval().save_pretrained(str(path))
-    save_tokenizer(path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    return build_cross_encoder(tmp_path_factory.mktemp("cross-encoder") / "model")
+    return build_tiny_cross_encoder(tmp_path_factory.mktemp("cross-encoder") / "model")
 
 
 @pytest.fixture(scope="module")

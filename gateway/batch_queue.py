@@ -1,4 +1,5 @@
-"""Pending inputs of one kind, kept sorted by length, and the padded-token budget cut of the next batch.
+"""Requests (``Job``), their inputs (``Item``) and the queue of inputs waiting for the engine
+(``PendingQueue``): kept sorted by length, cut into batches on a padded-token budget.
 
 Every item carries one integer key, ``length << 40 | arrival``, so the pending list is a plain sorted
 list of ints: merging new arrivals is one C-level sort (Timsort merges the sorted old run with the new
@@ -8,17 +9,40 @@ on a GPU) therefore costs well under a millisecond per batch instead of a full P
 
 from __future__ import annotations
 
+import asyncio
 from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
 
 if TYPE_CHECKING:
-    from gateway.batching import Job
     from gateway.engines import Tokens
+
+Kind = Literal["embed", "score"]
 
 ARRIVAL_BITS = 40  # 10^12 inputs before the arrival counter would spill into the length bits
 ARRIVAL_MASK = (1 << ARRIVAL_BITS) - 1
+
+
+@dataclass(eq=False)
+class Job:
+    """One request's inputs; its rows land in ``out`` at their input index.
+
+    ``queued`` / ``queued_tokens`` count its items not yet taken into a batch; ``done`` (resolved,
+    failed or cancelled) makes the runner drop the rest. Both change only under the runner's lock.
+    """
+
+    kind: Kind
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future
+    size: int
+    queued: int
+    queued_tokens: int
+    remaining: int  # rows not computed yet
+    out: np.ndarray | None = None
+    done: bool = False
 
 
 @dataclass(slots=True, eq=False)

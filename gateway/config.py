@@ -105,7 +105,8 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(default=30.0, ge=0)  # SIGTERM: wait this long for in-flight requests
 
     # Batching
-    batch_tokens: int = Field(default=16384, gt=0)  # padded tokens per forward pass
+    # padded tokens per forward pass; None: by device (2048 on CPU, 16384 on a GPU: batching.py)
+    batch_tokens: int | None = Field(default=None, gt=0)
     max_queue_tokens: int = Field(default=4_000_000, gt=0)  # queued tokens per model before 429
 
     # Security

@@ -63,7 +63,7 @@ def load_corpus(seed: int = 0) -> Corpus:
     """The benchmark corpus, shuffled with ``seed`` so lengths are mixed within every request."""
     docs = stdlib_docstrings()
     random.Random(seed).shuffle(docs)
-    summaries = [doc.split("\n", 1)[0].strip() for doc in docs]
+    summaries = dict.fromkeys(doc.split("\n", 1)[0].strip() for doc in docs)  # many docstrings share one
     short = [s for s in summaries if MIN_CHARS <= len(s) <= 120]
     return Corpus(short=short[200:], mixed=docs, queries=short[:200])
 

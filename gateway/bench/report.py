@@ -2,8 +2,9 @@
 
 ``ratio`` is server texts/s over reference texts/s; for concurrency 1, ``p50/ref`` and ``Δp50`` compare
 the server's median latency with the reference's for the same work (at higher concurrency latency
-includes queueing, so only throughput is compared). ``target`` shows the goals of issue 5 where one
-applies.
+includes queueing, so only throughput is compared). ``client CPU ms/req`` is what the load generator
+itself burned per request, on the same cores as the server. ``target`` shows the goals of issue 5
+where one applies.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def target_for(result: LoadResult) -> Target | None:
 
 
 HEADER = ("load", "sent per request", "conc", "requests", "texts/s", "p50 ms", "p99 ms", "ref texts/s",
-          "ratio", "ref p50 ms", "p50/ref", "Δp50 ms", "target")
+          "ratio", "ref p50 ms", "p50/ref", "Δp50 ms", "client CPU ms/req", "target")
 
 
 def row(result: LoadResult, reference: Reference) -> tuple[str, ...]:
@@ -73,7 +74,8 @@ def row(result: LoadResult, reference: Reference) -> tuple[str, ...]:
             _num(result.percentile_ms(50)), _num(result.percentile_ms(99)), _num(reference.texts_per_s),
             f"{throughput_ratio(result, reference):.2f}", _num(reference.p50_ms) if single else "",
             f"{p50_ratio(result, reference):.2f}" if single else "",
-            f"{p50_delta_ms(result, reference):+.1f}" if single else "", verdict)
+            f"{p50_delta_ms(result, reference):+.1f}" if single else "", f"{result.client_cpu_ms:.2f}",
+            verdict)
 
 
 def _num(value: float) -> str:

@@ -76,13 +76,8 @@ def run_bench(args: argparse.Namespace, groups: set[str]) -> str:
 
 def _run_loads(url: str, loads: list[Load], args: argparse.Namespace) -> list[load_client.LoadResult]:
     async def all_loads() -> list[load_client.LoadResult]:
-        results = []
-        for load in loads:
-            async with load_client.make_client(url, load.concurrency) as http:
-                await load_client.warm_up(http, load)
-                results.append(await load_client.run_load(
-                    http, load, duration_s=args.duration, max_requests=args.requests, check=check_response))
-        return results
+        return [await load_client.run_load(url, load, duration_s=args.duration, max_requests=args.requests,
+                                           check=check_response) for load in loads]
 
     return _event_loop_runner().run(all_loads())
 

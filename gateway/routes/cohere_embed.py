@@ -5,7 +5,7 @@ Specs: https://docs.cohere.com/v1/reference/embed, https://docs.cohere.com/refer
 
 from __future__ import annotations
 
-from litestar import Response, post
+from litestar import Request, Response, post
 from litestar.datastructures import State
 
 from gateway import service
@@ -14,7 +14,7 @@ from gateway.http_errors import register_error_format
 from gateway.protocol import cohere_embed
 from gateway.protocol.cohere_embed import EmbedRequest, EmbedRequestV2
 from gateway.registry import Registry
-from gateway.routes.common import json_only, offload
+from gateway.routes.common import cancel_on_disconnect, json_only, offload
 
 BIG_RESPONSE_ROWS = 32  # encode larger responses off the event loop
 
@@ -22,17 +22,17 @@ register_error_format(["/v1/embed", "/v2/embed"], cohere_embed.error_body)
 
 
 @post("/v1/embed", status_code=200, before_request=json_only, tags=["Cohere"], summary="Embed (Cohere v1)")
-async def embed_v1(data: EmbedRequest, state: State) -> Response[bytes]:
+async def embed_v1(data: EmbedRequest, state: State, request: Request) -> Response[bytes]:
     """Embed ``texts``: ``embeddings_floats``, or ``embeddings_by_type`` when ``embedding_types`` are set."""
-    return await _embed(data, state.registry, api_version="1")
+    return await cancel_on_disconnect(request, _embed(data, state.registry, api_version="1"))
 
 
 @post("/v2/embed", status_code=200, before_request=json_only, tags=["Cohere"], summary="Embed (Cohere v2)")
-async def embed_v2(data: EmbedRequestV2, state: State) -> Response[bytes]:
+async def embed_v2(data: EmbedRequestV2, state: State, request: Request) -> Response[bytes]:
     """Embed ``texts`` or ``inputs``, by type; also ``max_tokens`` and Matryoshka ``output_dimension``."""
     if data.max_tokens is not None and data.max_tokens < 1:
         raise InvalidRequest("'max_tokens' must be at least 1", param="max_tokens")
-    return await _embed(data, state.registry, api_version="2")
+    return await cancel_on_disconnect(request, _embed(data, state.registry, api_version="2"))
 
 
 async def _embed(data: EmbedRequest, registry: Registry, api_version: str) -> Response[bytes]:

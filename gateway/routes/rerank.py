@@ -20,7 +20,7 @@ from gateway.http_errors import register_error_format
 from gateway.protocol import cohere_rerank, tei_rerank
 from gateway.protocol.cohere_rerank import RerankRequest
 from gateway.protocol.tei_rerank import TeiRerankRequest
-from gateway.routes.common import json_only, offload
+from gateway.routes.common import cancel_on_disconnect, json_only, offload
 
 PATHS = ["/v1/rerank", "/v2/rerank", "/rerank"]
 BIG_RESPONSE_ROWS = 1000  # encode larger responses off the event loop
@@ -41,10 +41,10 @@ async def rerank(request: Request, state: State) -> Response[bytes]:
     body = await request.body()
     path = request.url.path.rstrip("/")
     if path == "/rerank" and tei_rerank.is_tei_body(body):
-        return await _rerank_tei(body, state)
+        return await cancel_on_disconnect(request, _rerank_tei(body, state))
     data = decode_body(body, RerankRequest)
     texts = cohere_rerank.document_texts(data.documents, data.rank_fields)
-    result = await service.rerank(
+    result = await cancel_on_disconnect(request, service.rerank(
         state.registry,
         data.model,
         data.query,
@@ -52,7 +52,7 @@ async def rerank(request: Request, state: State) -> Response[bytes]:
         top_n=data.top_n,
         max_chunks_per_doc=data.max_chunks_per_doc,
         max_tokens_per_doc=data.max_tokens_per_doc,
-    )
+    ))
     content = await offload(
         len(result.results) > BIG_RESPONSE_ROWS,
         _encode_cohere,

@@ -9,7 +9,7 @@ for models whose pipeline normalizes (the engine has no un-normalized path).
 from __future__ import annotations
 
 import msgspec
-from litestar import Response, get, post
+from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
 from gateway import __version__, service
@@ -18,7 +18,7 @@ from gateway.errors import InvalidRequest
 from gateway.http_errors import register_error_format
 from gateway.protocol import tei
 from gateway.registry import Registry, ServedModel
-from gateway.routes.common import json_only, offload
+from gateway.routes.common import cancel_on_disconnect, json_only, offload
 
 BIG_RESPONSE_ROWS = 32  # encode larger responses off the event loop
 
@@ -26,17 +26,17 @@ register_error_format(["/", "/embed", "/tokenize", "/decode", "/info"], tei.erro
 
 
 @post(["/embed", "/"], status_code=200, before_request=json_only, tags=["TEI"], summary="Embed (TEI)")
-async def embed(data: tei.EmbedRequest, state: State) -> Response[bytes]:
+async def embed(data: tei.EmbedRequest, state: State, request: Request) -> Response[bytes]:
     """Embed ``inputs``; answers a bare list of float lists, in input order."""
     registry: Registry = state.registry
     model = data.model or service.default_embed_model(registry)
     served = registry.get(model)
     engine, _ = served.ready()
     texts = tei.as_list(data.inputs)
-    result = await service.embed_texts(
+    result = await cancel_on_disconnect(request, service.embed_texts(
         registry, model, texts, dimensions=data.dimensions, prompt=_prompt(served, data.prompt_name),
         truncate=data.truncate, truncation_side=data.truncation_direction.lower(), param="inputs",
-    )
+    ))
     vectors = result.vectors
     if data.normalize and not engine.spec.normalize and data.dimensions is None:
         vectors = l2_normalize(vectors)  # (truncate_dimensions has already re-normalized otherwise)
@@ -79,9 +79,9 @@ async def info(state: State, model: str | None = None) -> tei.Info:
     """TEI's description of the served model (the first one, or ``?model=``)."""
     registry: Registry = state.registry
     served = registry.get(model or registry.models[0].name)
-    engine, _ = served.ready()
+    engine, runner = served.ready()
     return tei.to_info(
-        served.name, served.config.revision, engine.spec, batch_tokens=registry.settings.batch_tokens,
+        served.name, served.config.revision, engine.spec, batch_tokens=runner.batch_tokens,
         max_inputs=registry.settings.max_inputs_per_request,
         auto_truncate=served.config.truncation == "truncate", version=__version__,
     )

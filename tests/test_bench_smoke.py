@@ -1,0 +1,67 @@
+"""``gateway bench --quick`` end to end (its own server, the default model), and its corpus.
+
+No timing assertions: the table must be produced, every load must have answered, and every number
+must parse.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from gateway.bench.corpus import load_corpus
+
+EXPECTED_LOADS = ["1 text, base64", "1 text, float", "256 texts, base64", "rerank 1+20 docs",
+                  "rerank 1+100 docs"]
+
+
+def table_rows(report: str, first_cell: str) -> list[list[str]]:
+    """Cells of the Markdown table whose header starts with ``first_cell``."""
+    lines = report.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_cell} |"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory: pytest.TempPathFactory) -> str:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {k: v for k, v in env.items() if not k.startswith("GATEWAY_")}
+    done = subprocess.run([sys.executable, "-m", "gateway", "bench", "--quick"], capture_output=True,
+                          text=True, env=env, cwd=tmp_path_factory.mktemp("bench"), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_quick_bench_prints_the_reference_and_every_load(quick_report: str) -> None:
+    references = table_rows(quick_report, "reference")
+    assert [row[0] for row in references] == ["short", "batch256", "rerank20", "rerank100"]
+    assert all(float(row[1]) > 0 and float(row[2]) > 0 for row in references)
+
+    rows = table_rows(quick_report, "load")
+    assert sorted({row[1] for row in rows}) == sorted(EXPECTED_LOADS)
+    for row in rows:
+        group, _, concurrency, requests, texts_per_s, p50, p99, ref, ratio = row[:9]
+        assert int(requests) >= 1 and "errors" not in row[-1], row
+        assert float(texts_per_s) > 0 and 0 < float(p50) <= float(p99) and float(ratio) > 0, row
+        if concurrency == "1":
+            assert row[9] and row[10] and row[11], "concurrency 1 rows compare latency with the reference"
+    targets = [row[-1] for row in rows if row[-1]]
+    assert targets and all(t.endswith((": met", ": MISSED")) for t in targets)
+
+
+def test_corpus_is_real_text_of_mixed_lengths() -> None:
+    corpus = load_corpus()
+    assert len(corpus.short) > 1000 and len(corpus.mixed) > 1000 and len(corpus.queries) == 200
+    assert len(set(corpus.mixed)) == len(corpus.mixed)  # no repeated sentence
+    lengths = sorted(len(text) for text in corpus.mixed)
+    assert lengths[len(lengths) // 10] < 80 and lengths[-len(lengths) // 10] > 300  # short and long
+    assert set(corpus.queries).isdisjoint(corpus.short)
+    assert load_corpus() is corpus  # built once per process
