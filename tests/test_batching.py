@@ -125,7 +125,8 @@ def test_each_request_gets_its_own_rows_in_order_under_concurrency(runner, engin
 
 
 def test_batches_respect_the_padded_token_budget(runner: Runner, engine: FakeEngine) -> None:
-    lengths = [random.Random(3).randint(1, 90) for _ in range(200)] + [300]  # 300 > budget: alone
+    rng = random.Random(3)
+    lengths = [rng.randint(1, 90) for _ in range(200)] + [300]  # 300 > the budget: a batch of its own
 
     async def main() -> None:
         held = await hold_engine(runner, engine)  # everything below queues up behind it

@@ -114,6 +114,18 @@ def measure_references(model, corpus: Corpus, rerank_documents: list[str], group
     return references
 
 
+def best_of(first: dict[str, Reference], second: dict[str, Reference]) -> dict[str, Reference]:
+    """Per key, the faster of two measurements (highest texts/s, lowest latencies): on a shared machine a
+    burst of other work during one pass would otherwise flatter every ratio."""
+    merged = {}
+    for key, a in first.items():
+        b = second.get(key, a)
+        fast = a if a.texts_per_s >= b.texts_per_s else b
+        merged[key] = Reference(fast.texts_per_s, min(a.p50_ms, b.p50_ms), min(a.p99_ms, b.p99_ms),
+                                f"{fast.note}; best of 2 passes")
+    return merged
+
+
 def fitting_documents(model, texts: list[str]) -> list[str]:
     """The texts short enough for the model to embed whole (so the server never chunks them)."""
     limit = model.max_seq_length

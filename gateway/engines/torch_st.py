@@ -13,6 +13,7 @@ import torch
 
 from gateway.config import ModelConfig
 from gateway.engines import Engine, ModelSpec, Tokens
+from gateway.engines.packing import PackedBert
 from gateway.engines.tokenization import HFTokenization, Qwen3RerankPrompt, is_qwen3_reranker
 
 
@@ -46,6 +47,8 @@ class TorchEngine(HFTokenization):
         # sentence-transformers' LogitScore reads the last position: causal rerankers need left padding.
         self._pad_left = self.tokenizer.padding_side == "left" or self.rerank_prompt is not None
         self._device = torch.device(device)
+        # BERT embedders on CPU skip padding when it would waste much of a batch (packing.py)
+        self._packed = PackedBert.for_model(self.model, device) if config.task == "embed" else None
         self.spec = ModelSpec(
             name=config.name,
             task=config.task,
@@ -90,6 +93,8 @@ class TorchEngine(HFTokenization):
     @torch.inference_mode()
     def embed(self, batch: list[Tokens]) -> np.ndarray:
         """See ``Engine.embed``: ``(n, dim)`` float32."""
+        if self._packed is not None and self._packed.worth_it(batch):
+            return self._packed.embed(batch)
         out = self.model(self._features(batch))["sentence_embedding"]
         return out.float().cpu().numpy()
 
