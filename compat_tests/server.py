@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from gateway.bench import server as bench_server
 
 READY_TIMEOUT_S = 300
 
@@ -35,12 +33,6 @@ class RunningServer:
         return self.log_path.read_text(errors="replace")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def run_server(workdir: Path, *, env: dict[str, str] | None = None, args: list[str] = (),
                wait_ready: bool = True) -> Iterator[RunningServer]:
@@ -48,7 +40,7 @@ def run_server(workdir: Path, *, env: dict[str, str] | None = None, args: list[s
 
     ``env`` adds to a clean offline environment (no GATEWAY_* variables leak in from the caller).
     """
-    port = free_port()
+    port = bench_server.free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     environment.update({"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **(env or {})})
     log_path = workdir / f"server-{port}.log"
@@ -72,14 +64,4 @@ def run_server(workdir: Path, *, env: dict[str, str] | None = None, args: list[s
 
 def wait_until_ready(server: RunningServer, timeout_s: float = READY_TIMEOUT_S) -> None:
     """Poll ``/ready`` until 200. Raises RuntimeError with the server log if it dies or times out."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"server exited with {server.process.returncode}:\n{server.log()}")
-        try:
-            if httpx.get(f"{server.url}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"server not ready after {timeout_s} s:\n{server.log()}")
+    bench_server.wait_until_ready(server.url, server.process, server.log_path, timeout_s)

@@ -8,6 +8,8 @@ import pytest
 
 from compat_tests.conftest import DEFAULT_MODEL
 
+JSON = {"content-type": "application/json"}
+
 
 @pytest.fixture(scope="module")
 def client(server) -> openai.OpenAI:
@@ -69,7 +71,7 @@ def test_unknown_model_is_a_404_model_not_found(client):
     ],
 )
 def test_raw_body_errors_are_400_in_openai_shape(server, body, param):
-    response = httpx.post(f"{server.url}/v1/embeddings", content=body, headers={"content-type": "application/json"})
+    response = httpx.post(f"{server.url}/v1/embeddings", content=body, headers=JSON)
     assert_openai_error(response, 400, param)
 
 
@@ -95,7 +97,7 @@ def test_oversized_body_is_413(server):
 
 def test_server_keeps_serving_after_errors(client, server):
     for _ in range(3):
-        httpx.post(f"{server.url}/v1/embeddings", content=b"{{{", headers={"content-type": "application/json"})
+        httpx.post(f"{server.url}/v1/embeddings", content=b"{{{", headers=JSON)
     assert len(client.embeddings.create(model=DEFAULT_MODEL, input="still alive").data) == 1
     assert httpx.get(f"{server.url}/ready").status_code == 200
 

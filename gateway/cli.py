@@ -15,7 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (GATEWAY_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (GATEWAY_PORT, default 8000)")
     serve.add_argument("--config", help="TOML config file (GATEWAY_CONFIG, default config/gateway.toml)")
-    serve.add_argument("--model", help="serve this model instead (GATEWAY_MODEL): hub repo id or local folder")
+    serve.add_argument("--model", help="serve only this model (GATEWAY_MODEL): hub repo id or local folder")
     serve.add_argument("--engine", choices=["auto", "torch", "mlx"], help="inference engine (GATEWAY_ENGINE)")
     bench = sub.add_parser("bench", help="measure a server against in-process sentence-transformers")
     from gateway.bench.run import add_arguments

@@ -48,7 +48,7 @@ def render(request: Request, error: GatewayError) -> Response:
     """The error as a response in the format of ``request``'s route, with its status and headers."""
     renderer = getattr(error, "renderer", None) or ERROR_FORMATS.get(request.url.path.rstrip("/") or "/")
     body = (renderer or openai.error_body)(error)
-    return Response(content=body, status_code=error.status, headers=error.headers, media_type="application/json")
+    return Response(body, status_code=error.status, headers=error.headers, media_type="application/json")
 
 
 def from_http_exception(exc: HTTPException) -> GatewayError:
