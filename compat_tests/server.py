@@ -55,11 +55,7 @@ def run_server(workdir: Path, *, env: dict[str, str] | None = None, args: list[s
             wait_until_ready(server)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        bench_server.stop_process(process)
 
 
 def wait_until_ready(server: RunningServer, timeout_s: float = READY_TIMEOUT_S) -> None:

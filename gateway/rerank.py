@@ -28,7 +28,7 @@ from gateway.engines.pooling import l2_normalize
 from gateway.errors import InvalidRequest
 from gateway.registry import Registry
 from gateway.rerank_inputs import Overflow, RerankInputs, prepare_inputs
-from gateway.service import check_token_total, run_with_timeout
+from gateway.service import check_list_size, check_token_total, run_with_timeout
 
 DOCUMENTS_PER_SEARCH_UNIT = 100  # Cohere bills one search unit per query and 100 documents (chunks)
 
@@ -97,11 +97,7 @@ def check_rerank_request(
         raise InvalidRequest("'query' must not be empty", param="query")
     if not documents:
         raise InvalidRequest(f"'{param}' must not be empty", param=param)
-    if len(documents) > settings.max_rerank_documents:
-        raise InvalidRequest(
-            f"'{param}' has {len(documents)} items; at most {settings.max_rerank_documents} are allowed",
-            param=param,
-        )
+    check_list_size(documents, settings.max_rerank_documents, param)
     limits = {
         "top_n": top_n,
         "max_chunks_per_doc": max_chunks_per_doc,

@@ -39,6 +39,12 @@ class Embeddings:
     model: str
 
 
+def check_list_size(items: list, limit: int, param: str) -> None:
+    """Raises InvalidRequest (naming ``param``) when ``items`` holds more than ``limit`` entries."""
+    if len(items) > limit:
+        raise InvalidRequest(f"'{param}' has {len(items)} items; at most {limit} are allowed", param=param)
+
+
 def check_inputs(texts: list[str], settings: Settings, param: str = "input") -> None:
     """Reject an empty list, too many inputs, or an empty string.
 
@@ -47,11 +53,7 @@ def check_inputs(texts: list[str], settings: Settings, param: str = "input") -> 
     """
     if not texts:
         raise InvalidRequest(f"'{param}' must not be empty", param=param)
-    if len(texts) > settings.max_inputs_per_request:
-        raise InvalidRequest(
-            f"'{param}' has {len(texts)} items; at most {settings.max_inputs_per_request} are allowed",
-            param=param,
-        )
+    check_list_size(texts, settings.max_inputs_per_request, param)
     empty = next((i for i, text in enumerate(texts) if not text or not text.strip()), None)
     if empty is not None:
         raise InvalidRequest(f"'{param}[{empty}]' is empty; every input must contain text", param=param)

@@ -49,11 +49,16 @@ def started_server(model: str | None, env: dict[str, str] | None = None) -> Iter
             wait_until_ready(url, process, log_path)
             yield url
         finally:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_process(process)
+
+
+def stop_process(process: subprocess.Popen, grace_s: float = 30) -> None:
+    """SIGTERM the server (it drains in-flight requests), then SIGKILL it after ``grace_s`` seconds."""
+    process.terminate()
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def wait_until_ready(url: str, process: subprocess.Popen | None = None, log_path: Path | None = None,
