@@ -1,11 +1,16 @@
-"""Cross-request dynamic batching: one ``Runner`` per model owns the only thread that calls its engine.
+"""Cross-request dynamic batching: one ``Runner`` per model owns the only threads that call its engine.
 
-Requests submit tokenized inputs; the runner thread blocks for the first waiting item, then takes
+Requests submit tokenized inputs; a free runner thread blocks for the first waiting item, then takes
 everything else that queued meanwhile (requests pile up while the engine is busy: that is the batching
 window, no sleeps), forgets items whose request is already done (cancelled by a client disconnect or
 a timeout, or failed), and cuts a length-sorted batch on the padded-token budget (``PendingQueue``).
 The batch that runs next is the one holding the oldest waiting item, so no request starves. An engine
 exception fails exactly the requests in that batch; the thread lives on and ``stats.failing`` says so.
+
+The runner has one thread per engine lane. That is one, except for torch on CPU (two by default), where
+small batches use the cores better side by side, each pass on its share of the intra-op threads, than one
+at a time across all of them (``gateway.engines.torch_st.lanes_for``); a lane running alone with nothing
+else waiting takes every core, so a lone request is as fast as before.
 """
 
 from __future__ import annotations
@@ -17,50 +22,25 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from gateway import request_context
 from gateway.batch_queue import Item, Job, Kind, PendingQueue, item_key
+from gateway.batch_stats import BatchStats, default_batch_tokens
 from gateway.engines import Engine, Tokens
 from gateway.errors import EngineFailure, NotReady, Overloaded
 
 log = logging.getLogger(__name__)
 MAX_RETRY_AFTER_S = 60
-CPU_BATCH_TOKENS = 2048  # measured: less padding and cache-sized activations beat big CPU batches
-GPU_BATCH_TOKENS = 16384
-
-
-def default_batch_tokens(device: str) -> int:
-    """The padded-token budget of one forward pass on ``device`` when the config sets none.
-
-    On CPU a length-sorted 256-text request ran ~2x faster cut at 2048 padded tokens than at 16384
-    (batches 83% real tokens instead of 47%; ``gateway bench`` load 2); GPUs want wide batches.
-    """
-    return CPU_BATCH_TOKENS if device == "cpu" else GPU_BATCH_TOKENS
-
-
-@dataclass
-class BatchStats:
-    """What the runner observed, for health and metrics (times in ms)."""
-
-    batches: int = 0
-    items: int = 0
-    last_batch_size: int = 0
-    last_batch_tokens: int = 0
-    last_batch_ms: float | None = None
-    tokens_per_s: float | None = None  # moving average of padded tokens per second of engine time
-    last_error: str | None = None
-    failing: bool = False
-    dropped_items: int = 0  # inputs of finished requests dropped before reaching the engine
-
-
 class Runner:
-    """The batching queue and engine thread of one model.
+    """The batching queue and engine threads (one per lane) of one model.
 
     Args:
-        engine: the model's engine; only this runner's thread calls ``embed`` / ``score``.
+        engine: the model's engine; only this runner's threads call ``embed`` / ``score``. Optional
+            engine attributes: ``lanes`` (forward passes that may run at once, default 1) and
+            ``share_cores(n)``, called on a lane thread before each batch with how many lanes share
+            the cores during it.
         batch_tokens: padded-token budget of one forward pass (longest input x batch size); None:
             ``default_batch_tokens`` of the engine's device.
         max_queue_tokens: tokens allowed to wait; beyond it ``run`` raises ``Overloaded`` (429).
@@ -87,8 +67,15 @@ class Runner:
         self._cond = threading.Condition()
         self._arrivals = itertools.count()
         self._stopping = False
-        self._thread = threading.Thread(target=self._loop, name=f"runner:{engine.spec.name}", daemon=True)
-        self._thread.start()
+        self._stats_lock = threading.Lock()
+        self.lanes = max(1, getattr(engine, "lanes", 1))
+        self._running = 0  # lanes inside a forward pass
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"runner:{engine.spec.name}:{i}", daemon=True)
+            for i in range(self.lanes)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     @property
     def queued_items(self) -> int:
@@ -102,8 +89,8 @@ class Runner:
 
     @property
     def alive(self) -> bool:
-        """Whether the engine thread is running."""
-        return self._thread.is_alive()
+        """Whether every engine thread is running."""
+        return all(thread.is_alive() for thread in self._threads)
 
     async def run(self, kind: Kind, inputs: list[Tokens]) -> np.ndarray:
         """Queue ``inputs`` and wait for their results, in input order.
@@ -144,7 +131,7 @@ class Runner:
 
     def _admit(self, tokens: int) -> None:
         """Raises NotReady when stopping, Overloaded when ``tokens`` more would overflow the queue."""
-        if self._stopping or not self._thread.is_alive():
+        if self._stopping or not self.alive:
             raise NotReady(f"model {self.engine.spec.name!r} is shutting down")
         if self._queued_tokens and self._queued_tokens + tokens > self.max_queue_tokens:
             raise Overloaded(
@@ -172,13 +159,22 @@ class Runner:
             self._has_finished_jobs = True
 
     def stop(self) -> None:
-        """Refuse new inputs and let the thread exit once the queue is empty (queued work finishes)."""
+        """Refuse new inputs and let the threads exit once the queue is empty (queued work finishes)."""
         with self._cond:
             self._stopping = True
-            self._cond.notify()
+            self._cond.notify_all()
 
-    def _take_batch(self) -> list[Item] | None:
-        """Block for work and remove the next batch (None once stopping with an empty queue)."""
+    def join(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` for each engine thread to exit (after ``stop``)."""
+        for thread in self._threads:
+            thread.join(timeout_s)
+
+    def _take_batch(self) -> tuple[list[Item], int] | None:
+        """Block for work and remove the next batch (None once stopping with an empty queue).
+
+        Also returns how many lanes will share the cores during this batch: 1 when no other lane is
+        running and nothing else waits, else all of them.
+        """
         with self._cond:
             while True:
                 if self._has_finished_jobs:
@@ -197,14 +193,25 @@ class Runner:
                 item.job.queued_tokens -= len(item.tokens)
             self._queued_items -= len(batch)
             self._queued_tokens -= sum(len(item.tokens) for item in batch)
-            return batch
+            sharing = 1 if self._running == 0 and self._queued_items == 0 else self.lanes
+            self._running += 1
+            if self._queued_items:  # wake an idle lane for the rest
+                self._cond.notify()
+            return batch, sharing
 
     def _loop(self) -> None:
-        while (batch := self._take_batch()) is not None:
+        share_cores = getattr(self.engine, "share_cores", None)
+        while (taken := self._take_batch()) is not None:
+            batch, sharing = taken
             try:
+                if share_cores is not None and self.lanes > 1:
+                    share_cores(sharing)
                 self._run_batch(batch)
             except Exception as exc:  # noqa: BLE001 - any failure must reach every waiter; the thread lives
                 self._fail(batch, exc)
+            finally:
+                with self._cond:
+                    self._running -= 1
 
     def _run_batch(self, batch: list[Item]) -> None:
         kind = batch[0].job.kind
@@ -215,7 +222,13 @@ class Runner:
         ms = (time.perf_counter() - start) * 1000
         if len(rows) != len(batch):
             raise RuntimeError(f"the engine returned {len(rows)} rows for a batch of {len(batch)}")
-        self._record(len(batch), padded, ms)
+        with self._stats_lock:
+            self.stats.record(len(batch), padded, ms)
+        if self.on_batch is not None:
+            try:
+                self.on_batch(len(batch), padded, ms)
+            except Exception:  # noqa: BLE001 - a metrics hook must not fail the requests
+                log.exception("on_batch callback failed")
         finished: list[Job] = []
         for item, row in zip(batch, rows, strict=True):
             job = item.job
@@ -247,20 +260,6 @@ class Runner:
                 loop.call_soon_threadsafe(_resolve, loop_jobs, error)
             except RuntimeError:  # that event loop is closed: nobody is waiting any more
                 log.debug("dropped results for a closed event loop")
-
-    def _record(self, size: int, padded: int, ms: float) -> None:
-        stats = self.stats
-        stats.batches += 1
-        stats.items += size
-        stats.last_batch_size, stats.last_batch_tokens, stats.last_batch_ms = size, padded, ms
-        speed = padded / max(ms, 1e-3) * 1000
-        stats.tokens_per_s = speed if stats.tokens_per_s is None else 0.8 * stats.tokens_per_s + 0.2 * speed
-        stats.failing, stats.last_error = False, None
-        if self.on_batch is not None:
-            try:
-                self.on_batch(size, padded, ms)
-            except Exception:  # noqa: BLE001 - a metrics hook must not fail the requests
-                log.exception("on_batch callback failed")
 
 
 def _resolve(jobs: list[Job], error: BaseException | None) -> None:

@@ -116,7 +116,8 @@ class Registry:
             config = served.config.model_copy(update={"engine": served.engine_name})
             path = await asyncio.to_thread(resolve_model_path, config)
             engine = await asyncio.to_thread(
-                load_engine, config, path, memory_fraction=self.settings.mlx_memory_fraction
+                load_engine, config, path, memory_fraction=self.settings.mlx_memory_fraction,
+                cpu_lanes=self.settings.cpu_lanes,
             )
             runner = Runner(
                 engine,

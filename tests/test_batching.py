@@ -259,7 +259,7 @@ def test_embed_and_score_inputs_never_share_a_batch(runner: Runner, engine: Fake
 def test_stopped_runner_refuses_new_work_and_its_thread_exits(engine: FakeEngine) -> None:
     runner = Runner(engine)
     runner.stop()
-    runner._thread.join(WAIT_S)
+    runner.join(WAIT_S)
     assert not runner.alive
     with pytest.raises(NotReady):
         asyncio.run(runner.run("embed", make_inputs([3])))
@@ -294,3 +294,45 @@ def test_deep_queue_cuts_batches_quickly_and_oldest_first() -> None:
     for batch in taken:
         assert max(len(i.tokens) for i in batch) * len(batch) <= 16384
     assert len(queue) == len(items) - sum(map(len, taken))
+
+
+def test_two_lanes_run_batches_side_by_side_and_a_lone_batch_takes_every_core(engine: FakeEngine) -> None:
+    inside, most_inside, lock = [0], [0], threading.Lock()
+    forward = engine._forward
+
+    def counting_forward(kind: str, batch: list[Tokens]) -> np.ndarray:
+        with lock:
+            inside[0] += 1
+            most_inside[0] = max(most_inside[0], inside[0])
+        try:
+            return forward(kind, batch)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    engine._forward = counting_forward
+    engine.lanes, shares = 2, []
+    engine.share_cores = shares.append
+    runner = Runner(engine, batch_tokens=4)  # every 4-token input is a batch of its own
+
+    async def scenario() -> None:
+        engine.release.clear()
+        inputs = make_inputs([4, 4, 4])
+        task = asyncio.create_task(runner.run("embed", inputs))
+        deadline = time.monotonic() + WAIT_S
+        while most_inside[0] < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        assert most_inside[0] == 2, "the second lane never started while the first was busy"
+        engine.release.set()
+        rows = await asyncio.wait_for(task, WAIT_S)
+        assert rows[:, 0].tolist() == uids(inputs)
+        assert shares[:2] == [2, 2]  # work was waiting: each lane ran on half the cores
+        shares.clear()
+        await runner.run("embed", make_inputs([4]))
+        assert shares == [1]  # alone with an empty queue: the lane takes every core
+
+    asyncio.run(scenario())
+    assert_drained(runner)
+    runner.stop()
+    runner.join(WAIT_S)
+    assert not runner.alive
