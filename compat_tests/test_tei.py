@@ -74,6 +74,42 @@ def test_embed_route_bodies(server, reference_model):
     assert cosines(right.json(), reference_vectors(reference_model, [LONG_TEXT]))[0] >= 0.9999
 
 
+def test_normalize_false_gives_the_raw_pooled_vectors(server, reference_model):
+    """MiniLM ends in a Normalize module; ``normalize: false`` answers what comes before it, as TEI does."""
+    from sentence_transformers import SentenceTransformer
+
+    assert type(reference_model[-1]).__name__ == "Normalize"
+    raw_model = SentenceTransformer(modules=list(reference_model)[:-1], device="cpu")
+    expected = raw_model.encode(TEXTS, convert_to_numpy=True)
+    raw = np.array(post(server, "/embed", {"inputs": TEXTS, "normalize": False}).json())
+    assert np.abs(np.linalg.norm(expected, axis=1) - 1).min() > 0.05  # really not unit length
+    np.testing.assert_allclose(raw, expected, rtol=1e-3, atol=1e-4)
+    small = np.array(post(server, "/embed", {"inputs": TEXTS, "normalize": False, "dimensions": 64}).json())
+    np.testing.assert_allclose(small, expected[:, :64], rtol=1e-3, atol=1e-4)  # cut, not re-normalized
+    unit = np.array(post(server, "/embed", {"inputs": TEXTS}).json())
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1, atol=1e-5)
+
+
+def test_token_id_inputs_embed_like_their_text(server):
+    ids = [[t["id"] for t in row] for row in post(server, "/tokenize", {"inputs": TEXTS[:2]}).json()]
+    by_text = np.array(post(server, "/embed", {"inputs": TEXTS[:2]}).json())
+    single = np.array(post(server, "/embed", {"inputs": ids[0]}).json())
+    mixed = np.array(post(server, "/embed", {"inputs": [ids[0], TEXTS[1], ids[1]]}).json())
+    assert single.shape == (1, 384) and cosines(single, by_text[:1])[0] >= 0.99999
+    assert cosines(mixed, by_text[[0, 1, 1]]).min() >= 0.99999
+
+
+def test_long_token_id_inputs_follow_truncate(server):
+    long_ids = [t["id"] for t in post(server, "/tokenize", {"inputs": LONG_TEXT}).json()[0]]
+    assert len(long_ids) > 256
+    assert "256" in assert_tei_error(post(server, "/embed", {"inputs": long_ids, "truncate": False}), 400)
+    cut = post(server, "/embed", {"inputs": [long_ids], "truncate": True}).json()
+    first = post(server, "/embed", {"inputs": [long_ids[:256]]}).json()
+    last = post(server, "/embed", {"inputs": [long_ids], "truncate": True, "truncation_direction": "Left"})
+    assert cosines(cut, first)[0] >= 0.99999
+    assert cosines(last.json(), post(server, "/embed", {"inputs": [long_ids[-256:]]}).json())[0] >= 0.99999
+
+
 def test_prompt_name_and_first_model_policy(production_server, reference_model):
     headers = bearer(ADMIN_KEY)
     body = {"inputs": TEXTS[:2], "prompt_name": "query", "model": QUERY}
@@ -138,6 +174,10 @@ def test_info_of_a_reject_model_and_a_reranker(production_server):
     ("/embed", {"inputs": []}, 400, "Validation"),
     ("/embed", {"inputs": ["ok", ""]}, 400, "Validation"),
     ("/embed", {"inputs": 5}, 400, "Validation"),
+    ("/embed", {"inputs": [101, 30522, 102]}, 400, "Validation"),  # id outside the vocabulary
+    ("/embed", {"inputs": [[101, 102], []]}, 400, "Validation"),
+    ("/embed", {"inputs": ["text", 101]}, 400, "Validation"),  # bare ids mixed with a text
+    ("/embed", {"inputs": [101, 102], "prompt_name": "query"}, 400, "Validation"),
     ("/embed", {"inputs": "x", "prompt_name": "query"}, 400, "Validation"),
     ("/embed", {"inputs": "x", "dimensions": 0}, 400, "Validation"),
     ("/embed", {"inputs": "x", "dimensions": 385}, 400, "Validation"),

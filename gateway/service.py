@@ -15,7 +15,7 @@ from typing import Literal, TypeVar
 import numpy as np
 
 from gateway.config import Settings
-from gateway.engines import InputTooLong, Tokens
+from gateway.engines import Engine, InputTooLong, Tokens
 from gateway.engines.pooling import l2_normalize
 from gateway.errors import InvalidRequest, RequestTimeout
 from gateway.registry import Registry, ServedModel
@@ -45,8 +45,8 @@ def check_list_size(items: list, limit: int, param: str) -> None:
         raise InvalidRequest(f"'{param}' has {len(items)} items; at most {limit} are allowed", param=param)
 
 
-def check_inputs(texts: list[str], settings: Settings, param: str = "input") -> None:
-    """Reject an empty list, too many inputs, or an empty string.
+def check_inputs(texts: list[str] | list[str | list[int]], settings: Settings, param: str = "input") -> None:
+    """Reject an empty list, too many inputs, or an empty string (or empty token-id list).
 
     Raises:
         InvalidRequest: with ``param`` naming the offending field.
@@ -54,7 +54,8 @@ def check_inputs(texts: list[str], settings: Settings, param: str = "input") -> 
     if not texts:
         raise InvalidRequest(f"'{param}' must not be empty", param=param)
     check_list_size(texts, settings.max_inputs_per_request, param)
-    empty = next((i for i, text in enumerate(texts) if not text or not text.strip()), None)
+    blank = (i for i, text in enumerate(texts) if not text or (isinstance(text, str) and not text.strip()))
+    empty = next(blank, None)
     if empty is not None:
         raise InvalidRequest(f"'{param}[{empty}]' is empty; every input must contain text", param=param)
 
@@ -93,35 +94,47 @@ def check_dimensions(dimensions: int | None, native: int, param: str = "dimensio
         )
 
 
-def truncate_dimensions(vectors: np.ndarray, dimensions: int | None) -> np.ndarray:
-    """Matryoshka truncation: keep the first ``dimensions`` columns of ``(n, dim)`` and re-normalize."""
-    if dimensions is None or dimensions == vectors.shape[1]:
-        return vectors
-    return l2_normalize(vectors[:, :dimensions])
+def finish_vectors(raw: np.ndarray, model_normalizes: bool, dimensions: int | None = None,
+                   normalize: bool | None = None) -> np.ndarray:
+    """Engine output ``(n, dim)`` -> the vectors a request gets: ``(n, dimensions or dim)`` float32.
+
+    Matryoshka truncation keeps the first ``dimensions`` columns. ``normalize`` True L2-normalizes the
+    result, False returns it as the model computed it (TEI ``normalize: false``), None does what the
+    model does, and re-normalizes truncated vectors (OpenAI ``dimensions``, Cohere ``output_dimension``).
+    """
+    truncated = dimensions is not None and dimensions != raw.shape[1]
+    vectors = raw[:, :dimensions] if truncated else raw
+    if normalize is None:
+        normalize = model_normalizes or truncated
+    return l2_normalize(vectors) if normalize else np.ascontiguousarray(vectors, dtype=np.float32)
 
 
 async def embed_texts(
     registry: Registry,
     model_name: str,
-    texts: list[str],
+    texts: list[str] | list[str | list[int]],
     *,
     dimensions: int | None = None,
     prompt: str | None = None,
     truncate: bool | None = None,
     max_tokens: int | None = None,
     truncation_side: Literal["right", "left"] = "right",
+    normalize: bool | None = None,
     param: str = "input",
 ) -> Embeddings:
     """Embed texts with a served model.
 
     Args:
         model_name: served name or alias.
-        texts: non-empty texts.
+        texts: non-empty texts; an item may also be a list of the model's own token ids (TEI), used as
+            it is but for truncation (``Engine.tokens_from_ids``), and never given the ``prompt``.
         dimensions: Matryoshka size (1..native) or None for the native size.
         prompt: text prepended to every input (e.g. the model's query instruction).
         truncate: override the model's truncation policy (True: cut at the limit, False: reject).
         max_tokens: a per-request token limit below the model's (special tokens included).
         truncation_side: ``right`` keeps the start of a long input, ``left`` keeps its end.
+        normalize: L2-normalize (True), return the model's raw output (False), or do what the model
+            does (None); see ``finish_vectors``.
 
     Raises:
         ModelNotFound (404), NotReady (503), InvalidRequest (400: bad input, too long, wrong model
@@ -135,16 +148,17 @@ async def embed_texts(
     check_inputs(texts, settings, param)
     check_dimensions(dimensions, engine.spec.dim)
     if prompt:
-        texts = [prompt + text for text in texts]
+        texts = [prompt + text if isinstance(text, str) else text for text in texts]
     tokens = await tokenize(served, texts, truncate, settings, param, max_tokens=max_tokens,
                             truncation_side=truncation_side)
-    vectors = await run_with_timeout(runner.run("embed", tokens), settings)
-    return Embeddings(truncate_dimensions(vectors, dimensions), sum(len(t) for t in tokens), model_name)
+    raw = await run_with_timeout(runner.run("embed", tokens), settings)
+    vectors = finish_vectors(raw, engine.spec.normalize, dimensions, normalize)
+    return Embeddings(vectors, sum(len(t) for t in tokens), model_name)
 
 
 async def tokenize(
     served: ServedModel,
-    texts: list[str],
+    texts: list[str] | list[str | list[int]],
     truncate: bool | None,
     settings: Settings,
     param: str = "input",
@@ -152,11 +166,12 @@ async def tokenize(
     max_tokens: int | None = None,
     truncation_side: Literal["right", "left"] = "right",
 ) -> list[Tokens]:
-    """Tokenize texts on the model's tokenizer thread, applying the truncation policy and token limit.
+    """Tokenize texts (and take token-id lists) on the model's tokenizer thread, applying the truncation
+    policy and token limit.
 
     Raises:
-        InvalidRequest: an input is too long under the ``reject`` policy, or the request exceeds
-            ``max_tokens_per_request``.
+        InvalidRequest: an input is too long under the ``reject`` policy, a token id is outside the
+            vocabulary, or the request exceeds ``max_tokens_per_request``.
     """
     if truncate is None:
         truncate = served.config.truncation == "truncate"
@@ -164,15 +179,46 @@ async def tokenize(
     options = {k: v for k, v in [("max_tokens", max_tokens), ("truncation_side", truncation_side)]
                if v not in (None, "right")}
     try:
-        tokens = await served.tokenize(served.engine.tokenize, texts, truncate=truncate, **options)
+        tokens = await served.tokenize(_tokenize_mixed, served.engine, texts, param, truncate=truncate,
+                                       **options)
     except InputTooLong as exc:
-        raise InvalidRequest(
-            f"'{param}[{exc.index}]' is {exc.length} tokens long; this model accepts at most {exc.limit}",
-            param=param,
-            code="context_length_exceeded",
-        ) from None
+        raise _too_long(exc, param) from None
     check_token_total(sum(len(t) for t in tokens), settings, param)
     return tokens
+
+
+def _too_long(exc: InputTooLong, param: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"'{param}[{exc.index}]' is {exc.length} tokens long; this model accepts at most {exc.limit}",
+        param=param,
+        code="context_length_exceeded",
+    )
+
+
+def _tokenize_mixed(engine: Engine, inputs: list[str | list[int]], param: str, **options) -> list[Tokens]:
+    """Texts through ``engine.tokenize``, token-id lists through ``engine.tokens_from_ids``, in input order.
+
+    Raises:
+        InputTooLong: with the input's index in ``inputs``.
+        InvalidRequest: a token id outside the vocabulary (naming ``param``).
+    """
+    at_ids = [i for i, item in enumerate(inputs) if not isinstance(item, str)]
+    if not at_ids:
+        return engine.tokenize(inputs, **options)
+    at_texts = [i for i, item in enumerate(inputs) if isinstance(item, str)]
+    out: list[Tokens | None] = [None] * len(inputs)
+    for positions, convert in ((at_texts, engine.tokenize), (at_ids, engine.tokens_from_ids)):
+        if not positions:
+            continue
+        try:
+            converted = convert([inputs[i] for i in positions], **options)
+        except InputTooLong as exc:
+            raise InputTooLong(positions[exc.index], exc.length, exc.limit) from None
+        except ValueError as exc:  # from tokens_from_ids: an id outside the vocabulary
+            raise InvalidRequest(f"'{param}' holds an invalid token id: {exc}", param=param) from None
+        for i, tokens in zip(positions, converted, strict=True):
+            out[i] = tokens
+    return out
 
 
 def check_token_total(total: int, settings: Settings, param: str = "input") -> None:

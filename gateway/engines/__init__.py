@@ -53,7 +53,9 @@ class ModelSpec:
         engine: engine name (``torch`` or ``mlx``).
         device: where the forward pass runs (``cpu``, ``cuda``, ``mps``, ``gpu``).
         pooling: ``mean`` | ``cls`` | ``last`` (embedders) or ``none``.
-        normalize: whether the model's own pipeline L2-normalizes its output.
+        normalize: whether the model's output is L2-normalized (its pipeline ends in a Normalize
+            module, or the config says so); engines return the vectors before that step and the
+            service applies it, so a request may also ask for the raw vectors (TEI ``normalize: false``).
         prompts: named prompts the model defines (e.g. ``{"query": "Instruct: ...\\nQuery: "}``).
         dtype: dtype of the weights the forward pass runs in (``float32``, ``float16``, ``bfloat16``...).
     """
@@ -126,6 +128,23 @@ class Engine(Protocol):
         """
         ...
 
+    def tokens_from_ids(
+        self,
+        ids: list[list[int]],
+        *,
+        truncate: bool = True,
+        max_tokens: int | None = None,
+        truncation_side: Literal["right", "left"] = "right",
+    ) -> list[Tokens]:
+        """Already-tokenized inputs (the model's own ids, special tokens included, as TEI's ``/tokenize``
+        gives them), used as they are except for truncation like ``tokenize``'s.
+
+        Raises:
+            ValueError: an id is outside the vocabulary.
+            InputTooLong: an input is too long and ``truncate`` is False.
+        """
+        ...
+
     def tokenize_pairs(self, pairs: list[tuple[str, str]], *, truncate: bool = True) -> list[Tokens]:
         """Tokenize (query, document) pairs for a cross-encoder, truncated to ``spec.max_tokens``.
 
@@ -151,7 +170,8 @@ class Engine(Protocol):
         ...
 
     def embed(self, batch: list[Tokens]) -> np.ndarray:
-        """Embed a batch. Returns ``(n, dim)`` float32, pooled and normalized as the model defines."""
+        """Embed a batch. Returns ``(n, dim)`` float32, pooled as the model defines, before any final
+        L2 normalization (``spec.normalize`` says whether the model applies one)."""
         ...
 
     def score(self, batch: list[Tokens]) -> np.ndarray:

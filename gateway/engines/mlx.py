@@ -26,7 +26,6 @@ from gateway.config import ModelConfig
 from gateway.engines import Engine, ModelSpec, Tokens
 from gateway.engines.mlx_folder import FolderInfo, read_folder
 from gateway.engines.mlx_models import decoder_lm_logits, is_encoder, load_decoder, load_encoder, pool
-from gateway.engines.pooling import l2_normalize
 from gateway.engines.tokenization import HFTokenization, Qwen3RerankPrompt, is_qwen3_reranker
 
 log = logging.getLogger(__name__)
@@ -145,8 +144,7 @@ class MlxEngine(HFTokenization):
             hidden = self.model.hidden_states(ids, mask, types)
         else:
             hidden = self.model.model(ids)  # final normed states, before the LM head
-        out = self._to_numpy(pool(hidden, mask, last, self.spec.pooling), ids.size)
-        return l2_normalize(out) if self.spec.normalize else out
+        return self._to_numpy(pool(hidden, mask, last, self.spec.pooling), ids.size)
 
     def score(self, batch: list[Tokens]) -> np.ndarray:
         """See ``Engine.score``: ``(n,)`` float32 raw logits (first label; Qwen3: logit(yes) - logit(no))."""

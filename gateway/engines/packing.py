@@ -9,7 +9,8 @@ row. The vectors equal the padded pipeline's to float rounding (cosine > 0.99999
 
 Used only for the sentence-transformers pipeline ``Transformer(BERT, absolute positions) -> Pooling(mean
 or CLS) [-> Normalize]`` on CPU (GPU kernels pay little for padding), and only for batches whose padding
-would waste more than ``PACK_BELOW_FILL``; anything else keeps the padded path.
+would waste more than ``PACK_BELOW_FILL``; anything else keeps the padded path. A final Normalize is
+left to the service, as on the padded path.
 """
 
 from __future__ import annotations
@@ -27,11 +28,10 @@ PIPELINE = ["Transformer", "Pooling"]  # sentence-transformers module class name
 class PackedBert:
     """Embeds token batches of an eligible sentence-transformers model without padding (see module doc)."""
 
-    def __init__(self, model, pooling: str, normalize: bool) -> None:
+    def __init__(self, model, pooling: str) -> None:
         self.bert = model[0].auto_model
         self.pad_id = model.tokenizer.pad_token_id or 0
         self.pooling = pooling
-        self.normalize = normalize
 
     @classmethod
     def for_model(cls, model, device: str) -> PackedBert | None:
@@ -51,7 +51,7 @@ class PackedBert:
             and pooling in ("mean", "cls")
             and getattr(modules[1], "include_prompt", True)
         )
-        return cls(model, pooling, len(modules) == 3) if eligible else None
+        return cls(model, pooling) if eligible else None
 
     @staticmethod
     def worth_it(batch: list[Tokens]) -> bool:
@@ -61,7 +61,7 @@ class PackedBert:
 
     @torch.inference_mode()
     def embed(self, batch: list[Tokens]) -> np.ndarray:
-        """Embed a batch. Returns ``(n, dim)`` float32, pooled and normalized like the model's pipeline."""
+        """Embed a batch. Returns ``(n, dim)`` float32, pooled like the model's pipeline (not normalized)."""
         rows = pack_rows([len(t) for t in batch], max(MIN_ROW_TOKENS, max(len(t) for t in batch)))
         width = max(sum(len(batch[i]) for i in row) for row in rows)
         ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
@@ -81,8 +81,6 @@ class PackedBert:
         hidden = self.bert(input_ids=ids_t, attention_mask=mask, position_ids=torch.from_numpy(positions),
                            token_type_ids=torch.zeros_like(ids_t)).last_hidden_state
         vectors = self._pool(hidden.reshape(-1, hidden.shape[-1]), segments.reshape(-1), starts, batch)
-        if self.normalize:
-            vectors = torch.nn.functional.normalize(vectors, dim=1)
         return vectors.float().numpy()
 
     def _pool(self, flat: torch.Tensor, segments: np.ndarray, starts: np.ndarray,

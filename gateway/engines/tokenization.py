@@ -132,6 +132,35 @@ class HFTokenization:
         limit = max(limit, self.tokenizer.num_special_tokens_to_add() + 1)  # keep one text token
         return encode(self.tokenizer, {"text": texts}, limit, truncate, truncation_side)
 
+    def tokens_from_ids(
+        self,
+        ids: list[list[int]],
+        *,
+        truncate: bool = True,
+        max_tokens: int | None = None,
+        truncation_side: Literal["right", "left"] = "right",
+    ) -> list[Tokens]:
+        """See ``Engine.tokens_from_ids``."""
+        self.check_ids(ids)
+        limit = min(max_tokens or self.spec.max_tokens, self.spec.max_tokens)
+        out = []
+        for index, row in enumerate(ids):
+            if len(row) <= limit:
+                out.append(Tokens(list(row)))
+            elif not truncate:
+                raise InputTooLong(index, len(row), limit)
+            else:
+                kept = row[:limit] if truncation_side == "right" else row[-limit:]
+                out.append(Tokens(list(kept), truncated=True))
+        return out
+
+    def check_ids(self, ids: list[list[int]]) -> None:
+        """Raises ValueError when an id is outside the tokenizer's vocabulary."""
+        vocab = len(self.tokenizer)
+        bad = next((i for row in ids for i in row if not 0 <= i < vocab), None)
+        if bad is not None:
+            raise ValueError(f"token id {bad} is not in this model's vocabulary (0..{vocab - 1})")
+
     def tokenize_pairs(self, pairs: list[tuple[str, str]], *, truncate: bool = True) -> list[Tokens]:
         """See ``Engine.tokenize_pairs``; Qwen3 rerankers get their official yes/no prompt."""
         if self.rerank_prompt is not None:
@@ -160,8 +189,5 @@ class HFTokenization:
 
     def decode(self, ids: list[list[int]], *, skip_special_tokens: bool = True) -> list[str]:
         """See ``Engine.decode``."""
-        vocab = len(self.tokenizer)
-        bad = next((i for row in ids for i in row if not 0 <= i < vocab), None)
-        if bad is not None:
-            raise ValueError(f"token id {bad} is not in this model's vocabulary (0..{vocab - 1})")
+        self.check_ids(ids)
         return self.tokenizer.batch_decode(ids, skip_special_tokens=skip_special_tokens)

@@ -51,6 +51,11 @@ class TorchEngine(HFTokenization):
         self.lanes = lanes_for(device, self._cores, lanes)
         # BERT embedders on CPU skip padding when it would waste much of a batch (packing.py)
         self._packed = PackedBert.for_model(self.model, device) if config.task == "embed" else None
+        # a final Normalize module is left to the service, which can then also serve raw vectors
+        modules = list(self.model) if config.task == "embed" else []
+        ends_normalized = bool(modules) and type(modules[-1]).__name__ == "Normalize"
+        self._raw_pipeline = modules[:-1] if ends_normalized else modules
+        normalize = ends_normalized if config.normalize is None else config.normalize
         self.spec = ModelSpec(
             name=config.name,
             task=config.task,
@@ -59,7 +64,7 @@ class TorchEngine(HFTokenization):
             engine="torch",
             device=device,
             pooling=self._pooling_mode(),
-            normalize=self._normalizes(),
+            normalize=normalize and config.task == "embed",
             prompts={k: v for k, v in (getattr(self.model, "prompts", None) or {}).items() if v},
             dtype=str(next(self.model.parameters()).dtype).removeprefix("torch."),
         )
@@ -71,8 +76,6 @@ class TorchEngine(HFTokenization):
                 return {"lasttoken": "last"}.get(mode, mode)
         return "none"
 
-    def _normalizes(self) -> bool:
-        return any(type(module).__name__ == "Normalize" for module in self.model)
 
     # -- forward passes (runner thread) ---------------------------------------------------------
 
@@ -98,11 +101,13 @@ class TorchEngine(HFTokenization):
 
     @torch.inference_mode()
     def embed(self, batch: list[Tokens]) -> np.ndarray:
-        """See ``Engine.embed``: ``(n, dim)`` float32."""
+        """See ``Engine.embed``: ``(n, dim)`` float32, the pipeline's output before a final Normalize."""
         if self._packed is not None and self._packed.worth_it(batch):
             return self._packed.embed(batch)
-        out = self.model(self._features(batch))["sentence_embedding"]
-        return out.float().cpu().numpy()
+        features = self._features(batch)
+        for module in self._raw_pipeline:  # what SentenceTransformer.forward does, minus Normalize
+            features = module(features)
+        return features["sentence_embedding"].float().cpu().numpy()
 
     @torch.inference_mode()
     def score(self, batch: list[Tokens]) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Hugging Face text-embeddings-inference (TEI) wire format: ``/embed``, ``/tokenize``, ``/decode``, ``/info``
 
 Spec: https://huggingface.github.io/text-embeddings-inference/ (openapi.json). TEI serves one model, so
-``model`` is an optional extension of every body (default: the server's first model). ``/tokenize``
+``model`` is an optional extension of every body (default: the server's first model). ``/embed``
+also takes token ids (the model's own, as ``/tokenize`` gives them, special tokens included). ``/tokenize``
 offsets are UTF-8 byte offsets, as TEI's; special tokens carry their token string and null offsets.
 Errors are ``{"error", "error_type"}`` (``gateway.protocol.tei_rerank.error_body``) with our statuses,
 except tokenizer failures: 422 and ``error_type: "Tokenizer"``, as TEI.
@@ -24,10 +25,15 @@ class TokenizerError(InvalidRequest):
     status = 422
 
 
+# TEI's ``Input``: a text, a list of texts, token ids, or a list mixing texts and token-id lists
+# (msgspec allows one array type per union, so the nested forms share the one list type).
+EmbedInputs = str | list[str | int | list[int]]
+
+
 class EmbedRequest(msgspec.Struct, kw_only=True):
     """``POST /embed`` (and ``POST /``) body."""
 
-    inputs: str | list[str]
+    inputs: EmbedInputs
     normalize: bool = True
     truncate: bool | None = None  # None: the model's truncation policy
     truncation_direction: Literal["Left", "Right", "left", "right"] = "Right"
@@ -81,6 +87,23 @@ class Info(msgspec.Struct):
 
 def as_list(inputs: str | list[str]) -> list[str]:
     return [inputs] if isinstance(inputs, str) else list(inputs)
+
+
+def embed_inputs(inputs: EmbedInputs) -> list[str | list[int]]:
+    """``/embed`` inputs as a list of texts and token-id lists (a flat id list is one input).
+
+    Raises:
+        InvalidRequest: bare token ids mixed with other inputs (param ``inputs``).
+    """
+    if isinstance(inputs, str):
+        return [inputs]
+    bare_ids = [isinstance(item, int) for item in inputs]
+    if inputs and all(bare_ids):
+        return [list(inputs)]
+    if any(bare_ids):
+        raise InvalidRequest("'inputs' mixes bare token ids with texts or token-id lists; send one id "
+                             "list, or a list of texts and id lists", param="inputs")
+    return list(inputs)
 
 
 def id_lists(ids: list[int | list[int]]) -> list[list[int]]:

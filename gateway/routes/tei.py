@@ -2,8 +2,8 @@
 ``/decode`` and ``GET /info``; errors in TEI's ``{"error", "error_type"}`` shape.
 
 Spec: https://huggingface.github.io/text-embeddings-inference/. TEI's ``/rerank`` lives in
-``gateway.routes.rerank``. ``normalize: false`` returns the model's own output, which stays unit-length
-for models whose pipeline normalizes (the engine has no un-normalized path).
+``gateway.routes.rerank``. ``normalize: false`` returns the model's output before its final L2
+normalization (for Matryoshka ``dimensions``: truncated, not re-normalized), as TEI does.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
 from gateway import __version__, service
-from gateway.engines.pooling import l2_normalize
 from gateway.errors import InvalidRequest
 from gateway.http_errors import register_error_format
 from gateway.protocol import tei
@@ -31,16 +30,16 @@ async def embed(data: tei.EmbedRequest, state: State, request: Request) -> Respo
     registry: Registry = state.registry
     model = data.model or service.default_embed_model(registry)
     served = registry.get(model)
-    engine, _ = served.ready()
-    texts = tei.as_list(data.inputs)
+    texts = tei.embed_inputs(data.inputs)
+    if data.prompt_name is not None and not all(isinstance(text, str) for text in texts):
+        raise InvalidRequest("'prompt_name' applies to texts; token-id inputs already hold their final "
+                             "tokens", param="prompt_name")
     result = await cancel_on_disconnect(request, service.embed_texts(
         registry, model, texts, dimensions=data.dimensions, prompt=_prompt(served, data.prompt_name),
-        truncate=data.truncate, truncation_side=data.truncation_direction.lower(), param="inputs",
+        truncate=data.truncate, truncation_side=data.truncation_direction.lower(), normalize=data.normalize,
+        param="inputs",
     ))
-    vectors = result.vectors
-    if data.normalize and not engine.spec.normalize and data.dimensions is None:
-        vectors = l2_normalize(vectors)  # (truncate_dimensions has already re-normalized otherwise)
-    body = await offload(len(texts) > BIG_RESPONSE_ROWS, _encode_rows, vectors)
+    body = await offload(len(texts) > BIG_RESPONSE_ROWS, _encode_rows, result.vectors)
     return Response(body, media_type="application/json")
 
 
