@@ -67,7 +67,6 @@ class Runner:
         self._cond = threading.Condition()
         self._arrivals = itertools.count()
         self._stopping = False
-        self._stats_lock = threading.Lock()
         self.lanes = max(1, getattr(engine, "lanes", 1))
         self._running = 0  # lanes inside a forward pass
         self._threads = [
@@ -222,7 +221,7 @@ class Runner:
         ms = (time.perf_counter() - start) * 1000
         if len(rows) != len(batch):
             raise RuntimeError(f"the engine returned {len(rows)} rows for a batch of {len(batch)}")
-        with self._stats_lock:
+        with self._cond:  # lanes finish batches concurrently
             self.stats.record(len(batch), padded, ms)
         if self.on_batch is not None:
             try:

@@ -182,17 +182,13 @@ async def tokenize(
         tokens = await served.tokenize(_tokenize_mixed, served.engine, texts, param, truncate=truncate,
                                        **options)
     except InputTooLong as exc:
-        raise _too_long(exc, param) from None
+        raise InvalidRequest(
+            f"'{param}[{exc.index}]' is {exc.length} tokens long; this model accepts at most {exc.limit}",
+            param=param,
+            code="context_length_exceeded",
+        ) from None
     check_token_total(sum(len(t) for t in tokens), settings, param)
     return tokens
-
-
-def _too_long(exc: InputTooLong, param: str) -> InvalidRequest:
-    return InvalidRequest(
-        f"'{param}[{exc.index}]' is {exc.length} tokens long; this model accepts at most {exc.limit}",
-        param=param,
-        code="context_length_exceeded",
-    )
 
 
 def _tokenize_mixed(engine: Engine, inputs: list[str | list[int]], param: str, **options) -> list[Tokens]:

@@ -76,7 +76,6 @@ class TorchEngine(HFTokenization):
                 return {"lasttoken": "last"}.get(mode, mode)
         return "none"
 
-
     # -- forward passes (runner thread) ---------------------------------------------------------
 
     def share_cores(self, lanes: int) -> None:
