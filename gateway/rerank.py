@@ -12,7 +12,7 @@ Long documents are split at the model's limit (less the query and special tokens
 less the document prompt for bi-encoders, or ``max_tokens_per_doc`` when smaller); at most
 ``max_chunks_per_doc`` chunks are scored and a document scores as its best chunk, as Cohere does
 (https://docs.cohere.com/docs/reranking-best-practices). The chunking and tokenizing run on the
-model's tokenizer thread; see ``gateway.rerank_inputs``.
+model's tokenizer thread (``ServedModel.tokenize``); see ``gateway.rerank_inputs``.
 """
 
 from __future__ import annotations

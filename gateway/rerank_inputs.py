@@ -1,4 +1,4 @@
-"""Turn a rerank request into model inputs: chunk long documents and tokenize, on the tokenizer thread.
+"""Turn a rerank request into model inputs: chunk long documents and tokenize, under the tokenizer lock.
 
 Cross-encoders get one ``(query, chunk)`` pair per chunk; bi-encoders get the query (with the model's
 query prompt) followed by every chunk (with its document prompt). Chunks of one document are contiguous,
@@ -58,7 +58,7 @@ def prepare_inputs(
     max_tokens_per_doc: int | None = None,
     param: str = "documents",
 ) -> RerankInputs:
-    """Chunk and tokenize a rerank request (call on the model's tokenizer thread).
+    """Chunk and tokenize a rerank request (call through ``ServedModel.tokenize``).
 
     The query follows the model's truncation policy; documents follow ``overflow`` (see
     ``gateway.rerank.rerank``).

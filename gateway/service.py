@@ -22,6 +22,9 @@ from gateway.registry import Registry, ServedModel
 from gateway.rerank_inputs import rerank_prompts
 
 T = TypeVar("T")
+# Inputs this small (characters, or token ids) are tokenized inline on the event loop when the tokenizer
+# is free: a 50-character query takes about 0.04 ms with MiniLM's tokenizer, less than the thread hops.
+TINY_INPUT_CHARS = 256
 
 
 @dataclass(slots=True)
@@ -166,8 +169,8 @@ async def tokenize(
     max_tokens: int | None = None,
     truncation_side: Literal["right", "left"] = "right",
 ) -> list[Tokens]:
-    """Tokenize texts (and take token-id lists) on the model's tokenizer thread, applying the truncation
-    policy and token limit.
+    """Tokenize texts (and take token-id lists) off the event loop (inline only when they are tiny, see
+    ``ServedModel.tokenize``), applying the truncation policy and token limit.
 
     Raises:
         InvalidRequest: an input is too long under the ``reject`` policy, a token id is outside the
@@ -178,9 +181,10 @@ async def tokenize(
     # only non-default options are passed, so an engine without them still serves plain requests
     options = {k: v for k, v in [("max_tokens", max_tokens), ("truncation_side", truncation_side)]
                if v not in (None, "right")}
+    tiny = sum(len(text) for text in texts) <= TINY_INPUT_CHARS
     try:
         tokens = await served.tokenize(_tokenize_mixed, served.engine, texts, param, truncate=truncate,
-                                       **options)
+                                       tiny=tiny, **options)
     except InputTooLong as exc:
         raise InvalidRequest(
             f"'{param}[{exc.index}]' is {exc.length} tokens long; this model accepts at most {exc.limit}",

@@ -1,4 +1,4 @@
-"""The load generator: ``concurrency`` asyncio workers, each with its own httpx connection, bounded in
+"""The load generator: ``concurrency`` asyncio workers, each with its own aiohttp connection, bounded in
 time and count.
 
 Request bodies are pre-encoded (``Load.bodies``) and responses are checked by status only, except the
@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import httpx
+import aiohttp
 import numpy as np
 
 from gateway.bench.loads import Load
@@ -49,12 +49,21 @@ class LoadResult:
         return float(np.percentile(self.latencies_ms, percent)) if self.latencies_ms else float("nan")
 
 
-def make_client(url: str) -> httpx.AsyncClient:
-    """A one-connection HTTP/1.1 client: one per worker, since httpx's pool scans all its connections
-    on every request (a shared 128-connection pool cost 2.7 ms of client CPU per request, 0.6 ms this way).
+def make_client(url: str) -> aiohttp.ClientSession:
+    """A one-connection HTTP/1.1 client session: one per worker.
+
+    aiohttp rather than httpx: on the 2-core box the load generator shares the cores with the server it
+    measures, and httpx (one client per worker) took 0.73 ms of client CPU per one-text request against
+    aiohttp's 0.16 ms; at concurrency 32 that alone moved the server from 286 to 329 texts/s.
     """
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    return httpx.AsyncClient(base_url=url, limits=limits, timeout=httpx.Timeout(600.0))
+    return aiohttp.ClientSession(url, connector=aiohttp.TCPConnector(limit=1),
+                                 timeout=aiohttp.ClientTimeout(total=600))
+
+
+async def _post(http: aiohttp.ClientSession, path: str, body: bytes) -> tuple[int, bytes]:
+    """POST a JSON body; returns (status, response body)."""
+    async with http.post(path, data=body, headers=JSON_HEADERS) as response:
+        return response.status, await response.read()
 
 
 async def run_load(url: str, load: Load, *, duration_s: float, max_requests: int,
@@ -68,8 +77,7 @@ async def run_load(url: str, load: Load, *, duration_s: float, max_requests: int
     result = LoadResult(load)
     clients = [make_client(url) for _ in range(load.concurrency)]
     try:
-        await asyncio.gather(*(http.post(load.path, content=load.warmup, headers=JSON_HEADERS)
-                               for http in clients))
+        await asyncio.gather(*(_post(http, load.path, load.warmup) for http in clients))
         numbers = itertools.count()
         start, cpu_start = time.perf_counter(), time.process_time()
         deadline = start + duration_s
@@ -77,28 +85,27 @@ async def run_load(url: str, load: Load, *, duration_s: float, max_requests: int
         def more(n: int) -> bool:
             return n < max_requests and (n < load.concurrency or time.perf_counter() < deadline)
 
-        async def worker(http: httpx.AsyncClient) -> None:
+        async def worker(http: aiohttp.ClientSession) -> None:
             while more(n := next(numbers)):
                 sent = time.perf_counter()
-                response = await http.post(load.path, content=load.bodies[n % len(load.bodies)],
-                                           headers=JSON_HEADERS)
-                _record(result, response, (time.perf_counter() - sent) * 1000, check if n == 0 else None)
+                status, body = await _post(http, load.path, load.bodies[n % len(load.bodies)])
+                _record(result, status, body, (time.perf_counter() - sent) * 1000, check if n == 0 else None)
 
         await asyncio.gather(*(worker(http) for http in clients))
         result.elapsed_s = time.perf_counter() - start
         result.client_cpu_s = time.process_time() - cpu_start
     finally:
-        await asyncio.gather(*(http.aclose() for http in clients))
+        await asyncio.gather(*(http.close() for http in clients))
     return result
 
 
-def _record(result: LoadResult, response: httpx.Response, latency_ms: float,
+def _record(result: LoadResult, status: int, body: bytes, latency_ms: float,
             check: Callable[[Load, bytes], None] | None) -> None:
-    if response.status_code != 200:
+    if status != 200:
         result.errors += 1
-        result.first_error = result.first_error or f"{response.status_code}: {response.text[:200]}"
+        result.first_error = result.first_error or f"{status}: {body[:200].decode(errors='replace')}"
         return
     if check is not None:
-        check(result.load, response.content)
+        check(result.load, body)
     result.requests += 1
     result.latencies_ms.append(latency_ms)

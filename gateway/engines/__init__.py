@@ -1,8 +1,8 @@
 """The engine interface: what every inference backend (torch, MLX) implements.
 
-An engine owns one loaded model. It tokenizes inputs (called from one tokenizer thread) and runs
-forward passes on already-tokenized batches (called only from the model's runner thread), returning
-numpy arrays. Engines never import Litestar or protocol modules.
+An engine owns one loaded model. It tokenizes inputs (one call at a time, under the model's tokenizer
+lock) and runs forward passes on already-tokenized batches (called only from the model's runner
+threads), returning numpy arrays. Engines never import Litestar or protocol modules.
 
 Engines are looked up by name in ``ENGINES``; ``load_engine`` picks one for a model config.
 """

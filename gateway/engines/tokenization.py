@@ -23,8 +23,9 @@ def encode(
 ) -> list[Tokens]:
     """Tokenize ``inputs`` (``text``, optionally ``text_pair``) with special tokens, at most ``limit`` long.
 
-    ``side`` is where long inputs are cut: ``right`` drops their end, ``left`` their start. Only the
-    tokenizer thread calls this, so switching the tokenizer's ``truncation_side`` for one call is safe.
+    ``side`` is where long inputs are cut: ``right`` drops their end, ``left`` their start. Calls run one
+    at a time, under the model's tokenizer lock (``ServedModel.tokenize``), so switching the tokenizer's
+    ``truncation_side`` for one call is safe.
 
     Raises:
         InputTooLong: an input is longer than ``limit`` and ``truncate`` is False.
@@ -112,7 +113,7 @@ class HFTokenization:
     """The tokenization half of the ``Engine`` interface, for engines that use a Hugging Face tokenizer.
 
     Subclasses set ``tokenizer``, ``spec`` and ``rerank_prompt`` (a ``Qwen3RerankPrompt`` for Qwen3-style
-    decoder rerankers, else None). Every method runs on the model's tokenizer thread.
+    decoder rerankers, else None). Methods run one at a time, under the model's tokenizer lock.
     """
 
     tokenizer: PreTrainedTokenizerBase
