@@ -60,10 +60,11 @@ class ServedModel:
     async def tokenize(self, func: Callable, *args, tiny: bool = False, **kwargs):
         """Run an engine tokenization function ``func(*args, **kwargs)`` under ``tokenizer_lock``.
 
-        ``tiny`` (the caller's inputs take well under 0.1 ms to tokenize, e.g. one search query): run it
-        inline when no other tokenization holds the lock. That skips two thread hops, about 0.1 ms of CPU
-        per request; on 2 cores at concurrency 32, +3-4% one-text requests/s. Anything else, or a tiny
-        call that finds the lock taken, runs on ``tokenizer_thread``, so the event loop never waits.
+        ``tiny`` (the caller's inputs take at most about 0.1 ms to tokenize, e.g. one search query; see
+        ``service.TINY_INPUT_CHARS``): run it inline when no other tokenization holds the lock. That
+        skips two thread hops, about 0.1 ms of CPU per request; on 2 cores at concurrency 32, +3-4%
+        one-text requests/s. Anything else, or a tiny call that finds the lock taken, runs on
+        ``tokenizer_thread``, so the event loop never waits.
         """
         if tiny and self.tokenizer_lock.acquire(blocking=False):
             try:

@@ -7,8 +7,11 @@ import asyncio
 import threading
 import time
 
-from gateway.config import ModelConfig
+from gateway import service
+from gateway.config import ModelConfig, Settings
+from gateway.engines import Tokens
 from gateway.registry import ServedModel
+from gateway.service import TINY_INPUT_CHARS
 
 
 def thread_name() -> str:
@@ -59,4 +62,35 @@ def test_a_tiny_call_goes_to_the_thread_while_another_tokenization_runs_and_call
     assert big.startswith("tokenizer") and tiny.startswith("tokenizer")
     assert loop_was_free
     assert overlaps == []
+    served.tokenizer_thread.shutdown()
+
+
+class ThreadRecordingEngine:
+    """Tokenizes by words and records which thread each call ran on."""
+
+    def __init__(self) -> None:
+        self.threads: list[str] = []
+
+    def tokenize(self, texts: list[str], *, truncate: bool = True) -> list[Tokens]:
+        self.threads.append(thread_name())
+        return [Tokens(list(range(len(text.split()) + 2))) for text in texts]
+
+
+def test_the_embedding_service_tokenizes_only_tiny_requests_inline():
+    served = served_model()
+    served.engine = engine = ThreadRecordingEngine()
+    settings = Settings(model="m")
+    query = "how do I embed one short query?"
+    long_text = "word " * (TINY_INPUT_CHARS // 5 + 1)
+
+    async def main() -> str:
+        await service.tokenize(served, [query], True, settings)
+        await service.tokenize(served, [long_text], True, settings)
+        await service.tokenize(served, [query, query, query, query, query], True, settings)
+        return thread_name()
+
+    loop_thread = asyncio.run(main())
+    assert len(query) <= TINY_INPUT_CHARS < len(long_text) and 5 * len(query) > TINY_INPUT_CHARS
+    assert engine.threads[0] == loop_thread
+    assert all(name.startswith("tokenizer") for name in engine.threads[1:])
     served.tokenizer_thread.shutdown()
