@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from compat_tests.server import RunningServer, run_server
-from gateway.token_ids import seed_tiktoken_cache
+from gateway.protocol.token_ids import seed_tiktoken_cache
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_ALIAS = "all-MiniLM-L6-v2"

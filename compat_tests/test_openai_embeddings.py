@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from compat_tests.conftest import DEFAULT_ALIAS, DEFAULT_MODEL
-from gateway.token_ids import cl100k
+from gateway.protocol.token_ids import cl100k
 
 TEXTS = [
     "The cat sat on the mat.",

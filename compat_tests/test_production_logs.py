@@ -92,7 +92,7 @@ def test_every_log_line_is_a_json_object(production_server):
     assert lines
     for line in lines:
         assert isinstance(json.loads(line), dict), line
-    startup = wait_for_record(production_server, lambda r: r["logger"] == "gateway.auth")
+    startup = wait_for_record(production_server, lambda r: r["logger"] == "gateway.http.auth")
     assert "API keys required" in startup["message"]
     assert any(r["logger"].startswith("uvicorn") for r in json_records(production_server))
 
@@ -100,4 +100,4 @@ def test_every_log_line_is_a_json_object(production_server):
 def test_an_open_server_says_so_at_start_up(server):
     """The default server has no keys and text logs: its start-up warns that every route is open."""
     warning = next(line for line in server.log().splitlines() if "No API keys configured" in line)
-    assert " WARNING gateway.auth: " in warning
+    assert " WARNING gateway.http.auth: " in warning

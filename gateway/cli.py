@@ -28,9 +28,9 @@ def serve(args: argparse.Namespace) -> None:
     """Load settings (flags win over env, .env and the TOML file) and run uvicorn."""
     import uvicorn
 
-    from gateway.app import create_app
     from gateway.config import load_settings
-    from gateway.request_log import configure_logging
+    from gateway.http.app import create_app
+    from gateway.http.request_log import configure_logging
 
     settings = load_settings(host=args.host, port=args.port, config=args.config, model=args.model,
                              engine=args.engine)

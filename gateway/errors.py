@@ -1,5 +1,6 @@
 """The error tree. Each error knows its HTTP status and its OpenAI-style type and code; the app's
-exception handlers render it in the wire format of the route that was called (see ``gateway.http_errors``).
+exception handlers render it in the wire format of the route that was called
+(see ``gateway.http.error_handlers``).
 
     GatewayError (500, api_error)
     ├── InvalidRequest (400, invalid_request_error)

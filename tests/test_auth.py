@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.auth import HostGuard, KeyRing, bearer_token, make_guards
 from gateway.config import ApiKey, ModelConfig, Settings
 from gateway.errors import InvalidRequest
+from gateway.http.auth import HostGuard, KeyRing, bearer_token, make_guards
 
 MODELS = [ModelConfig(name="embedder", aliases=["e"]), ModelConfig(name="reranker", task="rerank")]
 

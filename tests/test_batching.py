@@ -17,11 +17,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from gateway.batch_queue import Item, PendingQueue, item_key
-from gateway.batching import Runner
 from gateway.engines import ModelSpec, Tokens
 from gateway.errors import EngineFailure, NotReady, Overloaded, RequestTimeout
-from gateway.service import run_with_timeout
+from gateway.serving.batch_queue import Item, PendingQueue, item_key
+from gateway.serving.runner import Runner
+from gateway.serving.service import run_with_timeout
 
 WAIT_S = 10  # upper bound on any wait; tests finish far sooner
 

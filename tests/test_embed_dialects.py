@@ -17,8 +17,8 @@ from gateway.protocol.cohere_embed import (
     ImageUrlContent,
     TextContent,
 )
-from gateway.registry import ServedModel
-from gateway.service import named_prompt
+from gateway.serving.registry import ServedModel
+from gateway.serving.service import named_prompt
 
 
 def served_with(prompts: dict[str, str], **config) -> ServedModel:

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 
-from gateway.app import create_app
 from gateway.config import Settings
 from gateway.engines import ModelSpec, Tokens
+from gateway.http.app import create_app
 
 DIM = 4
 
@@ -33,8 +33,8 @@ class SwitchableEngine:
 @pytest.fixture
 def app_and_engine(monkeypatch):
     engine = SwitchableEngine()
-    monkeypatch.setattr("gateway.registry.resolve_model_path", lambda config: "unused")
-    monkeypatch.setattr("gateway.registry.load_engine", lambda config, path, **options: engine)
+    monkeypatch.setattr("gateway.serving.registry.resolve_model_path", lambda config: "unused")
+    monkeypatch.setattr("gateway.serving.registry.load_engine", lambda config, path, **options: engine)
     return create_app(Settings(model="fake")), engine
 
 

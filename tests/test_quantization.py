@@ -1,4 +1,4 @@
-"""gateway.quantization against sentence-transformers' reference ``quantize_embeddings``."""
+"""gateway.protocol.quantization against sentence-transformers' reference ``quantize_embeddings``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sentence_transformers.quantization import quantize_embeddings
 
-from gateway.quantization import INT8_RANGE, PRECISIONS, quantize
+from gateway.protocol.quantization import INT8_RANGE, PRECISIONS, quantize
 
 
 def unit_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:

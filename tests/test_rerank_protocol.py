@@ -6,10 +6,10 @@ import msgspec
 import pytest
 
 from gateway.errors import EngineFailure, InvalidRequest, ModelNotFound, NotReady, Overloaded
+from gateway.http.routes.rerank import decode_body
 from gateway.protocol import cohere_rerank, tei_rerank
 from gateway.protocol.cohere_rerank import RerankRequest
 from gateway.protocol.tei_rerank import TeiRerankRequest
-from gateway.routes.rerank import decode_body
 
 
 @pytest.mark.parametrize(

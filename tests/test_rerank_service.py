@@ -1,4 +1,5 @@
-"""Unit tests of ``gateway.rerank`` on a fake word-level cross-encoder: chunks, best chunk, order, limits."""
+"""Unit tests of ``gateway.serving.rerank`` on a fake word-level cross-encoder: chunks, best chunk, order,
+limits."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import math
 import numpy as np
 import pytest
 
-from gateway.batching import Runner
 from gateway.config import ModelConfig, Settings
 from gateway.engines import InputTooLong, ModelSpec, Tokens
 from gateway.errors import InvalidRequest, ModelNotFound
-from gateway.registry import Registry
-from gateway.rerank import rerank
+from gateway.serving.registry import Registry
+from gateway.serving.rerank import rerank
+from gateway.serving.runner import Runner
 
 GOOD = 7  # the fake model's logit is the number of times the word "good" appears in the document part
 

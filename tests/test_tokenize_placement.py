@@ -7,11 +7,11 @@ import asyncio
 import threading
 import time
 
-from gateway import service
 from gateway.config import ModelConfig, Settings
 from gateway.engines import Tokens
-from gateway.registry import ServedModel
-from gateway.service import TINY_INPUT_CHARS
+from gateway.serving import service
+from gateway.serving.registry import ServedModel
+from gateway.serving.service import TINY_INPUT_CHARS
 
 
 def thread_name() -> str:

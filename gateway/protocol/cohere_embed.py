@@ -3,7 +3,7 @@
 Specs: https://docs.cohere.com/v1/reference/embed and https://docs.cohere.com/reference/embed (v2).
 v1 answers ``embeddings_floats`` (a bare list of float lists) when no ``embedding_types`` are asked, and
 ``embeddings_by_type`` otherwise; v2 always answers by type (``float`` by default). Integer types follow
-``gateway.quantization``; v2's ``base64`` is base64 of the little-endian float32 bytes of each vector
+``gateway.protocol.quantization``; v2's ``base64`` is base64 of the little-endian float32 bytes of each vector
 (the same encodings as the OpenAI route's ``encoding_format``).
 Errors are ``{"message": ...}``. Images are not supported (400).
 """
@@ -24,7 +24,7 @@ InputType = Literal["search_document", "search_query", "classification", "cluste
 EmbeddingType = Literal["float", "int8", "uint8", "binary", "ubinary"]
 EmbeddingTypeV2 = Literal["float", "int8", "uint8", "binary", "ubinary", "base64"]
 Truncate = Literal["NONE", "START", "END"]
-# input_type -> the model prompt it selects (see gateway.service.named_prompt)
+# input_type -> the model prompt it selects (see gateway.serving.service.named_prompt)
 PROMPT_NAMES = {"search_query": "query", "search_document": "document",
                 "classification": "classification", "clustering": "clustering"}
 
@@ -126,7 +126,7 @@ def _input_text(item: EmbedInput, index: int) -> str:
 
 
 def truncation(truncate: Truncate | None) -> tuple[bool | None, Literal["right", "left"]]:
-    """Cohere ``truncate`` -> (truncate, side) for ``gateway.service.embed_texts``: START keeps the end."""
+    """Cohere ``truncate`` -> (truncate, side) for ``service.embed_texts``: START keeps the end."""
     if truncate is None:
         return None, "right"
     return truncate != "NONE", "left" if truncate == "START" else "right"

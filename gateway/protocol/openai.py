@@ -5,8 +5,8 @@ https://platform.openai.com/docs/api-reference/models/list; errors as in
 https://platform.openai.com/docs/guides/error-codes.
 
 Extension: ``encoding_format`` also takes ``int8``, ``uint8``, ``binary`` and ``ubinary``, answering
-integer lists quantized as Cohere's embedding types (see ``gateway.quantization``): ``dim`` values for
-int8/uint8, ``dim / 8`` packed sign bytes for binary/ubinary (``dim`` must be divisible by 8).
+integer lists quantized as Cohere's embedding types (see ``gateway.protocol.quantization``): ``dim``
+values for int8/uint8, ``dim / 8`` packed sign bytes for binary/ubinary (``dim`` must be divisible by 8).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import orjson
 
 from gateway.errors import GatewayError, InvalidRequest
-from gateway.quantization import check_packable, quantize
+from gateway.protocol.quantization import check_packable, quantize
 
 # msgspec allows one array type per union, so nested token lists sit inside the one list type.
 EmbeddingInput = str | list[str | int | list[int]]

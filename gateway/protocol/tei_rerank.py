@@ -14,7 +14,7 @@ from typing import Literal
 import msgspec
 
 from gateway.errors import GatewayError, NotReady, Overloaded
-from gateway.rerank_inputs import Overflow
+from gateway.serving.rerank_inputs import Overflow
 
 
 class TeiRerankRequest(msgspec.Struct, kw_only=True):

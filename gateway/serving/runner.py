@@ -25,11 +25,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gateway import request_context
-from gateway.batch_queue import Item, Job, Kind, PendingQueue, item_key
-from gateway.batch_stats import BatchStats, default_batch_tokens
 from gateway.engines import Engine, Tokens
 from gateway.errors import EngineFailure, NotReady, Overloaded
+from gateway.serving import request_context
+from gateway.serving.batch_queue import Item, Job, Kind, PendingQueue, item_key
+from gateway.serving.batch_stats import BatchStats, default_batch_tokens
 
 log = logging.getLogger(__name__)
 MAX_RETRY_AFTER_S = 60

@@ -1,4 +1,4 @@
-"""``GET /metrics``: the app's Prometheus metrics (see ``gateway.metrics``).
+"""``GET /metrics``: the app's Prometheus metrics (see ``gateway.http.metrics``).
 
 Protected like every route by the API keys, or by ``metrics_api_key`` alone when that is set.
 """

@@ -12,7 +12,7 @@ Long documents are split at the model's limit (less the query and special tokens
 less the document prompt for bi-encoders, or ``max_tokens_per_doc`` when smaller); at most
 ``max_chunks_per_doc`` chunks are scored and a document scores as its best chunk, as Cohere does
 (https://docs.cohere.com/docs/reranking-best-practices). The chunking and tokenizing run on the
-model's tokenizer thread (``ServedModel.tokenize``); see ``gateway.rerank_inputs``.
+model's tokenizer thread (``ServedModel.tokenize``); see ``gateway.serving.rerank_inputs``.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gateway import request_context
 from gateway.config import Settings
 from gateway.engines.pooling import l2_normalize
 from gateway.errors import InvalidRequest
-from gateway.registry import Registry
-from gateway.rerank_inputs import Overflow, RerankInputs, prepare_inputs
-from gateway.service import check_list_size, check_token_total, run_with_timeout
+from gateway.serving import request_context
+from gateway.serving.registry import Registry
+from gateway.serving.rerank_inputs import Overflow, RerankInputs, prepare_inputs
+from gateway.serving.service import check_list_size, check_token_total, run_with_timeout
 
 DOCUMENTS_PER_SEARCH_UNIT = 100  # Cohere bills one search unit per query and 100 documents (chunks)
 

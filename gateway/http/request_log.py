@@ -14,9 +14,9 @@ import time
 
 import msgspec
 
-from gateway import request_context
 from gateway.config import Settings
-from gateway.request_context import RequestInfo
+from gateway.serving import request_context
+from gateway.serving.request_context import RequestInfo
 
 access_log = logging.getLogger("gateway.access")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

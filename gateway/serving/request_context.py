@@ -1,6 +1,6 @@
 """What the current request is doing, for its log line, its metrics and its API key's model limits.
 
-``RequestObserver`` (``gateway.middleware``) opens one ``RequestInfo`` per HTTP request in a context
+``RequestObserver`` (``gateway.http.middleware``) opens one ``RequestInfo`` per HTTP request in a context
 variable; the deeper layers fill it in without any handler passing it along: the API key guard stores
 the key's name and allowed models, ``Registry.get`` the model, ``Runner.run`` the inputs and tokens.
 Context variables follow the request's task into ``asyncio.wait_for`` and worker threads

@@ -8,13 +8,13 @@ from __future__ import annotations
 from litestar import Request, Response, post
 from litestar.datastructures import State
 
-from gateway import service
 from gateway.errors import InvalidRequest
-from gateway.http_errors import register_error_format
+from gateway.http.error_handlers import register_error_format
+from gateway.http.routes.common import cancel_on_disconnect, json_only, offload
 from gateway.protocol import cohere_embed
 from gateway.protocol.cohere_embed import EmbedRequest, EmbedRequestV2
-from gateway.registry import Registry
-from gateway.routes.common import cancel_on_disconnect, json_only, offload
+from gateway.serving import service
+from gateway.serving.registry import Registry
 
 BIG_RESPONSE_ROWS = 32  # encode larger responses off the event loop
 

@@ -18,8 +18,8 @@ from gateway.config import Settings
 from gateway.engines import Engine, InputTooLong, Tokens
 from gateway.engines.pooling import l2_normalize
 from gateway.errors import InvalidRequest, RequestTimeout
-from gateway.registry import Registry, ServedModel
-from gateway.rerank_inputs import rerank_prompts
+from gateway.serving.registry import Registry, ServedModel
+from gateway.serving.rerank_inputs import rerank_prompts
 
 T = TypeVar("T")
 # Inputs this small (characters, or token ids) are tokenized inline on the event loop when the tokenizer

@@ -2,7 +2,7 @@
 ``/decode`` and ``GET /info``; errors in TEI's ``{"error", "error_type"}`` shape.
 
 Spec: https://huggingface.github.io/text-embeddings-inference/. TEI's ``/rerank`` lives in
-``gateway.routes.rerank``. ``normalize: false`` returns the model's output before its final L2
+``gateway.http.routes.rerank``. ``normalize: false`` returns the model's output before its final L2
 normalization (for Matryoshka ``dimensions``: truncated, not re-normalized), as TEI does.
 """
 
@@ -12,12 +12,13 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
-from gateway import __version__, service
+from gateway import __version__
 from gateway.errors import InvalidRequest
-from gateway.http_errors import register_error_format
+from gateway.http.error_handlers import register_error_format
+from gateway.http.routes.common import cancel_on_disconnect, json_only, offload
 from gateway.protocol import tei
-from gateway.registry import Registry, ServedModel
-from gateway.routes.common import cancel_on_disconnect, json_only, offload
+from gateway.serving import service
+from gateway.serving.registry import Registry, ServedModel
 
 BIG_RESPONSE_ROWS = 32  # encode larger responses off the event loop
 

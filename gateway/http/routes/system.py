@@ -9,7 +9,7 @@ from litestar import Response, get
 from litestar.datastructures import State
 
 from gateway import __version__
-from gateway.registry import Registry, ServedModel
+from gateway.serving.registry import Registry, ServedModel
 
 
 class ModelHealth(msgspec.Struct):

@@ -18,9 +18,9 @@ import uuid
 from litestar import Litestar
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import request_context
-from gateway.metrics import Metrics
-from gateway.request_log import log_request
+from gateway.http.metrics import Metrics
+from gateway.http.request_log import log_request
+from gateway.serving import request_context
 
 UNMATCHED_ROUTE = "(unmatched)"  # metrics label of requests no route matched: never the raw path
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")  # anything else could forge log lines

@@ -11,12 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gateway import request_context
-from gateway.batching import Runner
 from gateway.config import ModelConfig, Settings
 from gateway.engines import Engine, load_engine, resolve_engine_name
 from gateway.engines.sources import resolve_model_path
 from gateway.errors import ModelNotFound, NotReady
+from gateway.serving import request_context
+from gateway.serving.runner import Runner
 
 log = logging.getLogger(__name__)
 LoadState = Literal["loading", "ready", "failed"]

@@ -11,19 +11,19 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
 from gateway import __version__
-from gateway.auth import cors_config, make_guards
 from gateway.config import Settings
-from gateway.http_errors import EXCEPTION_HANDLERS
-from gateway.metrics import Metrics
-from gateway.middleware import observe_requests
-from gateway.registry import Registry
-from gateway.routes import cohere_embed as cohere_embed_routes
-from gateway.routes import metrics as metrics_routes
-from gateway.routes import openai as openai_routes
-from gateway.routes import rerank as rerank_routes
-from gateway.routes import system as system_routes
-from gateway.routes import tei as tei_routes
-from gateway.token_ids import seed_tiktoken_cache
+from gateway.http.auth import cors_config, make_guards
+from gateway.http.error_handlers import EXCEPTION_HANDLERS
+from gateway.http.metrics import Metrics
+from gateway.http.middleware import observe_requests
+from gateway.http.routes import cohere_embed as cohere_embed_routes
+from gateway.http.routes import metrics as metrics_routes
+from gateway.http.routes import openai as openai_routes
+from gateway.http.routes import rerank as rerank_routes
+from gateway.http.routes import system as system_routes
+from gateway.http.routes import tei as tei_routes
+from gateway.protocol.token_ids import seed_tiktoken_cache
+from gateway.serving.registry import Registry
 
 
 def create_app(settings: Settings, registry: Registry | None = None) -> Litestar:
@@ -54,7 +54,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
                      "started_monotonic": time.monotonic(), "metrics": metrics}),
         guards=make_guards(settings, [m.config for m in registry.models]),
         cors_config=cors_config(settings),
-        logging_config=None,  # keep the process's logging (gateway.request_log), not Litestar's default
+        logging_config=None,  # keep the process's logging (gateway.http.request_log), not Litestar's default
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,

@@ -8,13 +8,13 @@ from __future__ import annotations
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
-from gateway import request_context, service
 from gateway.errors import InvalidRequest
+from gateway.http.routes.common import cancel_on_disconnect, json_only, offload
 from gateway.protocol import openai
 from gateway.protocol.openai import EmbeddingRequest, ModelList
-from gateway.registry import Registry
-from gateway.routes.common import cancel_on_disconnect, json_only, offload
-from gateway.token_ids import decode_token_ids
+from gateway.protocol.token_ids import decode_token_ids
+from gateway.serving import request_context, service
+from gateway.serving.registry import Registry
 
 BIG_RESPONSE_ROWS = 64  # encode larger responses off the event loop
 

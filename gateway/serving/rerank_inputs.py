@@ -61,7 +61,7 @@ def prepare_inputs(
     """Chunk and tokenize a rerank request (call through ``ServedModel.tokenize``).
 
     The query follows the model's truncation policy; documents follow ``overflow`` (see
-    ``gateway.rerank.rerank``).
+    ``gateway.serving.rerank.rerank``).
 
     Raises:
         InvalidRequest: the query is too long under the ``reject`` policy, or a document is too long

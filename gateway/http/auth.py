@@ -27,9 +27,9 @@ from litestar.config.cors import CORSConfig
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
-from gateway import request_context
 from gateway.config import ApiKey, ModelConfig, Settings
 from gateway.errors import AuthenticationFailed, InvalidRequest
+from gateway.serving import request_context
 
 log = logging.getLogger(__name__)
 

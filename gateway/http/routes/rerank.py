@@ -14,13 +14,13 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.datastructures import State
 
-from gateway import rerank as service
 from gateway.errors import GatewayError, InvalidRequest
-from gateway.http_errors import register_error_format
+from gateway.http.error_handlers import register_error_format
+from gateway.http.routes.common import cancel_on_disconnect, json_only, offload
 from gateway.protocol import cohere_rerank, tei_rerank
 from gateway.protocol.cohere_rerank import RerankRequest
 from gateway.protocol.tei_rerank import TeiRerankRequest
-from gateway.routes.common import cancel_on_disconnect, json_only, offload
+from gateway.serving import rerank as service
 
 PATHS = ["/v1/rerank", "/v2/rerank", "/rerank"]
 BIG_RESPONSE_ROWS = 1000  # encode larger responses off the event loop
