@@ -43,6 +43,13 @@ class ModelConfig(BaseModel):
         query_prompt / document_prompt: text prepended to queries / documents (e.g. Qwen3 instructions);
             default: the model's own sentence-transformers prompts named ``query`` / ``document``.
         device: torch device override (``cuda``, ``mps``, ``cpu``).
+        dtype: number format of the forward pass: ``auto`` (the hardware's fast format, see
+            ``gateway.engines.precision``), ``float32``, ``bfloat16`` or ``float16``. Output vectors and
+            scores are float32 whatever it is.
+        quantize: MLX weight quantization at load: ``auto`` (by the machine's memory), ``none``, ``q8``
+            or ``q4``; pre-quantized folders load as they are.
+        modalities: override what one input may hold (``["text"]`` or ``["text", "image"]``); default:
+            detected from the model folder.
     """
 
     name: str
@@ -58,6 +65,9 @@ class ModelConfig(BaseModel):
     query_prompt: str | None = None
     document_prompt: str | None = None
     device: str | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    quantize: Literal["auto", "none", "q8", "q4"] = "auto"
+    modalities: list[Literal["text", "image"]] | None = None
 
     @property
     def served_names(self) -> list[str]:

@@ -13,32 +13,44 @@ import importlib
 import platform
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
 if TYPE_CHECKING:
     from gateway.config import ModelConfig
+    from gateway.inputs import InputItem
 
 Task = Literal["embed", "rerank"]
 
 
 @dataclass(slots=True)
 class Tokens:
-    """One tokenized input: model token ids (special tokens included), ready for a forward pass.
+    """One prepared input: model token ids (special tokens included) and, for inputs holding images, the
+    engine's preprocessed image arrays, ready for a forward pass.
 
     Attributes:
-        ids: token ids, at most the model's ``max_tokens`` long.
+        ids: token ids, at most the model's ``max_tokens`` long (for a vision-language model, the ids of
+            the whole prompt, image placeholder tokens included; for a CLIP/SigLIP image, empty).
         type_ids: segment ids for pair inputs of BERT-style cross-encoders, else None.
         truncated: whether the input was cut to fit ``max_tokens``.
+        images: engine-specific preprocessed image data of this input (e.g. ``(3, H, W)`` float32 pixel
+            arrays, or a processor's patch arrays and grid sizes), None for text-only inputs. Prepared
+            by ``Engine.encode_items`` on the tokenizer thread; only the engine reads it.
+        image_tokens: what the images cost a forward pass, in tokens (patches after merging, for a
+            vision-language model; the vision tower's sequence length for CLIP/SigLIP) when they are not
+            already counted in ``ids``. It is counted in ``len()``, so the runner's padded-token budget
+            and the request's token limits include image cost.
     """
 
     ids: list[int]
     type_ids: list[int] | None = None
     truncated: bool = False
+    images: Any = None
+    image_tokens: int = 0
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.ids) + self.image_tokens
 
 
 @dataclass(slots=True)
@@ -58,6 +70,11 @@ class ModelSpec:
             service applies it, so a request may also ask for the raw vectors (TEI ``normalize: false``).
         prompts: named prompts the model defines (e.g. ``{"query": "Instruct: ...\\nQuery: "}``).
         dtype: dtype of the weights the forward pass runs in (``float32``, ``float16``, ``bfloat16``...).
+        quantization: MLX weight quantization (``q8``, ``q4``...), None when the weights are not quantized.
+        modalities: what one input may hold: ``("text",)``, or ``("text", "image")`` for CLIP/SigLIP and
+            vision-language embedders.
+        fuses: whether one input may hold several parts (text and images together, or several images)
+            embedded into one vector (vision-language models); CLIP/SigLIP embed one part per input.
     """
 
     name: str
@@ -70,6 +87,9 @@ class ModelSpec:
     normalize: bool = False
     prompts: dict[str, str] = field(default_factory=dict)
     dtype: str = "float32"
+    quantization: str | None = None
+    modalities: tuple[str, ...] = ("text",)
+    fuses: bool = False
 
 
 @dataclass(slots=True)
@@ -169,9 +189,36 @@ class Engine(Protocol):
         """
         ...
 
+    def encode_items(
+        self,
+        items: list[InputItem],
+        *,
+        truncate: bool = True,
+        max_tokens: int | None = None,
+        truncation_side: Literal["right", "left"] = "right",
+        prompt: str | None = None,
+    ) -> list[Tokens]:
+        """Prepare inputs that hold images (decoded, in ``ImagePart.image``) for ``embed``: tokenize their
+        text, preprocess their images into ``Tokens.images`` and set ``Tokens.image_tokens``. Only engines
+        whose ``spec.modalities`` include ``image`` implement it; text-only inputs keep using ``tokenize``.
+        Runs on the tokenizer thread, under the tokenizer lock.
+
+        Args:
+            prompt: the instruction or prefix of the request's input type (query / document), applied
+                the way the model's card does; None for the model's default.
+
+        Raises:
+            InputTooLong: the text of an input is too long and ``truncate`` is False.
+            ValueError: an input the model cannot embed (e.g. several parts for a model that does not
+                fuse, or an image outside the processor's limits), with a message naming the reason.
+        """
+        ...
+
     def embed(self, batch: list[Tokens]) -> np.ndarray:
         """Embed a batch. Returns ``(n, dim)`` float32, pooled as the model defines, before any final
-        L2 normalization (``spec.normalize`` says whether the model applies one)."""
+        L2 normalization (``spec.normalize`` says whether the model applies one). A batch may mix text
+        and image inputs: an engine whose library needs one modality per call groups the batch itself and
+        returns the rows in batch order."""
         ...
 
     def score(self, batch: list[Tokens]) -> np.ndarray:
