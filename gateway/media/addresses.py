@@ -29,8 +29,8 @@ def refusal_reason(address: IPAddress) -> str | None:
         if embedded is not None:
             return refusal_reason(embedded)
     for kind, test in (("loopback", address.is_loopback), ("link-local", address.is_link_local),
-                       ("private", address.is_private), ("multicast", address.is_multicast),
-                       ("unspecified", address.is_unspecified), ("reserved", address.is_reserved)):
+                       ("unspecified", address.is_unspecified), ("multicast", address.is_multicast),
+                       ("reserved", address.is_reserved), ("private", address.is_private)):
         if test:
             return kind
     return None if address.is_global else "non-public"

@@ -105,7 +105,7 @@ def decode_image(data: bytes, limits: ImageLimits, pixel_budget: int | None = No
     try:
         opened = Image.open(io.BytesIO(data), formats=list(FORMATS))  # reads the header only
     except Image.DecompressionBombError as exc:
-        raise ImageRejected(f"the image has too many pixels ({exc})") from None
+        raise ImageRejected(f"the image has too many pixels: {exc}") from None
     except (UnidentifiedImageError, *DECODE_ERRORS):
         raise ImageRejected("the data is not a PNG, JPEG, WebP or GIF image") from None
     with opened:
