@@ -30,7 +30,7 @@ from gateway.protocol.quantization import check_packable, quantize
 # msgspec allows one array type and one object type per union, so nested token lists and lists of parts
 # share the inner list type, and the part objects are plain dicts (``image_parts.parse_part``).
 PartObject = dict[str, Any]
-EmbeddingInput = str | list[str | int | list[int | PartObject] | PartObject] | PartObject
+EmbeddingInput = str | list[str | int | list[int | PartObject] | PartObject]
 
 
 class EmbeddingRequest(msgspec.Struct, kw_only=True):
@@ -120,8 +120,6 @@ def input_items(value: EmbeddingInput) -> list[InputItem] | None:
     Raises:
         InvalidRequest: token ids mixed with parts, an empty part list, or a malformed part (param ``input``).
     """
-    if isinstance(value, dict):
-        return [InputItem([parse_part(value, "input")])]
     if isinstance(value, str) or not any(_holds_parts(entry) for entry in value):
         return None
     items = []
