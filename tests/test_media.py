@@ -282,3 +282,15 @@ def test_fetch_refuses_hosts_off_the_allowlist_and_when_disabled(image_server):
         fetch(image_server, "/image.png", allowed_domains=("other.test",))
     with pytest.raises(ImageRejected, match="does not fetch image URLs"):
         fetch(image_server, "/image.png", enabled=False)
+
+
+def test_settings_build_the_limits_and_the_policy():
+    from gateway.config import Settings
+
+    domains = "Images.Example.com, *.cdn.test"
+    settings = Settings(image_fetch_enabled=True, image_fetch_allowed_domains=domains, max_image_bytes=1234,
+                        image_fetch_timeout_s=3)
+    policy = FetchPolicy.from_settings(settings)
+    assert policy == FetchPolicy(True, ("images.example.com", "*.cdn.test"), 3.0, 1234)
+    assert ImageLimits.from_settings(Settings()) == ImageLimits()
+    assert not FetchPolicy.from_settings(Settings()).enabled
