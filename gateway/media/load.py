@@ -55,7 +55,7 @@ def _decode_all(parts: list[tuple[int, ImagePart]], fetched: dict[int, bytes], l
     remaining = limits.max_request_pixels
     for index, part in parts:
         try:
-            data = fetched.get(id(part)) or _inline_bytes(part, limits.max_bytes)
+            data = fetched[id(part)] if part.kind == "url" else _inline_bytes(part, limits.max_bytes)
             decoded = decode_image(data, limits, pixel_budget=remaining)
         except ImageRejected as exc:
             exc.index = index

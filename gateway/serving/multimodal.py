@@ -131,14 +131,17 @@ def check_items(items: list[InputItem], spec: ModelSpec, model_name: str, max_in
 
 
 async def decode_images(items: list[InputItem], registry: Registry, param: str) -> None:
-    """Read and decode every image under the server's limits and fetch policy.
+    """Read and decode every image under the server's limits and fetch policy, within the request timeout
+    (each fetch also has its own deadline).
 
     Raises:
         InvalidRequest: an image refused, naming its input and the reason.
+        RequestTimeout: reading the images took longer than ``request_timeout_s`` (408).
     """
     settings = registry.settings
+    loading = load_images(items, ImageLimits.from_settings(settings), FetchPolicy.from_settings(settings))
     try:
-        await load_images(items, ImageLimits.from_settings(settings), FetchPolicy.from_settings(settings))
+        await service.run_with_timeout(loading, settings)
     except ImageRejected as exc:
         where = f"{param}[{exc.index}]" if exc.index is not None else param
         raise InvalidRequest(f"'{where}': {exc.message}", param=param, code="invalid_image") from None
