@@ -128,10 +128,20 @@ class Settings(BaseSettings):
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Images (gateway.media; README "Image embeddings" says why these defaults)
+    max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0)  # encoded size of one image
+    max_image_pixels: int = Field(default=50_000_000, gt=0)  # width x height of one image, from its header
+    max_image_aspect_ratio: float = Field(default=200.0, ge=1)  # longest side / shortest side
+    max_request_image_pixels: int = Field(default=200_000_000, gt=0)  # all images of one request
+    image_fetch_enabled: bool = False  # fetch http(s) image URLs at all
+    image_fetch_allowed_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    image_fetch_timeout_s: float = Field(default=10.0, gt=0)  # the whole fetch of one image
+
     # MLX
     mlx_memory_fraction: float | None = Field(default=None, gt=0, le=1)
 
-    @field_validator("api_keys", "allowed_origins", "allowed_hosts", mode="before")
+    @field_validator("api_keys", "allowed_origins", "allowed_hosts", "image_fetch_allowed_domains",
+                     mode="before")
     @classmethod
     def _split_commas(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str):

@@ -129,5 +129,12 @@ def lanes_for(device: str, cores: int, requested: int | None) -> int:
 
 def load_torch_engine(config: ModelConfig, path: str, *, cpu_lanes: int | None = None,
                       **_options: object) -> Engine:
-    """Load ``path`` as a sentence-transformers model (``TorchEngine``; ``cpu_lanes``: ``lanes_for``)."""
+    """Load ``path`` as a sentence-transformers model (``TorchEngine``; ``cpu_lanes``: ``lanes_for``), or a
+    CLIP / SigLIP folder as a dual encoder (``torch_dual``)."""
+    from gateway.engines.dual_encoders import is_dual_encoder, read_hf_config
+
+    if is_dual_encoder(read_hf_config(path)):
+        from gateway.engines.torch_dual import TorchDualEncoderEngine
+
+        return TorchDualEncoderEngine(config, path, cpu_lanes)
     return TorchEngine(config, path, cpu_lanes)

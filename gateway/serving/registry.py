@@ -13,6 +13,7 @@ from typing import Literal
 
 from gateway.config import ModelConfig, Settings
 from gateway.engines import Engine, load_engine, resolve_engine_name
+from gateway.engines.dual_encoders import read_hf_config
 from gateway.engines.sources import resolve_model_path
 from gateway.errors import ModelNotFound, NotReady
 from gateway.serving import request_context
@@ -132,8 +133,11 @@ class Registry:
     async def _load(self, served: ServedModel, on_batch: Callable | None) -> None:
         start = time.perf_counter()
         try:
+            path = await asyncio.to_thread(resolve_model_path, served.config)
+            # "auto" is settled with the folder at hand: torch for what MLX cannot run (CLIP)
+            requested = served.config.engine or self.settings.engine
+            served.engine_name = resolve_engine_name(requested, await asyncio.to_thread(read_hf_config, path))
             config = served.config.model_copy(update={"engine": served.engine_name})
-            path = await asyncio.to_thread(resolve_model_path, config)
             engine = await asyncio.to_thread(
                 load_engine, config, path, memory_fraction=self.settings.mlx_memory_fraction,
                 cpu_lanes=self.settings.cpu_lanes,
