@@ -6,7 +6,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
@@ -20,6 +20,8 @@ from gateway.serving.runner import Runner
 
 log = logging.getLogger(__name__)
 LoadState = Literal["loading", "ready", "failed"]
+# (served model, on_batch callback or None) -> its engine and a runner-shaped object (``run(kind, tokens)``)
+ModelLoader = Callable[["ServedModel", Callable | None], Awaitable[tuple[Engine, Runner]]]
 
 
 @dataclass(eq=False)
@@ -82,12 +84,18 @@ class ServedModel:
 class Registry:
     """Routes ``model`` names and aliases to served models.
 
+    Args:
+        loader: how a model gets its engine and runner; default: load the weights in this process.
+            Ray Serve's ingress passes one that connects to the model's deployment instead
+            (``gateway.deploy``).
+
     Raises on construction:
         ValueError: two models share a name or alias.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, loader: ModelLoader | None = None) -> None:
         self.settings = settings
+        self.loader = loader or self._load_local
         self.models: list[ServedModel] = []
         self._by_name: dict[str, ServedModel] = {}
         for config in settings.served_models():
@@ -132,18 +140,7 @@ class Registry:
     async def _load(self, served: ServedModel, on_batch: Callable | None) -> None:
         start = time.perf_counter()
         try:
-            config = served.config.model_copy(update={"engine": served.engine_name})
-            path = await asyncio.to_thread(resolve_model_path, config)
-            engine = await asyncio.to_thread(
-                load_engine, config, path, memory_fraction=self.settings.mlx_memory_fraction,
-                cpu_lanes=self.settings.cpu_lanes,
-            )
-            runner = Runner(
-                engine,
-                batch_tokens=self.settings.batch_tokens,
-                max_queue_tokens=self.settings.max_queue_tokens,
-                on_batch=on_batch,
-            )
+            engine, runner = await self.loader(served, on_batch)
             await _warm_up(served, engine, runner)
         except Exception as exc:  # noqa: BLE001 - a bad model must not take the server down
             log.exception("failed to load model %s", served.name)
@@ -154,6 +151,22 @@ class Registry:
         served.state = "ready"
         log.info("model %s ready on %s/%s in %.0f ms", served.name, engine.spec.engine, engine.spec.device,
                  served.load_ms)
+
+    async def _load_local(self, served: ServedModel, on_batch: Callable | None) -> tuple[Engine, Runner]:
+        """The model's weights in this process, off the event loop, and a runner for them."""
+        config = served.config.model_copy(update={"engine": served.engine_name})
+        path = await asyncio.to_thread(resolve_model_path, config)
+        engine = await asyncio.to_thread(
+            load_engine, config, path, memory_fraction=self.settings.mlx_memory_fraction,
+            cpu_lanes=self.settings.cpu_lanes,
+        )
+        runner = Runner(
+            engine,
+            batch_tokens=self.settings.batch_tokens,
+            max_queue_tokens=self.settings.max_queue_tokens,
+            on_batch=on_batch,
+        )
+        return engine, runner
 
     async def close(self) -> None:
         """Stop every runner thread and tokenizer thread (in-flight batches finish)."""
