@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(bench)
     bench.add_argument("--ray", action="store_true", help="compare a Ray Serve deployment (1 and 2 model "
                        "replicas) with a plain gateway serve, on a local cluster (gateway.deploy.bench)")
-    ray_config = sub.add_parser("ray-config", help="write the Ray Serve config (YAML) for serve deploy / KubeRay")
+    ray_config = sub.add_parser("ray-config", help="write the Ray Serve config (YAML) for serve deploy or "
+                                "KubeRay")
     from gateway.deploy.serve_config import add_arguments as add_ray_config_arguments
 
     add_ray_config_arguments(ray_config)

@@ -45,8 +45,11 @@ def deployment_options(options: RayDeployment, default_cpus: float) -> dict:
         actor["num_gpus"] = options.gpus
     out: dict = {"max_ongoing_requests": options.max_ongoing_requests, "ray_actor_options": actor}
     if options.min_replicas is not None:
-        out["autoscaling_config"] = {"min_replicas": options.min_replicas, "max_replicas": options.max_replicas,
-                                     "target_ongoing_requests": options.target_ongoing_requests}
+        out["autoscaling_config"] = {
+            "min_replicas": options.min_replicas,
+            "max_replicas": options.max_replicas,
+            "target_ongoing_requests": options.target_ongoing_requests,
+        }
     else:
         out["num_replicas"] = options.replicas or 1
     return out

@@ -16,6 +16,7 @@ from gateway.config import Settings, load_settings
 from gateway.deploy.ray_app import APP_NAME, INGRESS, deployment_name, deployment_options
 
 SECRETS = {"api_keys", "metrics_api_key"}
+BUILDER = "gateway.deploy.ray_app:build"
 NOT_ARGS = SECRETS | {"config", "host", "port", "ray_ingress", "ray_proxy_location"}
 
 
@@ -27,20 +28,19 @@ def serve_config(settings: Settings, cluster_config: str | None = None) -> dict:
     """
     from ray.serve.schema import ServeDeploySchema
 
+    models = settings.served_models()
     if cluster_config:
         args = {"config": cluster_config}
     else:
-        args = settings.model_dump(mode="json", exclude_defaults=True, exclude=NOT_ARGS)
-        args.setdefault("models", [m.model_dump(mode="json", exclude_defaults=True)
-                                   for m in settings.served_models()])
-        args.pop("model", None)  # folded into models
-    deployments = [{"name": deployment_name(m), **deployment_options(m.ray, 1)} for m in settings.served_models()]
+        args = settings.model_dump(mode="json", exclude_defaults=True, exclude=NOT_ARGS | {"model"})
+        args["models"] = [m.model_dump(mode="json", exclude_defaults=True) for m in models]
+    deployments = [{"name": deployment_name(m), **deployment_options(m.ray, 1)} for m in models]
     deployments.append({"name": INGRESS, **deployment_options(settings.ray_ingress, 0)})
     config = {
         "proxy_location": settings.ray_proxy_location,
         "http_options": {"host": settings.host, "port": settings.port},
-        "applications": [{"name": APP_NAME, "route_prefix": "/", "import_path": "gateway.deploy.ray_app:build",
-                          "args": args, "deployments": deployments}],
+        "applications": [{"name": APP_NAME, "route_prefix": "/", "import_path": BUILDER, "args": args,
+                          "deployments": deployments}],
     }
     ServeDeploySchema.model_validate(config)
     return config
@@ -55,8 +55,8 @@ def to_yaml(config: dict, settings: Settings) -> str:
             "# RayService's spec.serveConfigV2. Every node needs `pip install \"gateway[ray]\"` (or a",
             "# runtime_env) and the model files or hub access."]
     if settings.api_keys or settings.metrics_api_key:
-        head.append("# API keys are not written here: set GATEWAY_API_KEYS (and GATEWAY_METRICS_API_KEY) in the"
-                    " replicas' environment.")
+        head.append("# API keys are not written here: set GATEWAY_API_KEYS (and GATEWAY_METRICS_API_KEY) "
+                    "in the replicas' environment.")
     return "\n".join(head) + "\n" + yaml.safe_dump(config, sort_keys=False)
 
 
