@@ -13,43 +13,58 @@ import signal
 import time
 
 from gateway.config import Settings
-from gateway.deploy.ray_app import APP_NAME, build_app
+from gateway.deploy.ray_app import APP_NAME
+from gateway.deploy.serve_config import serve_config, settings_args
 
 log = logging.getLogger(__name__)
-# Variables the replicas need as the command saw them (a local cluster inherits them anyway; a remote
-# one gets them through the job's runtime environment).
+# Variables the replicas need as this command saw them (the application's runtime_env carries them to
+# every node of a remote cluster).
 FORWARDED_ENV = ("HF_HOME", "HF_HUB_OFFLINE", "HF_ENDPOINT", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM",
                  "GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
+READY_TIMEOUT_S = 900  # model downloads and loads
 
 
 def connect(address: str | None) -> bool:
-    """``ray.init`` on ``address`` (``RAY_ADDRESS`` when None), else a new local cluster.
+    """``ray.init`` on ``address`` (``RAY_ADDRESS`` when None), else a new local cluster on 127.0.0.1.
 
     Returns:
         Whether a local cluster was started (the caller shuts it down).
     """
-    import ray
-
     address = address or os.environ.get("RAY_ADDRESS") or "local"
     local = address == "local"
-    env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
-    options: dict = {"runtime_env": {"env_vars": env}, "log_to_driver": True}
-    if local:
-        options.update(_node_ip_address="127.0.0.1", include_dashboard=False)
-    ray.init(address=address, **options)
+    if local:  # else Ray binds the machine's outward address; read when ray is first imported
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+
+    ray.init(address=address, **({"include_dashboard": False} if local else {}))
     return local
 
 
-def deploy(settings: Settings):
-    """Start Serve's proxies on ``settings.host``/``port`` (if Serve is not running yet) and run the app.
+def deploy(settings: Settings, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Apply the gateway's Serve config (the one ``gateway ray-config`` writes, API keys included) and
+    wait until the application runs. Re-applying it with other replica counts rescales in place.
 
-    Blocks until every deployment has a running replica. Returns the ingress's ``DeploymentHandle``.
+    Raises:
+        RuntimeError: the application failed to deploy, or was not running after ``timeout_s``.
     """
     from ray import serve
+    from ray.serve._private.api import serve_start  # what `serve deploy` / `serve run config.yaml` use
+    from ray.serve.schema import ServeDeploySchema
 
-    serve.start(http_options={"host": settings.host, "port": settings.port},
-                proxy_location=settings.ray_proxy_location)
-    return serve.run(build_app(settings), name=APP_NAME, route_prefix="/")
+    env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
+    config = serve_config(settings, settings_args(settings, secrets=True, defaults=True), env)
+    client = serve_start(http_options={"host": settings.host, "port": settings.port},
+                         proxy_location=settings.ray_proxy_location)
+    client.deploy_apps(ServeDeploySchema.model_validate(config))
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        app = serve.status().applications.get(APP_NAME)
+        if app is not None and app.status == "RUNNING":
+            return
+        if app is not None and app.status == "DEPLOY_FAILED":
+            raise RuntimeError(f"the gateway failed to deploy on Ray Serve: {app.message}")
+        time.sleep(0.5)
+    raise RuntimeError(f"the gateway was not running on Ray Serve after {timeout_s:g} s")
 
 
 def disconnect(local: bool) -> None:

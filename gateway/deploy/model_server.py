@@ -58,15 +58,15 @@ class ModelServer:
         """
         return await self.runner.run(kind, inputs)
 
-    def tokenization(self) -> Tokenization:
+    async def tokenization(self) -> Tokenization:
         """The engine's tokenizer, spec and rerank prompt, for the ingress to tokenize with."""
         return Tokenization.of(self.engine)
 
-    def batch_tokens(self) -> int:
+    async def batch_tokens(self) -> int:
         """The runner's padded-token budget per forward pass."""
         return self.runner.batch_tokens
 
-    def stats(self) -> dict:
+    async def stats(self) -> dict:
         """This replica's runner state, where it runs, and its process (for health and tests)."""
         import ray
         from ray import serve

@@ -69,14 +69,19 @@ class Ingress:
         configure_logging(settings)
         self.settings, self.models = settings, models
 
-    def __serve_build_asgi_app__(self):
+    async def __serve_build_asgi_app__(self):
+        """The app, once every model is reachable: Serve routes no request to this replica before."""
         from ray import serve
 
         from gateway.http.app import create_app
         from gateway.serving.registry import Registry
 
         watcher = ReplicaWatcher(serve.get_replica_context().app_name)
-        return create_app(self.settings, Registry(self.settings, loader=self._loader(watcher)))
+        registry = Registry(self.settings, loader=self._loader(watcher))
+        # Load here rather than in the app's lifespan (which then finds nothing left to load), so a new
+        # ingress replica (scale-up, rolling update) never answers 503 "loading" to routed traffic.
+        await registry.load_all()
+        return create_app(self.settings, registry)
 
     def _loader(self, watcher: ReplicaWatcher):
         async def load_remote(served, on_batch):

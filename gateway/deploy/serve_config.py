@@ -17,11 +17,35 @@ from gateway.deploy.ray_app import APP_NAME, INGRESS, deployment_name, deploymen
 
 SECRETS = {"api_keys", "metrics_api_key"}
 BUILDER = "gateway.deploy.ray_app:build"
-NOT_ARGS = SECRETS | {"config", "host", "port", "ray_ingress", "ray_proxy_location"}
+# In ``deployments`` or at the top of the config, not in ``args``: Serve then rescales a deployment whose
+# replica count changed without restarting it (``args`` changes restart the whole application).
+NOT_ARGS = {"config", "model", "host", "port", "ray_ingress", "ray_proxy_location"}
 
 
-def serve_config(settings: Settings, cluster_config: str | None = None) -> dict:
-    """The Serve config of ``settings`` as a dict (see module docstring).
+def settings_args(settings: Settings, *, secrets: bool = False, defaults: bool = False) -> dict:
+    """The builder ``args`` that rebuild ``settings`` on the cluster (JSON-able).
+
+    Args:
+        secrets: include API keys (``gateway serve --ray`` hands them to the controller; a written file
+            never holds them).
+        defaults: include settings left at their defaults (an exact copy, whatever the cluster's
+            environment); a written file keeps only what differs, for readability.
+    """
+    args = settings.model_dump(mode="json", exclude_defaults=not defaults, exclude=NOT_ARGS | SECRETS)
+    args["models"] = [m.model_dump(mode="json", exclude_defaults=not defaults, exclude={"ray"})
+                      for m in settings.served_models()]
+    if secrets:
+        if settings.api_keys:
+            args["api_keys"] = [{"key": k.key.get_secret_value(), "name": k.name, "models": k.models}
+                                for k in settings.api_keys]
+        if settings.metrics_api_key:
+            args["metrics_api_key"] = settings.metrics_api_key.get_secret_value()
+    return args
+
+
+def serve_config(settings: Settings, args: dict, env: dict[str, str] | None = None) -> dict:
+    """The Serve config (``ServeDeploySchema`` as a dict) deploying ``settings`` with builder ``args``, and
+    ``env`` as environment variables of its replicas (``runtime_env``).
 
     Raises:
         pydantic.ValidationError: Ray's schema rejects it.
@@ -29,11 +53,6 @@ def serve_config(settings: Settings, cluster_config: str | None = None) -> dict:
     from ray.serve.schema import ServeDeploySchema
 
     models = settings.served_models()
-    if cluster_config:
-        args = {"config": cluster_config}
-    else:
-        args = settings.model_dump(mode="json", exclude_defaults=True, exclude=NOT_ARGS | {"model"})
-        args["models"] = [m.model_dump(mode="json", exclude_defaults=True) for m in models]
     deployments = [{"name": deployment_name(m), **deployment_options(m.ray, 1)} for m in models]
     deployments.append({"name": INGRESS, **deployment_options(settings.ray_ingress, 0)})
     config = {
@@ -42,6 +61,8 @@ def serve_config(settings: Settings, cluster_config: str | None = None) -> dict:
         "applications": [{"name": APP_NAME, "route_prefix": "/", "import_path": BUILDER, "args": args,
                           "deployments": deployments}],
     }
+    if env:
+        config["applications"][0]["runtime_env"] = {"env_vars": env}
     ServeDeploySchema.model_validate(config)
     return config
 
@@ -74,7 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> None:
     """Print or write the Serve config."""
     settings = load_settings(config=args.config, model=args.model, host=args.host, port=args.port)
-    text = to_yaml(serve_config(settings, args.cluster_config), settings)
+    builder_args = {"config": args.cluster_config} if args.cluster_config else settings_args(settings)
+    text = to_yaml(serve_config(settings, builder_args), settings)
     if args.output:
         with open(args.output, "w") as out:
             out.write(text)

@@ -133,9 +133,10 @@ class Registry:
         return all(m.state == "ready" and m.runner and not m.runner.stats.failing for m in self.models)
 
     async def load_all(self, on_batch: Callable[[str], Callable] | None = None) -> None:
-        """Load every model off the event loop, then warm it up with one forward pass."""
+        """Load every model off the event loop and warm it up with one forward pass (skips loaded ones)."""
         for served in self.models:
-            await self._load(served, on_batch(served.name) if on_batch else None)
+            if served.state != "ready":
+                await self._load(served, on_batch(served.name) if on_batch else None)
 
     async def _load(self, served: ServedModel, on_batch: Callable | None) -> None:
         start = time.perf_counter()
