@@ -1,8 +1,9 @@
 """The gateway on Ray Serve, on a local two-node Ray cluster (``ray.cluster_utils.Cluster``, loopback only).
 
-One cluster and one deployment of the embedded default model serve every test of this package: the HTTP
-compat suites re-run unchanged against it (``server`` is overridden here), then the fault and scaling
-tests. Skipped when Ray Serve is not installed (``pip install ".[ray]"``).
+One cluster and one deployment of the embedded default model serve every test of this package: first
+the fault and scaling tests (one replica, killed and restarted, then scaled to two, one per node), then
+the HTTP compat suites, unchanged, against the two replicas they leave (``server`` is overridden here).
+Skipped when Ray Serve is not installed (``pip install ".[ray]"``).
 """
 
 from __future__ import annotations

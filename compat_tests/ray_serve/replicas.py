@@ -31,13 +31,11 @@ def model_handle():
 
 
 def replica_stats(calls: int = 30) -> dict[str, dict]:
-    """``ModelServer.stats()`` by replica id, from ``calls`` calls spread by Serve's router."""
+    """``ModelServer.stats()`` by replica id, from ``calls`` calls sent at once, so Serve's router spreads
+    them over the replicas (one at a time, it may keep picking the one its cached queue lengths favour)."""
     handle = model_handle()
-    seen: dict[str, dict] = {}
-    for _ in range(calls):
-        stats = handle.stats.remote().result(timeout_s=60)
-        seen[stats["replica"]] = stats
-    return seen
+    responses = [handle.stats.remote() for _ in range(calls)]
+    return {stats["replica"]: stats for stats in (response.result(timeout_s=60) for response in responses)}
 
 
 def running_replicas() -> int:
