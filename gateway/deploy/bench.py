@@ -55,7 +55,10 @@ def main(args: argparse.Namespace) -> None:
 def on_ray(model: str, threads: int, loads: list[Load], args: argparse.Namespace,
            results: dict[str, list[load_client.LoadResult]]) -> list[float]:
     """Deploy on a local cluster with 1, then 2 replicas; adds their results; returns hop latencies (ms)."""
+    from ray import serve
+
     from gateway.deploy.launch import connect, deploy, disconnect
+    from gateway.deploy.ray_app import APP_NAME
 
     settings = load_settings(host="127.0.0.1", port=free_port())
     url = f"http://127.0.0.1:{settings.port}"
@@ -65,6 +68,8 @@ def on_ray(model: str, threads: int, loads: list[Load], args: argparse.Namespace
         for replicas in (1, 2):
             cpus = max(1, threads // replicas)
             config = ModelConfig(name=model, ray=RayDeployment(replicas=replicas, cpus=cpus))
+            if replicas > 1:  # other CPUs per replica: a rolling update would need room for old and new
+                serve.delete(APP_NAME)
             deploy(settings.model_copy(update={"models": [config]}))
             wait_for_replicas(config, replicas)
             wait_until_ready(url, timeout_s=300)
