@@ -24,6 +24,7 @@ from transformers import AutoTokenizer
 
 from gateway.config import ModelConfig
 from gateway.engines import Engine, ModelSpec, Tokens
+from gateway.engines.late_chunking import SpanTokens
 from gateway.engines.mlx_folder import FolderInfo, read_folder
 from gateway.engines.mlx_models import decoder_lm_logits, is_encoder, load_decoder, load_encoder, pool
 from gateway.engines.tokenization import HFTokenization, Qwen3RerankPrompt, is_qwen3_reranker
@@ -108,6 +109,8 @@ class MlxEngine(HFTokenization):
             normalize=(default_normalize if normalize is None else normalize) if embeds else False,
             prompts=folder.prompts,
             dtype=weights_dtype(self.model),
+            architecture=str(hf_config.get("model_type", "")),
+            parameters=sum(value.size for _, value in tree_flatten(self.model.parameters())),
         )
 
     # -- forward passes (runner thread) ---------------------------------------------------------
@@ -137,14 +140,26 @@ class MlxEngine(HFTokenization):
             mx.clear_cache()
         return out
 
+    def _hidden(self, ids: mx.array, mask: mx.array, types: mx.array | None) -> mx.array:
+        """Final token states ``(n, L, H)`` of an embedder (decoders: normed, before the LM head)."""
+        if self._encoder:
+            return self.model.hidden_states(ids, mask, types)
+        return self.model.model(ids)
+
     def embed(self, batch: list[Tokens]) -> np.ndarray:
         """See ``Engine.embed``: ``(n, dim)`` float32."""
         ids, mask, types, last = self._arrays(batch)
-        if self._encoder:
-            hidden = self.model.hidden_states(ids, mask, types)
-        else:
-            hidden = self.model.model(ids)  # final normed states, before the LM head
-        return self._to_numpy(pool(hidden, mask, last, self.spec.pooling), ids.size)
+        return self._to_numpy(pool(self._hidden(ids, mask, types), mask, last, self.spec.pooling), ids.size)
+
+    def embed_spans(self, batch: list[SpanTokens]) -> list[np.ndarray]:
+        """Late chunking (``gateway.engines.late_chunking``): per sequence ``(spans, dim)`` float32 means
+        of the token states over each span (right padding: spans keep their positions)."""
+        ids, mask, types, _ = self._arrays(batch)
+        hidden = self._hidden(ids, mask, types).astype(mx.float32)
+        return [
+            self._to_numpy(mx.stack([hidden[row, a:b].mean(axis=0) for a, b in tokens.spans]), ids.size)
+            for row, tokens in enumerate(batch)
+        ]
 
     def score(self, batch: list[Tokens]) -> np.ndarray:
         """See ``Engine.score``: ``(n,)`` float32 raw logits (first label; Qwen3: logit(yes) - logit(no))."""
