@@ -144,7 +144,7 @@ def encode_rows(vectors: np.ndarray, encoding_format: str, param: str = "encodin
     try:
         check_packable(vectors.shape[1], encoding_format)
     except ValueError as exc:
-        raise InvalidRequest(str(exc), param=param) from None
+        raise InvalidRequest(f"'{param}': {exc}", param=param) from None
     codes = quantize(vectors, encoding_format)
     return base64_rows(codes) if as_base64 else codes.tolist()
 

@@ -106,6 +106,8 @@ async def _rerank_tei(body: bytes, state: State) -> Response[bytes]:
 async def _rerank_voyage(body: bytes, state: State) -> Response[bytes]:
     """Voyage's rerank: ``top_k`` best, long inputs truncated (or a 400 with ``truncation: false``)."""
     data = decode_body(body, voyage.RerankRequest)
+    if data.top_k is not None and data.top_k <= 0:
+        raise InvalidRequest(f"'top_k' must be a positive integer, got {data.top_k}", param="top_k")
     result = await service.rerank(
         state.registry, data.model, data.query, data.documents, top_n=data.top_k,
         overflow="truncate" if data.truncation else "reject",
