@@ -56,6 +56,20 @@ def weights_dtype(model: nn.Module) -> str:
     return "float32"
 
 
+def parameter_count(model: nn.Module) -> int:
+    """Weight values the model holds, quantized layers counted unpacked (without their scales and biases),
+    so a quantized copy counts as its original."""
+    bits = {name: module.bits for name, module in model.named_modules()
+            if isinstance(module, nn.QuantizedLinear | nn.QuantizedEmbedding)}
+    total = 0
+    for key, value in tree_flatten(model.parameters()):
+        owner, _, leaf = key.rpartition(".")
+        if owner in bits and leaf in ("scales", "biases"):
+            continue
+        total += value.size * 32 // bits[owner] if owner in bits and leaf == "weight" else value.size
+    return total
+
+
 def max_tokens_of(config: ModelConfig, folder: FolderInfo, tokenizer) -> int:
     """The input limit: the folder's ``max_seq_length``, else the tokenizer's capped at the model's positions
     (as sentence-transformers does), then capped by ``config.max_tokens``."""
@@ -110,7 +124,7 @@ class MlxEngine(HFTokenization):
             prompts=folder.prompts,
             dtype=weights_dtype(self.model),
             architecture=str(hf_config.get("model_type", "")),
-            parameters=sum(value.size for _, value in tree_flatten(self.model.parameters())),
+            parameters=parameter_count(self.model),
         )
 
     # -- forward passes (runner thread) ---------------------------------------------------------
