@@ -21,6 +21,7 @@ OpenAI and Mistral SDKs read ``error``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.protocol import jina, openai, voyage
@@ -28,7 +29,7 @@ from gateway.protocol.openai import EmbeddingRequest
 from gateway.protocol.quantization import PRECISIONS
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EmbeddingOptions:
     """What a ``/v1/embeddings`` request asks for, in the service's terms.
 
@@ -53,12 +54,23 @@ class EmbeddingOptions:
     late_chunking: bool = False
 
 
+# the fields of the other APIs: a request with none of them (the hot path) is plain OpenAI
+DIALECT_FIELDS = ("output_dtype", "embedding_type", "encoding_type", "output_dimension", "input_type", "task",
+                  "truncation", "truncate", "normalized", "late_chunking")
+_dialect_values = attrgetter(*DIALECT_FIELDS)
+_NONE = (None,) * len(DIALECT_FIELDS)
+
+
 def resolve(request: EmbeddingRequest) -> EmbeddingOptions:
     """Merge the request's fields into options.
 
     Raises:
         InvalidRequest: two fields give different values for one option (param: the second field).
     """
+    if _dialect_values(request) == _NONE:
+        fmt = request.encoding_format
+        return EmbeddingOptions(dimensions=request.dimensions, dtype=fmt if fmt in PRECISIONS else "float",
+                                base64=fmt == "base64")
     jina_types = {"embedding_type": request.embedding_type, "encoding_type": request.encoding_type}
     quantized = request.encoding_format if request.encoding_format in PRECISIONS else None
     dtype, dtype_param = _one_of("float", "encoding_format", [
