@@ -75,6 +75,8 @@ class ModelSpec:
             vision-language embedders.
         fuses: whether one input may hold several parts (text and images together, or several images)
             embedded into one vector (vision-language models); CLIP/SigLIP embed one part per input.
+        architecture: the transformers ``model_type`` (``bert``, ``qwen3``...), "" when unknown.
+        parameters: number of weight values the engine holds (for model listings), 0 when unknown.
     """
 
     name: str
@@ -90,6 +92,8 @@ class ModelSpec:
     quantization: str | None = None
     modalities: tuple[str, ...] = ("text",)
     fuses: bool = False
+    architecture: str = ""
+    parameters: int = 0
 
 
 @dataclass(slots=True)
@@ -124,7 +128,10 @@ class InputTooLong(ValueError):
 
 
 class Engine(Protocol):
-    """An inference backend for one model (see module docstring for the threading contract)."""
+    """An inference backend for one model (see module docstring for the threading contract).
+
+    Optional: ``tokenize_joined`` and ``embed_spans`` for late chunking (``gateway.engines.late_chunking``).
+    """
 
     spec: ModelSpec
 

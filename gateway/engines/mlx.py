@@ -25,6 +25,7 @@ from transformers import AutoTokenizer
 from gateway.config import ModelConfig
 from gateway.engines import Engine, ModelSpec, Tokens
 from gateway.engines.dual_encoders import is_dual_encoder, mlx_refusal, read_hf_config
+from gateway.engines.late_chunking import SpanTokens
 from gateway.engines.mlx_folder import FolderInfo, read_folder
 from gateway.engines.mlx_models import decoder_lm_logits, is_encoder, load_decoder, load_encoder, pool
 from gateway.engines.tokenization import HFTokenization, Qwen3RerankPrompt, is_qwen3_reranker
@@ -54,6 +55,20 @@ def weights_dtype(model: nn.Module) -> str:
         if mx.issubdtype(value.dtype, mx.floating):
             return str(value.dtype).removeprefix("mlx.core.")
     return "float32"
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Weight values the model holds, quantized layers counted unpacked (without their scales and biases),
+    so a quantized copy counts as its original."""
+    bits = {name: module.bits for name, module in model.named_modules()
+            if isinstance(module, nn.QuantizedLinear | nn.QuantizedEmbedding)}
+    total = 0
+    for key, value in tree_flatten(model.parameters()):
+        owner, _, leaf = key.rpartition(".")
+        if owner in bits and leaf in ("scales", "biases"):
+            continue
+        total += value.size * 32 // bits[owner] if owner in bits and leaf == "weight" else value.size
+    return total
 
 
 def max_tokens_of(config: ModelConfig, folder: FolderInfo, tokenizer) -> int:
@@ -109,6 +124,8 @@ class MlxEngine(HFTokenization):
             normalize=(default_normalize if normalize is None else normalize) if embeds else False,
             prompts=folder.prompts,
             dtype=weights_dtype(self.model),
+            architecture=str(hf_config.get("model_type", "")),
+            parameters=parameter_count(self.model),
         )
 
     # -- forward passes (runner thread) ---------------------------------------------------------
@@ -138,14 +155,26 @@ class MlxEngine(HFTokenization):
             mx.clear_cache()
         return out
 
+    def _hidden(self, ids: mx.array, mask: mx.array, types: mx.array | None) -> mx.array:
+        """Final token states ``(n, L, H)`` of an embedder (decoders: normed, before the LM head)."""
+        if self._encoder:
+            return self.model.hidden_states(ids, mask, types)
+        return self.model.model(ids)
+
     def embed(self, batch: list[Tokens]) -> np.ndarray:
         """See ``Engine.embed``: ``(n, dim)`` float32."""
         ids, mask, types, last = self._arrays(batch)
-        if self._encoder:
-            hidden = self.model.hidden_states(ids, mask, types)
-        else:
-            hidden = self.model.model(ids)  # final normed states, before the LM head
-        return self._to_numpy(pool(hidden, mask, last, self.spec.pooling), ids.size)
+        return self._to_numpy(pool(self._hidden(ids, mask, types), mask, last, self.spec.pooling), ids.size)
+
+    def embed_spans(self, batch: list[SpanTokens]) -> list[np.ndarray]:
+        """Late chunking (``gateway.engines.late_chunking``): per sequence ``(spans, dim)`` float32 means
+        of the token states over each span (right padding: spans keep their positions)."""
+        ids, mask, types, _ = self._arrays(batch)
+        hidden = self._hidden(ids, mask, types).astype(mx.float32)
+        return [
+            self._to_numpy(mx.stack([hidden[row, a:b].mean(axis=0) for a, b in tokens.spans]), ids.size)
+            for row, tokens in enumerate(batch)
+        ]
 
     def score(self, batch: list[Tokens]) -> np.ndarray:
         """See ``Engine.score``: ``(n,)`` float32 raw logits (first label; Qwen3: logit(yes) - logit(no))."""

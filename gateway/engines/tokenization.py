@@ -12,6 +12,7 @@ from typing import Literal
 from transformers import PreTrainedTokenizerBase
 
 from gateway.engines import InputTooLong, ModelSpec, Tokens, TokenSpan
+from gateway.engines.late_chunking import SpanTokens, join_inputs
 
 
 def encode(
@@ -172,6 +173,10 @@ class HFTokenization:
     def split_text(self, text: str, max_tokens: int) -> list[str]:
         """See ``Engine.split_text``."""
         return split_text(self.tokenizer, text, max_tokens)
+
+    def tokenize_joined(self, texts: list[str], *, prompt: str | None = None) -> SpanTokens:
+        """Late chunking: ``texts`` as one sequence, with their spans (``gateway.engines.late_chunking``)."""
+        return join_inputs(self.tokenizer, texts, prompt)
 
     def tokenize_spans(self, texts: list[str], *, add_special_tokens: bool = True) -> list[list[TokenSpan]]:
         """See ``Engine.tokenize_spans``."""

@@ -13,6 +13,7 @@ import torch
 
 from gateway.config import ModelConfig
 from gateway.engines import Engine, ModelSpec, Tokens
+from gateway.engines.late_chunking import SpanTokens
 from gateway.engines.packing import PackedBert
 from gateway.engines.tokenization import HFTokenization, Qwen3RerankPrompt, is_qwen3_reranker
 
@@ -67,6 +68,8 @@ class TorchEngine(HFTokenization):
             normalize=normalize and config.task == "embed",
             prompts={k: v for k, v in (getattr(self.model, "prompts", None) or {}).items() if v},
             dtype=str(next(self.model.parameters()).dtype).removeprefix("torch."),
+            architecture=getattr(self.model[0].config, "model_type", "") or "",
+            parameters=sum(p.numel() for p in self.model.parameters()),
         )
 
     def _pooling_mode(self) -> str:
@@ -107,6 +110,25 @@ class TorchEngine(HFTokenization):
         for module in self._raw_pipeline:  # what SentenceTransformer.forward does, minus Normalize
             features = module(features)
         return features["sentence_embedding"].float().cpu().numpy()
+
+    @torch.inference_mode()
+    def embed_spans(self, batch: list[SpanTokens]) -> list[np.ndarray]:
+        """Late chunking (``gateway.engines.late_chunking``): per sequence ``(spans, dim)`` float32, the mean
+        of the transformer's token states over each span, through the modules after Pooling."""
+        pool_at = next(i for i, m in enumerate(self._raw_pipeline) if type(m).__name__ == "Pooling")
+        features = self._features(batch)
+        for module in self._raw_pipeline[:pool_at]:
+            features = module(features)
+        hidden = features["token_embeddings"].float()
+        rows = []
+        for row, tokens in enumerate(batch):
+            shift = hidden.shape[1] - len(tokens) if self._pad_left else 0
+            pooled = torch.stack([hidden[row, shift + a:shift + b].mean(0) for a, b in tokens.spans])
+            features = {"sentence_embedding": pooled}
+            for module in self._raw_pipeline[pool_at + 1:]:
+                features = module(features)
+            rows.append(features["sentence_embedding"].float().cpu().numpy())
+        return rows
 
     @torch.inference_mode()
     def score(self, batch: list[Tokens]) -> np.ndarray:

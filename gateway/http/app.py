@@ -18,6 +18,8 @@ from gateway.http.metrics import Metrics
 from gateway.http.middleware import observe_requests
 from gateway.http.routes import cohere_embed as cohere_embed_routes
 from gateway.http.routes import metrics as metrics_routes
+from gateway.http.routes import ollama as ollama_routes
+from gateway.http.routes import ollama_models as ollama_model_routes
 from gateway.http.routes import openai as openai_routes
 from gateway.http.routes import rerank as rerank_routes
 from gateway.http.routes import system as system_routes
@@ -51,7 +53,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
     app = Litestar(
         route_handlers=[*openai_routes.ROUTES, *rerank_routes.ROUTES, *system_routes.ROUTES,
                         *metrics_routes.ROUTES, *cohere_embed_routes.ROUTES, *tei_routes.ROUTES,
-                        *voyage_multimodal_routes.ROUTES],
+                        *voyage_multimodal_routes.ROUTES, *ollama_routes.ROUTES, *ollama_model_routes.ROUTES],
         state=State({"registry": registry, "settings": settings, "started_at": int(time.time()),
                      "started_monotonic": time.monotonic(), "metrics": metrics}),
         guards=make_guards(settings, [m.config for m in registry.models]),

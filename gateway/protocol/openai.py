@@ -10,12 +10,18 @@ Extension (images, as no OpenAI model embeds them): ``input`` items may be part 
 Extension: ``encoding_format`` also takes ``int8``, ``uint8``, ``binary`` and ``ubinary``, answering
 integer lists quantized as Cohere's embedding types (see ``gateway.protocol.quantization``): ``dim``
 values for int8/uint8, ``dim / 8`` packed sign bytes for binary/ubinary (``dim`` must be divisible by 8).
+
+The same route speaks Voyage's, Jina's and Mistral's embeddings APIs (their responses are this shape; the
+response's ``id`` is what Mistral's SDK validates): ``EmbeddingRequest`` holds their fields too and
+``gateway.protocol.openai_dialects`` merges them into one set of options. JSON null is "absent" in every
+optional field (``gateway.protocol.nulls``).
 """
 
 from __future__ import annotations
 
 import base64
 import time
+import uuid
 from typing import Any, Literal
 
 import msgspec
@@ -24,7 +30,9 @@ import orjson
 
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.inputs import InputItem
+from gateway.protocol import jina, voyage
 from gateway.protocol.image_parts import parse_part
+from gateway.protocol.nulls import NullAsDefault
 from gateway.protocol.quantization import check_packable, quantize
 
 # msgspec allows one array type and one object type per union, so nested token lists and lists of parts
@@ -33,14 +41,31 @@ PartObject = dict[str, Any]
 EmbeddingInput = str | list[str | int | list[int | PartObject] | PartObject]
 
 
-class EmbeddingRequest(msgspec.Struct, kw_only=True):
-    """``POST /v1/embeddings`` body."""
+EncodingFormat = Literal["float", "base64", "int8", "uint8", "binary", "ubinary"]
+
+
+class EmbeddingRequest(NullAsDefault, kw_only=True):
+    """``POST /v1/embeddings`` body: OpenAI's fields, then those of the APIs that share the route."""
 
     input: EmbeddingInput
     model: str
-    encoding_format: Literal["float", "base64", "int8", "uint8", "binary", "ubinary"] = "float"
+    encoding_format: EncodingFormat | None = "float"  # Voyage and Mistral: null / "float" / "base64"
     dimensions: int | None = None
     user: str | None = None
+    # Voyage (Mistral sends output_dimension and output_dtype too): gateway.protocol.voyage
+    input_type: voyage.InputType | None = None
+    truncation: bool | None = None
+    output_dimension: int | None = None
+    output_dtype: voyage.OutputDtype | None = None
+    # Jina: gateway.protocol.jina
+    task: jina.Task | None = None
+    embedding_type: jina.EmbeddingType | None = None
+    encoding_type: jina.EmbeddingType | None = None  # the older name of embedding_type
+    normalized: bool | None = None
+    truncate: bool | None = None
+    late_chunking: bool | None = None
+    # Mistral: accepted and ignored
+    metadata: dict[str, Any] | None = None
 
 
 class EmbeddingData(msgspec.Struct):
@@ -57,12 +82,13 @@ class EmbeddingUsage(msgspec.Struct):
 
 
 class EmbeddingResponse(msgspec.Struct):
-    """``POST /v1/embeddings`` response."""
+    """``POST /v1/embeddings`` response (``id``: required by Mistral's SDK, ignored by the others)."""
 
     data: list[EmbeddingData]
     model: str
     usage: EmbeddingUsage
     object: str = "list"
+    id: str = ""
 
 
 class ModelCard(msgspec.Struct):
@@ -140,23 +166,34 @@ def _holds_parts(entry: object) -> bool:
     return isinstance(entry, dict) or (isinstance(entry, list) and any(isinstance(x, dict) for x in entry))
 
 
-def encode_rows(vectors: np.ndarray, encoding_format: str, param: str = "encoding_format") -> list:
+def encode_rows(vectors: np.ndarray, encoding_format: str, param: str = "encoding_format", *,
+                as_base64: bool = False) -> list:
     """``(n, dim)`` float32 -> per-row float lists, base64 of little-endian float32 bytes, or the integer
     lists of a quantized format (``int8``, ``uint8``, ``binary``, ``ubinary``).
+
+    Args:
+        encoding_format: ``float``, ``base64`` (float32 bytes) or a quantized format.
+        as_base64: rows as base64 of their little-endian bytes in that format (Voyage's ``encoding_format:
+            "base64"`` with an ``output_dtype``): ``dim`` bytes for int8/uint8, ``dim / 8`` for bit formats.
 
     Raises:
         InvalidRequest: a bit format with ``dim`` not divisible by 8 (naming ``param``).
     """
     if encoding_format == "base64":
-        little = np.ascontiguousarray(vectors, dtype="<f4")
-        return [base64.b64encode(row.tobytes()).decode("ascii") for row in little]
+        encoding_format, as_base64 = "float", True
     if encoding_format == "float":
-        return float_rows(vectors)
+        return base64_rows(np.ascontiguousarray(vectors, dtype="<f4")) if as_base64 else float_rows(vectors)
     try:
         check_packable(vectors.shape[1], encoding_format)
     except ValueError as exc:
-        raise InvalidRequest(str(exc), param=param) from None
-    return quantize(vectors, encoding_format).tolist()
+        raise InvalidRequest(f"'{param}': {exc}", param=param) from None
+    codes = quantize(vectors, encoding_format)
+    return base64_rows(codes) if as_base64 else codes.tolist()
+
+
+def base64_rows(rows: np.ndarray) -> list[str]:
+    """Each row of a little-endian (or one-byte) array as base64 of its bytes."""
+    return [base64.b64encode(row.tobytes()).decode("ascii") for row in rows]
 
 
 def float_rows(vectors: np.ndarray) -> list[msgspec.Raw]:
@@ -170,14 +207,16 @@ def float_rows(vectors: np.ndarray) -> list[msgspec.Raw]:
     return [msgspec.Raw(orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY)) for row in rows]
 
 
-def to_embedding_response(vectors: np.ndarray, encoding_format: str, model: str, tokens: int) -> bytes:
-    """Encode an embeddings response as JSON bytes (rows keep input order)."""
-    rows = encode_rows(vectors, encoding_format)
+def to_embedding_response(vectors: np.ndarray, encoding_format: str, model: str, tokens: int, *,
+                          as_base64: bool = False, param: str = "encoding_format") -> bytes:
+    """Encode an embeddings response as JSON bytes (rows keep input order; see ``encode_rows``)."""
+    rows = encode_rows(vectors, encoding_format, param, as_base64=as_base64)
     return msgspec.json.encode(
         EmbeddingResponse(
             data=[EmbeddingData(i, row) for i, row in enumerate(rows)],
             model=model,
             usage=EmbeddingUsage(tokens, tokens),
+            id=f"embd-{uuid.uuid4().hex}",
         )
     )
 

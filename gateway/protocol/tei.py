@@ -17,6 +17,7 @@ import msgspec
 from gateway.engines import ModelSpec, TokenSpan
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.protocol import tei_rerank
+from gateway.protocol.nulls import NullAsDefault
 
 
 class TokenizerError(InvalidRequest):
@@ -30,32 +31,32 @@ class TokenizerError(InvalidRequest):
 EmbedInputs = str | list[str | int | list[int]]
 
 
-class EmbedRequest(msgspec.Struct, kw_only=True):
+class EmbedRequest(NullAsDefault, kw_only=True):
     """``POST /embed`` (and ``POST /``) body."""
 
     inputs: EmbedInputs
-    normalize: bool = True
+    normalize: bool | None = True
     truncate: bool | None = None  # None: the model's truncation policy
-    truncation_direction: Literal["Left", "Right", "left", "right"] = "Right"
+    truncation_direction: Literal["Left", "Right", "left", "right"] | None = "Right"
     prompt_name: str | None = None
     dimensions: int | None = None
     model: str | None = None
 
 
-class TokenizeRequest(msgspec.Struct, kw_only=True):
+class TokenizeRequest(NullAsDefault, kw_only=True):
     """``POST /tokenize`` body."""
 
     inputs: str | list[str]
-    add_special_tokens: bool = True
+    add_special_tokens: bool | None = True
     prompt_name: str | None = None
     model: str | None = None
 
 
-class DecodeRequest(msgspec.Struct, kw_only=True):
+class DecodeRequest(NullAsDefault, kw_only=True):
     """``POST /decode`` body: one id list or a list of them (msgspec takes one list type per union)."""
 
     ids: list[int | list[int]]
-    skip_special_tokens: bool = True
+    skip_special_tokens: bool | None = True
     model: str | None = None
 
 

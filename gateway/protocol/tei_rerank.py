@@ -14,18 +14,19 @@ from typing import Literal
 import msgspec
 
 from gateway.errors import GatewayError, NotReady, Overloaded
+from gateway.protocol.nulls import NullAsDefault
 from gateway.serving.rerank_inputs import Overflow
 
 
-class TeiRerankRequest(msgspec.Struct, kw_only=True):
+class TeiRerankRequest(NullAsDefault, kw_only=True):
     """TEI ``POST /rerank`` body."""
 
     query: str
     texts: list[str]
-    raw_scores: bool = False  # score is the raw logit (cosine for bi-encoders) instead of [0, 1]
-    return_text: bool = False
+    raw_scores: bool | None = False  # score is the raw logit (cosine for bi-encoders) instead of [0, 1]
+    return_text: bool | None = False
     truncate: bool | None = None  # None: the model's truncation policy; False: too long is a 400
-    truncation_direction: Literal["Left", "Right", "left", "right"] = "Right"
+    truncation_direction: Literal["Left", "Right", "left", "right"] | None = "Right"
     model: str | None = None
 
 

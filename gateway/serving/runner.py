@@ -33,6 +33,10 @@ from gateway.serving.batch_stats import BatchStats, default_batch_tokens
 
 log = logging.getLogger(__name__)
 MAX_RETRY_AFTER_S = 60
+# job kind -> the engine method that runs it; "spans" (late chunking) is optional, only its callers use it
+ENGINE_CALLS: dict[Kind, str] = {"embed": "embed", "score": "score", "spans": "embed_spans"}
+
+
 class Runner:
     """The batching queue and engine threads (one per lane) of one model.
 
@@ -60,7 +64,7 @@ class Runner:
         self.max_queue_tokens = max_queue_tokens
         self.on_batch = on_batch
         self.stats = BatchStats()
-        self._queues: dict[Kind, PendingQueue] = {"embed": PendingQueue(), "score": PendingQueue()}
+        self._queues: dict[Kind, PendingQueue] = {kind: PendingQueue() for kind in ENGINE_CALLS}
         self._queued_items = 0
         self._queued_tokens = 0
         self._has_finished_jobs = False  # a done job may still have items queued: purge them
@@ -98,7 +102,8 @@ class Runner:
         engine yet.
 
         Returns:
-            ``(n, dim)`` float32 embeddings for ``embed``, ``(n,)`` float32 scores for ``score``.
+            ``(n, dim)`` float32 embeddings for ``embed``, ``(n,)`` float32 scores for ``score``; for
+            ``spans``, send one ``SpanTokens``: ``(1, spans, dim)``, its spans pooled.
 
         Raises:
             Overloaded: the queue already holds ``max_queue_tokens`` tokens (a request larger than the
@@ -217,7 +222,7 @@ class Runner:
         tokens = [item.tokens for item in batch]
         padded = max(len(t) for t in tokens) * len(tokens)
         start = time.perf_counter()
-        rows = self.engine.embed(tokens) if kind == "embed" else self.engine.score(tokens)
+        rows = getattr(self.engine, ENGINE_CALLS[kind])(tokens)
         ms = (time.perf_counter() - start) * 1000
         if len(rows) != len(batch):
             raise RuntimeError(f"the engine returned {len(rows)} rows for a batch of {len(batch)}")

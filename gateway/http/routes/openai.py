@@ -1,50 +1,76 @@
 """OpenAI routes: ``POST /v1/embeddings`` (also ``/embeddings``) and ``GET /v1/models``.
 
-Spec: https://platform.openai.com/docs/api-reference/embeddings/create
+Spec: https://platform.openai.com/docs/api-reference/embeddings/create. The embeddings route also speaks
+Voyage's, Jina's and Mistral's embeddings APIs (``gateway.protocol.openai_dialects``); its errors carry
+``detail`` besides OpenAI's ``error`` for their clients.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
 from gateway.errors import InvalidRequest
+from gateway.http.error_handlers import register_error_format
 from gateway.http.routes.common import cancel_on_disconnect, json_only, offload
-from gateway.protocol import openai
+from gateway.inputs import InputItem
+from gateway.protocol import openai, openai_dialects
 from gateway.protocol.openai import EmbeddingRequest, ModelList
+from gateway.protocol.openai_dialects import EmbeddingOptions
 from gateway.protocol.token_ids import decode_token_ids
-from gateway.serving import multimodal, request_context, service
+from gateway.serving import late_chunking, multimodal, request_context, service
 from gateway.serving.registry import Registry
 
 BIG_RESPONSE_ROWS = 64  # encode larger responses off the event loop
+EMBEDDINGS_PATHS = ["/v1/embeddings", "/embeddings"]
+
+register_error_format(EMBEDDINGS_PATHS, openai_dialects.error_body)
 
 
-@post(["/v1/embeddings", "/embeddings"], status_code=200, before_request=json_only, tags=["OpenAI"],
+@post(EMBEDDINGS_PATHS, status_code=200, before_request=json_only, tags=["OpenAI"],
       summary="Create embeddings")  # Litestar answers POST with 201 unless told; OpenAI answers 200
 async def create_embeddings(data: EmbeddingRequest, state: State, request: Request) -> Response[bytes]:
     """Embed ``input`` with ``model`` (OpenAI wire format; float, base64 or, as an extension, int8 / uint8 /
-    binary / ubinary rows; Matryoshka ``dimensions``; as an extension, image and text part objects)."""
+    binary / ubinary rows; Matryoshka ``dimensions``; Voyage's, Jina's and Mistral's fields; as an extension,
+    image and text part objects)."""
     registry: Registry = state.registry
-    items = openai.input_items(data.input)  # part objects (images): the multimodal path
-    if items is not None:
-        work = multimodal.embed_items(registry, data.model, items, dimensions=data.dimensions)
-        rows = len(items)
-    else:
-        texts, token_lists = openai.split_input(data.input)
+    options = openai_dialects.resolve(data)
+    inputs: list[str] | list[InputItem] | None = openai.input_items(data.input)  # part objects: images
+    if inputs is None:
+        inputs, token_lists = openai.split_input(data.input)
         if token_lists:
-            texts = await offload(len(token_lists) > 16, _decode_all, token_lists)
-        work = service.embed_texts(registry, data.model, texts, dimensions=data.dimensions)
-        rows = len(texts)
-    result = await cancel_on_disconnect(request, work)
-    body = await offload(
-        rows > BIG_RESPONSE_ROWS,
-        openai.to_embedding_response,
-        result.vectors,
-        data.encoding_format,
-        result.model,
-        result.tokens,
-    )
+            inputs = await offload(len(token_lists) > 16, _decode_all, token_lists)
+    result = await cancel_on_disconnect(request, _embed(registry, data.model, inputs, options))
+    encode = partial(openai.to_embedding_response, as_base64=options.base64, param=options.dtype_param)
+    body = await offload(len(inputs) > BIG_RESPONSE_ROWS, encode, result.vectors, options.dtype, result.model,
+                         result.tokens)
     return Response(body, media_type="application/json")
+
+
+async def _embed(registry: Registry, model: str, inputs: list[str] | list[InputItem],
+                 options: EmbeddingOptions) -> service.Embeddings:
+    """Embed texts (or inputs of text and image parts) with the prompt, truncation, normalization and late
+    chunking that ``options`` ask for."""
+    served = registry.get(model)
+    engine, _ = served.ready()
+    service.check_dimensions(options.dimensions, engine.spec.dim, param=options.dimensions_param)
+    prompt = next((p for name in options.prompt_names if (p := service.named_prompt(served, name))), None)
+    if inputs and isinstance(inputs[0], InputItem):
+        if options.late_chunking:
+            raise InvalidRequest("'late_chunking' applies to texts only, not to image or part inputs",
+                                 param="late_chunking")
+        return await multimodal.embed_items(registry, model, inputs, dimensions=options.dimensions,
+                                            prompt=prompt, truncate=options.truncate,
+                                            normalize=options.normalize)
+    texts = inputs
+    if options.late_chunking:
+        return await late_chunking.embed_late_chunked(registry, model, texts, prompt=prompt,
+                                                      dimensions=options.dimensions,
+                                                      normalize=options.normalize)
+    return await service.embed_texts(registry, model, texts, dimensions=options.dimensions, prompt=prompt,
+                                     truncate=options.truncate, normalize=options.normalize)
 
 
 def _decode_all(token_lists: list[list[int]]) -> list[str]:

@@ -1,13 +1,15 @@
 """Rerank routes: ``POST /v1/rerank``, ``/v2/rerank`` and ``/rerank``.
 
-Every path takes the Cohere v1 / v2 and Jina shapes (``gateway.protocol.cohere_rerank``); ``/rerank``
-also takes TEI's body (``gateway.protocol.tei_rerank``), told apart by its ``texts`` field. Errors use
-Cohere's ``{"message"}`` shape, or TEI's for a TEI body.
+Every path takes the Cohere v1 / v2 and Jina shapes (``gateway.protocol.cohere_rerank``) and Voyage's
+(``gateway.protocol.voyage``, told apart by ``top_k`` / ``truncation``); ``/rerank`` also takes TEI's body
+(``gateway.protocol.tei_rerank``), told apart by its ``texts`` field. Errors use Cohere's ``{"message"}``
+shape (with ``detail``, which Jina's and Voyage's clients read), or TEI's for a TEI body.
 """
 
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import TypeVar
 
 import msgspec
@@ -17,7 +19,7 @@ from litestar.datastructures import State
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.http.error_handlers import register_error_format
 from gateway.http.routes.common import cancel_on_disconnect, json_only, offload
-from gateway.protocol import cohere_rerank, tei_rerank
+from gateway.protocol import cohere_rerank, tei_rerank, voyage
 from gateway.protocol.cohere_rerank import RerankRequest
 from gateway.protocol.tei_rerank import TeiRerankRequest
 from gateway.serving import rerank as service
@@ -42,6 +44,8 @@ async def rerank(request: Request, state: State) -> Response[bytes]:
     path = request.url.path.rstrip("/")
     if path == "/rerank" and tei_rerank.is_tei_body(body):
         return await cancel_on_disconnect(request, _rerank_tei(body, state))
+    if voyage.is_rerank_body(body):
+        return await cancel_on_disconnect(request, _rerank_voyage(body, state))
     data = decode_body(body, RerankRequest)
     texts = cohere_rerank.document_texts(data.documents, data.rank_fields)
     result = await cancel_on_disconnect(request, service.rerank(
@@ -96,6 +100,22 @@ async def _rerank_tei(body: bytes, state: State) -> Response[bytes]:
     content = await offload(
         len(ranked) > BIG_RESPONSE_ROWS, tei_rerank.to_tei_response, ranked, data.texts, data.return_text
     )
+    return Response(content, media_type="application/json")
+
+
+async def _rerank_voyage(body: bytes, state: State) -> Response[bytes]:
+    """Voyage's rerank: ``top_k`` best, long inputs truncated (or a 400 with ``truncation: false``)."""
+    data = decode_body(body, voyage.RerankRequest)
+    if data.top_k is not None and data.top_k <= 0:
+        raise InvalidRequest(f"'top_k' must be a positive integer, got {data.top_k}", param="top_k")
+    result = await service.rerank(
+        state.registry, data.model, data.query, data.documents, top_n=data.top_k,
+        overflow="truncate" if data.truncation else "reject",
+    )
+    ranked = [(r.index, r.relevance_score) for r in result.results]
+    content = await offload(len(ranked) > BIG_RESPONSE_ROWS, partial(
+        voyage.to_rerank_response, return_documents=bool(data.return_documents), model=result.model,
+        tokens=result.tokens), ranked, data.documents)
     return Response(content, media_type="application/json")
 
 

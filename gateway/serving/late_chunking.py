@@ -1,0 +1,66 @@
+"""Late chunking as a service call: the inputs of one request embedded as one sequence, pooled per input.
+
+See ``gateway.engines.late_chunking`` for the definition (Jina's ``late_chunking``). The joined sequence
+must fit the model's context: it is never truncated, since that would drop whole inputs.
+"""
+
+from __future__ import annotations
+
+from gateway.errors import InvalidRequest
+from gateway.serving.registry import Registry
+from gateway.serving.service import (
+    Embeddings,
+    check_dimensions,
+    check_inputs,
+    check_token_total,
+    finish_vectors,
+    run_with_timeout,
+)
+
+
+async def embed_late_chunked(
+    registry: Registry,
+    model_name: str,
+    texts: list[str],
+    *,
+    prompt: str | None = None,
+    dimensions: int | None = None,
+    normalize: bool | None = None,
+    param: str = "input",
+) -> Embeddings:
+    """Embed ``texts`` together: ``(n, dimensions or dim)`` float32, one row per text, in input order.
+
+    Args:
+        prompt: prepended once, before the first text (it belongs to no text's span).
+        dimensions / normalize: as for ``service.embed_texts``.
+
+    Raises:
+        ModelNotFound (404), NotReady (503), InvalidRequest (400: not an embedder, not mean-pooled or an
+        engine without token-level outputs, an empty input, or the joined inputs longer than the model's
+        context), Overloaded (429), RequestTimeout (408), EngineFailure (500).
+    """
+    settings = registry.settings
+    served = registry.get(model_name)
+    engine, runner = served.ready()
+    spec = engine.spec
+    if spec.task != "embed":
+        raise InvalidRequest(f"model '{model_name}' is a reranker and cannot embed", param="model")
+    if spec.pooling != "mean" or not hasattr(engine, "embed_spans"):
+        raise InvalidRequest(f"'late_chunking' needs a mean-pooled model; '{model_name}' pools with "
+                             f"'{spec.pooling}' on the {spec.engine} engine", param="late_chunking")
+    check_inputs(texts, settings, param)
+    check_dimensions(dimensions, spec.dim)
+    try:
+        joined = await served.tokenize(engine.tokenize_joined, texts, prompt=prompt)
+    except ValueError as exc:  # an input without tokens
+        raise InvalidRequest(f"'{param}': {exc}", param=param) from None
+    if len(joined) > spec.max_tokens:
+        raise InvalidRequest(
+            f"'late_chunking' embeds the {len(texts)} inputs as one sequence of {len(joined)} tokens; this "
+            f"model's context holds at most {spec.max_tokens}: send fewer or shorter inputs",
+            param=param, code="context_length_exceeded",
+        )
+    check_token_total(len(joined), settings, param)
+    raw = await run_with_timeout(runner.run("spans", [joined]), settings)
+    vectors = finish_vectors(raw[0], spec.normalize, dimensions, normalize)
+    return Embeddings(vectors, len(joined), model_name)
