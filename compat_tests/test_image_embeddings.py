@@ -180,6 +180,26 @@ def test_a_mixed_request_equals_its_inputs_alone(client, model):
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
+def test_image_parts_take_the_dialect_fields_of_the_openai_route(image_server, references):
+    """Voyage's ``output_dimension`` / ``output_dtype`` and Jina's ``embedding_type`` apply to image inputs as
+    to texts; late chunking, defined over token spans of texts, is refused for them."""
+    from gateway.protocol.quantization import quantize
+
+    url = f"{image_server.openai_base}/embeddings"
+    body = {"model": CLIP, "input": [image_url(uri(IMAGES[0]))]}
+    expected = unit(references[CLIP].encode(IMAGES[:1])[:, :8])
+    voyage = httpx.post(url, json={**body, "output_dimension": 8, "output_dtype": "int8"}, timeout=60)
+    assert voyage.status_code == 200, voyage.text
+    assert voyage.json()["data"][0]["embedding"] == quantize(expected, "int8")[0].tolist()
+    jina = httpx.post(url, json={**body, "embedding_type": "ubinary"}, timeout=60)
+    assert jina.status_code == 200, jina.text
+    full = references[CLIP].encode(IMAGES[:1])
+    assert jina.json()["data"][0]["embedding"] == quantize(unit(full), "ubinary")[0].tolist()
+    late = httpx.post(url, json={**body, "late_chunking": True}, timeout=60)
+    assert late.status_code == 400 and "late_chunking" in late.json()["error"]["message"]
+    assert httpx.get(f"{image_server.url}/ready").status_code == 200
+
+
 def test_an_image_url_sent_as_text_is_embedded_as_text(image_server, client, references):
     text = "https://example.com/photos/cat.png"
     response = client.embeddings.create(model=CLIP, input=[text], encoding_format="float")
