@@ -75,6 +75,10 @@ class ModelSpec:
             vision-language embedders.
         fuses: whether one input may hold several parts (text and images together, or several images)
             embedded into one vector (vision-language models); CLIP/SigLIP embed one part per input.
+        instructions: whether ``prompts`` (and ``query_prompt`` / ``document_prompt``) are instructions
+            the model's prompt format places itself (a vision-language embedder's system message)
+            rather than text prefixes: the service then prepares every input, text-only included,
+            with ``encode_items(items, prompt=...)`` instead of prepending the prompt to the text.
     """
 
     name: str
@@ -90,6 +94,7 @@ class ModelSpec:
     quantization: str | None = None
     modalities: tuple[str, ...] = ("text",)
     fuses: bool = False
+    instructions: bool = False
 
 
 @dataclass(slots=True)

@@ -27,6 +27,7 @@ from gateway.engines import Engine, ModelSpec, Tokens
 from gateway.engines.mlx_folder import FolderInfo, read_folder
 from gateway.engines.mlx_models import decoder_lm_logits, is_encoder, load_decoder, load_encoder, pool
 from gateway.engines.tokenization import HFTokenization, Qwen3RerankPrompt, is_qwen3_reranker
+from gateway.engines.vlm_formats import is_vision_language, read_hf_config
 
 log = logging.getLogger(__name__)
 
@@ -175,4 +176,8 @@ def load_mlx_engine(
     if memory_fraction is None and os.environ.get(MEMORY_FRACTION_ENV):
         memory_fraction = float(os.environ[MEMORY_FRACTION_ENV])
     apply_memory_fraction(memory_fraction)
+    if is_vision_language(read_hf_config(path)):  # Qwen2-VL / Qwen3-VL embedders: mlx-vlm (mlx_vlm.py)
+        from gateway.engines.mlx_vlm import MlxVlmEngine
+
+        return MlxVlmEngine(config, path)
     return MlxEngine(config, path)
