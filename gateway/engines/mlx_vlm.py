@@ -23,8 +23,9 @@ from gateway.config import ModelConfig
 from gateway.engines import Tokens
 from gateway.engines.mlx import device_name, weights_dtype
 from gateway.engines.mlx_quantize import quantization_name, quantize_model, resolve_bits
-from gateway.engines.vlm_formats import read_hf_config, vlm_format
-from gateway.engines.vlm_inputs import VlmTokenization, collate, last_positions, vlm_spec
+from gateway.engines.vlm_batch import collate, last_positions
+from gateway.engines.vlm_formats import read_hf_config, vlm_format, vlm_spec
+from gateway.engines.vlm_inputs import VlmTokenization
 
 log = logging.getLogger(__name__)
 # model_type -> the mlx-vlm model package serving it as an embedder

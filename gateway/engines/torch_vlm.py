@@ -17,8 +17,9 @@ import torch
 from gateway.config import ModelConfig
 from gateway.engines import Engine, Tokens
 from gateway.engines.precision import resolve_torch_dtype
-from gateway.engines.vlm_formats import read_hf_config, vlm_format
-from gateway.engines.vlm_inputs import VlmTokenization, collate, last_positions, vlm_spec
+from gateway.engines.vlm_batch import collate, last_positions
+from gateway.engines.vlm_formats import read_hf_config, vlm_format, vlm_spec
+from gateway.engines.vlm_inputs import VlmTokenization
 
 
 def load_backbone(path: str, dtype: torch.dtype) -> torch.nn.Module:

@@ -27,6 +27,9 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.config import ModelConfig
+from gateway.engines import ModelSpec
+
 # model_type -> family; the engines serve these backbones
 FAMILIES = {"qwen2_vl": "qwen2_vl", "qwen3_vl": "qwen3_vl"}
 VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
@@ -158,3 +161,33 @@ def chat_messages(instruction: str, image_slots: int, text: str) -> list[dict]:
         {"role": "system", "content": [{"type": "text", "text": instruction}]},
         {"role": "user", "content": content},
     ]
+
+
+def vlm_spec(config: ModelConfig, fmt: VlmFormat, hf_config: dict, *, engine: str, device: str,
+             dtype: str, quantization: str | None = None) -> ModelSpec:
+    """The ``ModelSpec`` of a vision-language embedder (shared with the MLX engine).
+
+    ``prompts`` hold the instructions the service passes back as ``encode_items(prompt=...)``: the
+    format's query instruction and its default (document) instruction; ``query_prompt`` /
+    ``document_prompt`` in the config replace them.
+    """
+    text = hf_config.get("text_config") or hf_config
+    positions = int(text.get("max_position_embeddings") or 32768)
+    limit = min(fmt.max_tokens or positions, positions)
+    modalities = tuple(config.modalities) if config.modalities else ("text", "image")
+    return ModelSpec(
+        name=config.name,
+        task="embed",
+        max_tokens=min(config.max_tokens or limit, limit),
+        dim=int(text["hidden_size"]),
+        engine=engine,
+        device=device,
+        pooling="last",
+        normalize=True if config.normalize is None else config.normalize,
+        prompts={"query": fmt.query_instruction, "document": fmt.default_instruction},
+        dtype=dtype,
+        quantization=quantization,
+        modalities=modalities,
+        fuses=True,
+        instructions=True,
+    )

@@ -1,4 +1,4 @@
-"""Inputs of vision-language embedders, shared by the torch and MLX engines: prompts, images, tokens, batches.
+"""Inputs of vision-language embedders, shared by the torch and MLX engines: prompts, images and tokens.
 
 ``VlmTokenization`` is the tokenization half of the ``Engine`` interface for these models. Every input,
 text-only included, becomes the model card's prompt (``vlm_formats``) around the input's text, with one
@@ -17,7 +17,7 @@ budget the operator sized for memory; it is also the usage the request reports.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from bisect import bisect_left
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,27 +25,14 @@ import numpy as np
 from PIL import Image
 from transformers import AutoImageProcessor, AutoTokenizer
 
-from gateway.config import ModelConfig
 from gateway.engines import InputTooLong, ModelSpec, Tokens
 from gateway.engines.tokenization import HFTokenization
+from gateway.engines.vlm_batch import VlmImages
 from gateway.engines.vlm_formats import IMAGE_TOKEN, VISION_TOKENS, VlmFormat, chat_messages, fixed_prompt
 from gateway.inputs import InputItem, TextPart
 
 _SENTINEL = "\x00gateway-text\x00"  # stands for the input's text while rendering a chat template
-
-
-@dataclass(slots=True)
-class VlmImages:
-    """The preprocessed images of one input (``Tokens.images``).
-
-    Attributes:
-        pixel_values: ``(patches, channels x temporal x patch x patch)`` patch rows of every image, in the
-            engine's storage type and dtype (the vision tower's dtype: no precision is lost by storing it).
-        grid_thw: ``(n_images, 3)`` int64 patch grid (temporal, height, width) of each image.
-    """
-
-    pixel_values: Any
-    grid_thw: np.ndarray
+PROMPT_CACHE_SIZE = 256  # rendered prompt frames kept per model
 
 
 def load_chat_template(path: str | Path, tokenizer) -> str | None:
@@ -54,36 +41,6 @@ def load_chat_template(path: str | Path, tokenizer) -> str | None:
         return tokenizer.chat_template
     file = Path(path) / "chat_template.json"
     return json.loads(file.read_text(encoding="utf-8")).get("chat_template") if file.is_file() else None
-
-
-def vlm_spec(config: ModelConfig, fmt: VlmFormat, hf_config: dict, *, engine: str, device: str,
-             dtype: str, quantization: str | None = None) -> ModelSpec:
-    """The ``ModelSpec`` of a vision-language embedder (shared with the MLX engine).
-
-    ``prompts`` hold the instructions the service passes back as ``encode_items(prompt=...)``: the
-    format's query instruction and its default (document) instruction; ``query_prompt`` /
-    ``document_prompt`` in the config replace them.
-    """
-    text = hf_config.get("text_config") or hf_config
-    positions = int(text.get("max_position_embeddings") or 32768)
-    limit = min(fmt.max_tokens or positions, positions)
-    modalities = tuple(config.modalities) if config.modalities else ("text", "image")
-    return ModelSpec(
-        name=config.name,
-        task="embed",
-        max_tokens=min(config.max_tokens or limit, limit),
-        dim=int(text["hidden_size"]),
-        engine=engine,
-        device=device,
-        pooling="last",
-        normalize=True if config.normalize is None else config.normalize,
-        prompts={"query": fmt.query_instruction, "document": fmt.default_instruction},
-        dtype=dtype,
-        quantization=quantization,
-        modalities=modalities,
-        fuses=True,
-        instructions=True,
-    )
 
 
 class VlmTokenization(HFTokenization):
@@ -102,6 +59,7 @@ class VlmTokenization(HFTokenization):
             ValueError: a chat-template format whose folder has no chat template.
         """
         self.format = fmt
+        self._prompts: dict[tuple[str, int, bool], tuple[str, str]] = {}
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         bounds = fmt.bounds
@@ -201,11 +159,20 @@ class VlmTokenization(HFTokenization):
         return features["pixel_values"].astype(np.float32, copy=False), features["image_grid_thw"][0]
 
     def prompt_text(self, instruction: str, image_slots: int, has_text: bool) -> tuple[str, str]:
-        """The prompt before and after the input's text, one ``<|image_pad|>`` per image.
+        """The prompt before and after the input's text, one ``<|image_pad|>`` per image (cached: the
+        instructions are the model's and the config's few, and a chat template render costs ~0.05 ms).
 
         Raises:
             RuntimeError: the chat template does not place the images ahead of the text, once each.
         """
+        key = (instruction, image_slots, has_text)
+        if (cached := self._prompts.get(key)) is None:
+            cached = self._render(instruction, image_slots, has_text)
+            if len(self._prompts) < PROMPT_CACHE_SIZE:
+                self._prompts[key] = cached
+        return cached
+
+    def _render(self, instruction: str, image_slots: int, has_text: bool) -> tuple[str, str]:
         if not self.format.chat_template:
             return fixed_prompt(instruction, image_slots, "")
         messages = chat_messages(instruction, image_slots, _SENTINEL if has_text else "")
@@ -228,8 +195,8 @@ class VlmTokenization(HFTokenization):
         enc = self.tokenizer(before + text + after, add_special_tokens=True, return_offsets_mapping=True,
                              verbose=False)
         ids, starts = enc["input_ids"], [start for start, _ in enc["offset_mapping"]]
-        first = next((i for i, start in enumerate(starts) if start >= len(before)), len(ids))
-        last = next((i for i, start in enumerate(starts) if start >= len(before) + len(text)), len(ids))
+        first = bisect_left(starts, len(before))  # the text's tokens: those starting inside it
+        last = bisect_left(starts, len(before) + len(text), lo=first)
         tokens = self._fit(index, ids, first, last, truncate, max_tokens, side)
         if images:
             patches = sum(int(np.prod(grid)) for _, grid in images)
@@ -258,25 +225,3 @@ class VlmTokenization(HFTokenization):
         text = ids[first:last]
         kept = text[:keep] if side == "right" else text[len(text) - keep:]
         return Tokens(ids[:first] + kept + ids[last:], truncated=True)
-
-
-def collate(batch: list[Tokens], pad_id: int) -> tuple[np.ndarray, np.ndarray, list, np.ndarray | None]:
-    """Right-pad a batch for a forward pass (right padding is exact: the attention is causal).
-
-    Returns:
-        ids ``(n, L)`` int64, mask ``(n, L)`` int64, the inputs' stored pixel values in batch order (one
-        entry per input with images) and their grids ``(images, 3)`` int64 (None without images).
-    """
-    width = max(len(t.ids) for t in batch)
-    ids = np.full((len(batch), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(batch), width), dtype=np.int64)
-    for row, tokens in enumerate(batch):
-        ids[row, : len(tokens.ids)], mask[row, : len(tokens.ids)] = tokens.ids, 1
-    with_images = [t.images for t in batch if t.images is not None]
-    grids = np.concatenate([images.grid_thw for images in with_images]) if with_images else None
-    return ids, mask, [images.pixel_values for images in with_images], grids
-
-
-def last_positions(batch: list[Tokens]) -> np.ndarray:
-    """``(n,)`` int64 index of each input's last token: the state these models pool."""
-    return np.array([len(t.ids) - 1 for t in batch], dtype=np.int64)
