@@ -18,6 +18,7 @@ from pathlib import Path
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
+from mlx.utils import tree_flatten
 
 from gateway.config import ModelConfig
 from gateway.engines import Tokens
@@ -113,7 +114,8 @@ class MlxVlmEngine(VlmTokenization):
         if bits is not None:
             quantize_model(self.model, bits, skip=lambda p: any(m in p for m in _VISION_MODULES))
             log.info("quantized %s to %d bits at load", config.name, bits)
-        mx.eval(self.model.parameters())
+        for _, weight in tree_flatten(self.model.parameters()):  # one at a time: a quantized load never
+            mx.eval(weight)  # holds the whole full-precision model in memory
         self.model.eval()
         quantized = quantization_name(bits) or (
             quantization_name(mlx_config["quantization"]["bits"]) if prequantized else None)
