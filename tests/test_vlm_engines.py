@@ -112,7 +112,8 @@ def test_image_tokens_count_every_vision_patch(torch_engines):
     grid = fused.images.grid_thw
     patches = int(np.prod(grid, axis=1).sum())
     merged = fused.ids.count(engine.image_token_id)
-    assert merged == patches // 4 and fused.image_tokens == patches - merged
+    assert merged == patches // 4 and fused.image_tokens == patches - merged and fused.image_ids == merged
+    assert fused.image_tokens + fused.image_ids == patches  # the images' cost: every vision patch
     assert len(fused) == len(text.ids) + 2 + patches  # frame and text, <|vision_start|/end|>, every patch
     assert fused.images.pixel_values.shape[0] == patches
     assert 256 <= merged <= 1280  # Ops-MM's fetch_image bounds, in merged patches

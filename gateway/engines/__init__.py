@@ -41,6 +41,9 @@ class Tokens:
             vision-language model; the vision tower's sequence length for CLIP/SigLIP) when they are not
             already counted in ``ids``. It is counted in ``len()``, so the runner's padded-token budget
             and the request's token limits include image cost.
+        image_ids: how many of ``ids`` are image placeholders (a vision-language model's ``<|image_pad|>``,
+            one per merged patch): part of the images' cost, not text. The images cost
+            ``image_tokens + image_ids`` tokens in all, the text ``len(ids) - image_ids``.
     """
 
     ids: list[int]
@@ -48,6 +51,7 @@ class Tokens:
     truncated: bool = False
     images: Any = None
     image_tokens: int = 0
+    image_ids: int = 0
 
     def __len__(self) -> int:
         return len(self.ids) + self.image_tokens

@@ -11,7 +11,8 @@ placeholder per *merged* patch: 2 x 2 vision patches become one decoder token). 
 the *unmerged* patches, four times as many, so ``image_tokens`` adds the patches not already in ``ids``
 (3 per merged patch): ``len(tokens)`` = frame and text tokens + every vision patch. That is what the
 runner's padded-token budget and the request limits count, so a batch of large images stays within the
-budget the operator sized for memory; it is also the usage the request reports.
+budget the operator sized for memory; it is also the usage the request reports, where ``image_ids`` (the
+placeholders in ``ids``) lets the images count as every patch and the text as its own tokens.
 """
 
 from __future__ import annotations
@@ -203,6 +204,7 @@ class VlmTokenization(HFTokenization):
             tokens.images = VlmImages(self.store_pixels(np.concatenate([p for p, _ in images])),
                                       np.stack([grid for _, grid in images]).astype(np.int64))
             tokens.image_tokens = patches - sum(merged)
+            tokens.image_ids = sum(merged)  # so the images cost every patch, and the text its own tokens
         return tokens
 
     def _fit(self, index: int, ids: list[int], first: int, last: int, truncate: bool,
