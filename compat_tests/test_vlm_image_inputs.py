@@ -6,10 +6,6 @@ float32, to compare with the fp32 reference to 1e-5). Vectors must equal the mod
 pipelines (``tests/vlm_reference.py``) whichever wire format carried the image, with each API's
 query / document input type as the model's instruction. The image issue's refusals hold for this model
 kind too: a 400 in the route's shape, after which the server is ready and serving.
-
-The image wire formats and decoder come from the image-embeddings work (branch ``images``): until it is
-merged, this module is skipped (it needs ``gateway.serving.multimodal``); it was run green on a trial
-merge of both branches.
 """
 
 from __future__ import annotations
@@ -28,8 +24,6 @@ from PIL import Image
 from compat_tests.server import run_server
 from tests.tiny_vlm import build_tiny_qwen2_vl, build_tiny_qwen3_vl, sample_image
 from tests.vlm_reference import Reference
-
-pytest.importorskip("gateway.serving.multimodal", reason="needs the image wire formats (branch images)")
 
 OPS_MM, QWEN3 = "tiny-ops-mm", "tiny-qwen3-vl-embedding"
 QWEN3_QUERY = "Retrieve images or text relevant to the user's query."

@@ -17,10 +17,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="TOML config file (GATEWAY_CONFIG, default config/gateway.toml)")
     serve.add_argument("--model", help="serve only this model (GATEWAY_MODEL): hub repo id or local folder")
     serve.add_argument("--engine", choices=["auto", "torch", "mlx"], help="inference engine (GATEWAY_ENGINE)")
+    serve.add_argument("--ray", action="store_true", help="deploy on Ray Serve, one deployment per model "
+                       "(pip install \".[ray]\"); without --ray-address, on a local cluster")
+    serve.add_argument("--ray-address", help="join this Ray cluster (default RAY_ADDRESS; implies --ray)")
     bench = sub.add_parser("bench", help="measure a server against in-process sentence-transformers")
     from gateway.bench.run import add_arguments
 
     add_arguments(bench)
+    bench.add_argument("--ray", action="store_true", help="compare a Ray Serve deployment (1 and 2 model "
+                       "replicas) with a plain gateway serve, on a local cluster (gateway.deploy.bench)")
+    ray_config = sub.add_parser("ray-config", help="write the Ray Serve config (YAML) for serve deploy or "
+                                "KubeRay")
+    from gateway.deploy.serve_config import add_arguments as add_ray_config_arguments
+
+    add_ray_config_arguments(ray_config)
     return parser
 
 
@@ -35,6 +45,11 @@ def serve(args: argparse.Namespace) -> None:
     settings = load_settings(host=args.host, port=args.port, config=args.config, model=args.model,
                              engine=args.engine)
     configure_logging(settings)
+    if args.ray or args.ray_address:
+        from gateway.deploy.launch import serve_on_ray
+
+        serve_on_ray(settings, args.ray_address)
+        return
     app = create_app(settings)
     # uvicorn re-raises SIGTERM once its graceful shutdown is done; this handler makes that a clean exit 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -68,9 +83,17 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         serve(args)
+    elif args.command == "bench" and args.ray:
+        from gateway.deploy.bench import main as ray_bench
+
+        ray_bench(args)
     elif args.command == "bench":
         from gateway.bench.run import main as bench
 
         bench(args)
+    elif args.command == "ray-config":
+        from gateway.deploy.serve_config import main as ray_config
+
+        ray_config(args)
     else:  # pragma: no cover - argparse rejects unknown commands
         sys.exit(2)

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -24,6 +24,47 @@ from pydantic_settings import (
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_ALIASES = ["all-MiniLM-L6-v2"]
 DEFAULT_CONFIG_FILE = Path("config/gateway.toml")
+
+
+class RayDeployment(BaseModel):
+    """How one Ray Serve deployment runs (``gateway serve --ray``; ignored by a plain ``gateway serve``).
+
+    Either a fixed ``replicas`` count or an autoscaling range (``min_replicas`` .. ``max_replicas``, scaled
+    on ``target_ongoing_requests`` per replica); neither: one replica. See
+    https://docs.ray.io/en/latest/serve/configure-serve-deployment.html
+
+    Attributes:
+        replicas: fixed number of replicas.
+        min_replicas / max_replicas: autoscaling range (both needed; at least 1, so a model never scales
+            to zero and ``/ready`` means what it says).
+        target_ongoing_requests: requests in flight per replica the autoscaler aims for. High, because a
+            model replica batches every request it holds into shared forward passes.
+        cpus / gpus: logical Ray resources reserved per replica. A model replica's torch threads follow
+            ``cpus`` (Ray sets ``OMP_NUM_THREADS``); default 1 for a model, 0 for the HTTP ingress (like
+            Serve's own proxy).
+        max_ongoing_requests: requests one replica holds at once. Ray's default of 5 starves
+            cross-request batching, so the default is high; the model's ``max_queue_tokens`` still
+            bounds its queue (429 beyond).
+    """
+
+    replicas: int | None = Field(default=None, ge=1)
+    min_replicas: int | None = Field(default=None, ge=1)
+    max_replicas: int | None = Field(default=None, ge=1)
+    target_ongoing_requests: float = Field(default=64, gt=0)
+    cpus: float | None = Field(default=None, ge=0)
+    gpus: float = Field(default=0, ge=0)
+    max_ongoing_requests: int = Field(default=1024, ge=1)
+
+    @model_validator(mode="after")
+    def _one_way_to_scale(self) -> RayDeployment:
+        autoscaled = (self.min_replicas, self.max_replicas)
+        if self.replicas is not None and any(v is not None for v in autoscaled):
+            raise ValueError("set either replicas or min_replicas/max_replicas, not both")
+        if (self.min_replicas is None) != (self.max_replicas is None):
+            raise ValueError("an autoscaling range needs both min_replicas and max_replicas")
+        if self.min_replicas is not None and self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must not exceed max_replicas")
+        return self
 
 
 class ModelConfig(BaseModel):
@@ -50,6 +91,7 @@ class ModelConfig(BaseModel):
             or ``q4``; pre-quantized folders load as they are.
         modalities: override what one input may hold (``["text"]`` or ``["text", "image"]``); default:
             detected from the model folder.
+        ray: replicas and resources of this model's deployment on Ray Serve (``RayDeployment``).
     """
 
     name: str
@@ -68,6 +110,7 @@ class ModelConfig(BaseModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     quantize: Literal["auto", "none", "q8", "q4"] = "auto"
     modalities: list[Literal["text", "image"]] | None = None
+    ray: RayDeployment = Field(default_factory=RayDeployment)
 
     @property
     def served_names(self) -> list[str]:
@@ -128,10 +171,24 @@ class Settings(BaseSettings):
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Images (gateway.media; README "Image embeddings" says why these defaults)
+    max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0)  # encoded size of one image
+    max_image_pixels: int = Field(default=50_000_000, gt=0)  # width x height of one image, from its header
+    max_image_aspect_ratio: float = Field(default=200.0, ge=1)  # longest side / shortest side
+    max_request_image_pixels: int = Field(default=200_000_000, gt=0)  # all images of one request
+    image_fetch_enabled: bool = False  # fetch http(s) image URLs at all
+    image_fetch_allowed_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    image_fetch_timeout_s: float = Field(default=10.0, gt=0)  # the whole fetch of one image
+
     # MLX
     mlx_memory_fraction: float | None = Field(default=None, gt=0, le=1)
 
-    @field_validator("api_keys", "allowed_origins", "allowed_hosts", mode="before")
+    # Ray Serve (gateway serve --ray): the HTTP ingress deployment, and where Serve runs HTTP proxies
+    ray_ingress: RayDeployment = Field(default_factory=RayDeployment)
+    ray_proxy_location: Literal["EveryNode", "HeadOnly"] = "EveryNode"
+
+    @field_validator("api_keys", "allowed_origins", "allowed_hosts", "image_fetch_allowed_domains",
+                     mode="before")
     @classmethod
     def _split_commas(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str):

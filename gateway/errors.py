@@ -15,6 +15,7 @@ exception handlers render it in the wire format of the route that was called
     ├── ClientDisconnected (499): the client left before the answer; nobody reads it
     ├── EngineFailure (500, api_error): a forward pass raised
     └── NotReady (503, api_error): the model is still loading
+        └── ModelUnavailable (503, Retry-After): no replica can take it now (Ray Serve)
 """
 
 from __future__ import annotations
@@ -105,3 +106,18 @@ class EngineFailure(GatewayError):
 
 class NotReady(GatewayError):
     status, type, code = 503, "api_error", "model_not_ready"
+
+
+class ModelUnavailable(NotReady):
+    """No replica of the model can serve the request right now: the one holding it died, or none is running
+    yet (Ray Serve deployments). Clients should retry after ``Retry-After`` seconds."""
+
+    code = "model_unavailable"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}

@@ -38,12 +38,16 @@ class ImagePart:
         image: the decoded RGB ``PIL.Image.Image`` (EXIF orientation applied), set by ``gateway.media``;
             None until then. Engines only ever see decoded images.
         nbytes: size of the encoded image in bytes, once decoded (for usage and limits).
+        format: the encoded format (``png``, ``jpeg``, ``webp``, ``gif``), once decoded.
+        bit_depth: bits per sample of the encoded image (8 for most), once decoded.
     """
 
     source: str
     kind: ImageKind
     image: Any = None
     nbytes: int = 0
+    format: str | None = None
+    bit_depth: int = 8
 
     @property
     def pixels(self) -> int:

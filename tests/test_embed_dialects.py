@@ -56,9 +56,10 @@ def test_cohere_truncate_maps_to_a_side(truncate, expected):
 
 def test_cohere_v2_inputs_join_their_text_parts():
     inputs = [EmbedInput([TextContent("a"), TextContent("b")]), EmbedInput([TextContent("c")])]
-    request = EmbedRequestV2(inputs=inputs)
-    assert cohere_embed.request_texts(request) == (["a b", "c"], "inputs")
-    assert cohere_embed.request_texts(EmbedRequest(texts=["x"])) == (["x"], "texts")
+    items, param = cohere_embed.request_items(EmbedRequestV2(inputs=inputs))
+    assert ([item.text for item in items], param) == (["a b", "c"], "inputs")
+    items, param = cohere_embed.request_items(EmbedRequest(texts=["x"]))
+    assert ([item.text for item in items], param) == (["x"], "texts")
 
 
 @pytest.mark.parametrize("request_", [
@@ -68,9 +69,9 @@ def test_cohere_v2_inputs_join_their_text_parts():
     EmbedRequestV2(inputs=[EmbedInput([])]),
     EmbedRequest(texts=["x"] * 97),
 ])
-def test_cohere_requests_without_usable_text_are_refused(request_):
+def test_cohere_requests_without_usable_inputs_are_refused(request_):
     with pytest.raises(InvalidRequest):
-        cohere_embed.request_texts(request_)
+        cohere_embed.request_items(request_)
 
 
 def test_tei_offsets_are_utf8_bytes():

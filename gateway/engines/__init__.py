@@ -247,14 +247,21 @@ def on_apple_silicon() -> bool:
     return sys.platform == "darwin" and platform.machine() == "arm64"
 
 
-def resolve_engine_name(requested: str) -> str:
-    """Turn ``auto|torch|mlx`` into a concrete engine name: ``auto`` is MLX on Apple Silicon, else torch."""
+def resolve_engine_name(requested: str, hf_config: dict | None = None) -> str:
+    """Turn ``auto|torch|mlx`` into a concrete engine name: ``auto`` is MLX on Apple Silicon, else torch.
+
+    Args:
+        hf_config: the model folder's ``config.json``, once known: ``auto`` then picks torch for an
+            architecture MLX has no implementation of (CLIP: ``dual_encoders.mlx_refusal``).
+    """
     if requested != "auto":
         if requested not in ENGINES:
             raise ValueError(f"unknown engine {requested!r}; choose one of auto, {', '.join(ENGINES)}")
         return requested
     if on_apple_silicon() and importlib.util.find_spec("mlx") is not None:
-        return "mlx"
+        from gateway.engines.dual_encoders import mlx_refusal
+
+        return "torch" if hf_config and mlx_refusal(hf_config) else "mlx"
     return "torch"
 
 
@@ -268,7 +275,13 @@ def load_engine(config: ModelConfig, path: str, **options: object) -> Engine:
     Raises:
         ValueError: unknown engine name.
         ImportError: the engine's libraries are not installed (e.g. mlx without the ``[mlx]`` extra).
+        ValueError: the config's ``modalities`` ask for more than the model takes, or the engine cannot
+            serve the architecture (CLIP on MLX).
     """
+    from gateway.engines.dual_encoders import apply_modalities
+
     module_name, func_name = ENGINES[resolve_engine_name(config.engine)].split(":")
     loader = getattr(importlib.import_module(module_name), func_name)
-    return loader(config, path, **options)
+    engine = loader(config, path, **options)
+    apply_modalities(engine.spec, config.modalities, path)  # the config may narrow what was detected
+    return engine

@@ -24,10 +24,11 @@ from transformers import AutoTokenizer
 
 from gateway.config import ModelConfig
 from gateway.engines import Engine, ModelSpec, Tokens
+from gateway.engines.dual_encoders import is_dual_encoder, mlx_refusal, read_hf_config
 from gateway.engines.mlx_folder import FolderInfo, read_folder
 from gateway.engines.mlx_models import decoder_lm_logits, is_encoder, load_decoder, load_encoder, pool
 from gateway.engines.tokenization import HFTokenization, Qwen3RerankPrompt, is_qwen3_reranker
-from gateway.engines.vlm_formats import is_vision_language, read_hf_config
+from gateway.engines.vlm_formats import is_vision_language
 
 log = logging.getLogger(__name__)
 
@@ -171,12 +172,20 @@ def load_mlx_engine(
             ``GATEWAY_MLX_MEMORY_FRACTION`` environment variable, else no cap.
 
     Raises:
-        ValueError: the folder's architecture or pipeline is one the MLX engine does not run.
+        ValueError: the folder's architecture or pipeline is one the MLX engine does not run (CLIP: the
+            message names the torch engine).
     """
     if memory_fraction is None and os.environ.get(MEMORY_FRACTION_ENV):
         memory_fraction = float(os.environ[MEMORY_FRACTION_ENV])
     apply_memory_fraction(memory_fraction)
-    if is_vision_language(read_hf_config(path)):  # Qwen2-VL / Qwen3-VL embedders: mlx-vlm (mlx_vlm.py)
+    hf_config = read_hf_config(path)
+    if refusal := mlx_refusal(hf_config):  # CLIP: no MLX implementation, the torch engine serves it
+        raise ValueError(refusal)
+    if is_dual_encoder(hf_config):  # SigLIP: mlx-embeddings' architecture (mlx_siglip.py)
+        from gateway.engines.mlx_siglip import MlxSiglipEngine
+
+        return MlxSiglipEngine(config, path, device_name())
+    if is_vision_language(hf_config):  # Qwen2-VL / Qwen3-VL embedders: mlx-vlm (mlx_vlm.py)
         from gateway.engines.mlx_vlm import MlxVlmEngine
 
         return MlxVlmEngine(config, path)

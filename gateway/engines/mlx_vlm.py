@@ -22,10 +22,11 @@ from mlx.utils import tree_flatten
 
 from gateway.config import ModelConfig
 from gateway.engines import Tokens
+from gateway.engines.dual_encoders import read_hf_config
 from gateway.engines.mlx import device_name, weights_dtype
 from gateway.engines.mlx_quantize import quantization_name, quantize_model, resolve_bits
 from gateway.engines.vlm_batch import collate, last_positions
-from gateway.engines.vlm_formats import read_hf_config, vlm_format, vlm_spec
+from gateway.engines.vlm_formats import vlm_format, vlm_spec
 from gateway.engines.vlm_inputs import VlmTokenization
 
 log = logging.getLogger(__name__)

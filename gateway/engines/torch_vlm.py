@@ -16,9 +16,10 @@ import torch
 
 from gateway.config import ModelConfig
 from gateway.engines import Engine, Tokens
+from gateway.engines.dual_encoders import read_hf_config
 from gateway.engines.precision import resolve_torch_dtype
 from gateway.engines.vlm_batch import collate, last_positions
-from gateway.engines.vlm_formats import read_hf_config, vlm_format, vlm_spec
+from gateway.engines.vlm_formats import vlm_format, vlm_spec
 from gateway.engines.vlm_inputs import VlmTokenization
 
 

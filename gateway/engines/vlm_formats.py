@@ -22,7 +22,6 @@ This module imports neither torch nor mlx: both engines and the loaders' dispatc
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,12 +113,6 @@ FORMATS = {
 _LAYOUT_SCRIPTS = {"gme_inference.py": "gme", "ops_mm_embedding_v1.py": "ops-mm"}
 
 
-def read_hf_config(path: str | Path) -> dict:
-    """The folder's ``config.json`` ({} when it has none)."""
-    file = Path(path) / "config.json"
-    return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
-
-
 def is_vision_language(hf_config: dict) -> bool:
     """Whether a transformers ``config.json`` (as a dict) is a Qwen2-VL or Qwen3-VL backbone, which the
     vision-language engines serve as embedders (text, images, or both fused into one vector)."""
@@ -174,7 +167,6 @@ def vlm_spec(config: ModelConfig, fmt: VlmFormat, hf_config: dict, *, engine: st
     text = hf_config.get("text_config") or hf_config
     positions = int(text.get("max_position_embeddings") or 32768)
     limit = min(fmt.max_tokens or positions, positions)
-    modalities = tuple(config.modalities) if config.modalities else ("text", "image")
     return ModelSpec(
         name=config.name,
         task="embed",
@@ -187,7 +179,7 @@ def vlm_spec(config: ModelConfig, fmt: VlmFormat, hf_config: dict, *, engine: st
         prompts={"query": fmt.query_instruction, "document": fmt.default_instruction},
         dtype=dtype,
         quantization=quantization,
-        modalities=modalities,
+        modalities=("text", "image"),  # a config's `modalities` narrows it (load_engine)
         fuses=True,
         instructions=True,
     )

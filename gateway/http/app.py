@@ -22,6 +22,7 @@ from gateway.http.routes import openai as openai_routes
 from gateway.http.routes import rerank as rerank_routes
 from gateway.http.routes import system as system_routes
 from gateway.http.routes import tei as tei_routes
+from gateway.http.routes import voyage_multimodal as voyage_multimodal_routes
 from gateway.protocol.token_ids import seed_tiktoken_cache
 from gateway.serving.registry import Registry
 
@@ -49,7 +50,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
 
     app = Litestar(
         route_handlers=[*openai_routes.ROUTES, *rerank_routes.ROUTES, *system_routes.ROUTES,
-                        *metrics_routes.ROUTES, *cohere_embed_routes.ROUTES, *tei_routes.ROUTES],
+                        *metrics_routes.ROUTES, *cohere_embed_routes.ROUTES, *tei_routes.ROUTES,
+                        *voyage_multimodal_routes.ROUTES],
         state=State({"registry": registry, "settings": settings, "started_at": int(time.time()),
                      "started_monotonic": time.monotonic(), "metrics": metrics}),
         guards=make_guards(settings, [m.config for m in registry.models]),

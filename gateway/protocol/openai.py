@@ -4,6 +4,9 @@ Spec: https://platform.openai.com/docs/api-reference/embeddings/create and
 https://platform.openai.com/docs/api-reference/models/list; errors as in
 https://platform.openai.com/docs/guides/error-codes.
 
+Extension (images, as no OpenAI model embeds them): ``input`` items may be part objects, see
+``input_items``.
+
 Extension: ``encoding_format`` also takes ``int8``, ``uint8``, ``binary`` and ``ubinary``, answering
 integer lists quantized as Cohere's embedding types (see ``gateway.protocol.quantization``): ``dim``
 values for int8/uint8, ``dim / 8`` packed sign bytes for binary/ubinary (``dim`` must be divisible by 8).
@@ -13,17 +16,21 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 import numpy as np
 import orjson
 
 from gateway.errors import GatewayError, InvalidRequest
+from gateway.inputs import InputItem
+from gateway.protocol.image_parts import parse_part
 from gateway.protocol.quantization import check_packable, quantize
 
-# msgspec allows one array type per union, so nested token lists sit inside the one list type.
-EmbeddingInput = str | list[str | int | list[int]]
+# msgspec allows one array type and one object type per union, so nested token lists and lists of parts
+# share the inner list type, and the part objects are plain dicts (``image_parts.parse_part``).
+PartObject = dict[str, Any]
+EmbeddingInput = str | list[str | int | list[int | PartObject] | PartObject]
 
 
 class EmbeddingRequest(msgspec.Struct, kw_only=True):
@@ -59,10 +66,14 @@ class EmbeddingResponse(msgspec.Struct):
 
 
 class ModelCard(msgspec.Struct):
+    """One model. ``modalities`` (an extension: ``["text"]`` or ``["text", "image"]``) is omitted while
+    the model loads and its folder has not yet told."""
+
     id: str
     created: int
     owned_by: str = "gateway"
     object: str = "model"
+    modalities: list[str] | msgspec.UnsetType = msgspec.UNSET
 
 
 class ModelList(msgspec.Struct):
@@ -96,6 +107,37 @@ def split_input(value: EmbeddingInput) -> tuple[list[str], list[list[int]]]:
         "not a mix of them",
         param="input",
     )
+
+
+def input_items(value: EmbeddingInput) -> list[InputItem] | None:
+    """``input`` holding part objects (the image extension) as inputs of parts; None for plain text or
+    token-id input, which ``split_input`` classifies (the text path, unchanged).
+
+    Each string is one text; each part object (``{"type": "image_url", "image_url": {"url"}}``, ``{"type":
+    "text", "text"}``, Jina's ``{"text"}`` / ``{"image"}``) one input; a list of part objects one input of
+    several parts (fused into one vector by models that fuse).
+
+    Raises:
+        InvalidRequest: token ids mixed with parts, an empty part list, or a malformed part (param ``input``).
+    """
+    if isinstance(value, str) or not any(_holds_parts(entry) for entry in value):
+        return None
+    items = []
+    for i, entry in enumerate(value):
+        if isinstance(entry, str):
+            items.append(InputItem.of_text(entry))
+        elif isinstance(entry, dict):
+            items.append(InputItem([parse_part(entry, f"input[{i}]")]))
+        elif entry and all(isinstance(part, dict) for part in entry):
+            items.append(InputItem([parse_part(part, f"input[{i}][{j}]") for j, part in enumerate(entry)]))
+        else:
+            raise InvalidRequest(f"'input[{i}]': token ids cannot be mixed with text and image parts; a list "
+                                 "entry must hold part objects only", param="input")
+    return items
+
+
+def _holds_parts(entry: object) -> bool:
+    return isinstance(entry, dict) or (isinstance(entry, list) and any(isinstance(x, dict) for x in entry))
 
 
 def encode_rows(vectors: np.ndarray, encoding_format: str, param: str = "encoding_format") -> list:
@@ -140,10 +182,13 @@ def to_embedding_response(vectors: np.ndarray, encoding_format: str, model: str,
     )
 
 
-def to_model_list(names: list[str], created: int | None = None) -> ModelList:
-    """Every served name and alias as an OpenAI model list."""
+def to_model_list(names: list[str], created: int | None = None,
+                  modalities: dict[str, list[str] | None] | None = None) -> ModelList:
+    """Every served name and alias as an OpenAI model list (``modalities``: name -> what it embeds)."""
     created = created or int(time.time())
-    return ModelList([ModelCard(id=name, created=created) for name in names])
+    known = modalities or {}
+    return ModelList([ModelCard(id=name, created=created, modalities=known.get(name) or msgspec.UNSET)
+                      for name in names])
 
 
 def error_body(error: GatewayError) -> dict:

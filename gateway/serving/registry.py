@@ -6,13 +6,14 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
 from gateway.config import ModelConfig, Settings
 from gateway.engines import Engine, load_engine, resolve_engine_name
+from gateway.engines.dual_encoders import read_hf_config
 from gateway.engines.sources import resolve_model_path
 from gateway.errors import ModelNotFound, NotReady
 from gateway.serving import request_context
@@ -20,6 +21,8 @@ from gateway.serving.runner import Runner
 
 log = logging.getLogger(__name__)
 LoadState = Literal["loading", "ready", "failed"]
+# (served model, on_batch callback or None) -> its engine and a runner-shaped object (``run(kind, tokens)``)
+ModelLoader = Callable[["ServedModel", Callable | None], Awaitable[tuple[Engine, Runner]]]
 
 
 @dataclass(eq=False)
@@ -82,12 +85,18 @@ class ServedModel:
 class Registry:
     """Routes ``model`` names and aliases to served models.
 
+    Args:
+        loader: how a model gets its engine and runner; default: load the weights in this process.
+            Ray Serve's ingress passes one that connects to the model's deployment instead
+            (``gateway.deploy``).
+
     Raises on construction:
         ValueError: two models share a name or alias.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, loader: ModelLoader | None = None) -> None:
         self.settings = settings
+        self.loader = loader or self._load_local
         self.models: list[ServedModel] = []
         self._by_name: dict[str, ServedModel] = {}
         for config in settings.served_models():
@@ -125,25 +134,15 @@ class Registry:
         return all(m.state == "ready" and m.runner and not m.runner.stats.failing for m in self.models)
 
     async def load_all(self, on_batch: Callable[[str], Callable] | None = None) -> None:
-        """Load every model off the event loop, then warm it up with one forward pass."""
+        """Load every model off the event loop and warm it up with one forward pass (skips loaded ones)."""
         for served in self.models:
-            await self._load(served, on_batch(served.name) if on_batch else None)
+            if served.state != "ready":
+                await self._load(served, on_batch(served.name) if on_batch else None)
 
     async def _load(self, served: ServedModel, on_batch: Callable | None) -> None:
         start = time.perf_counter()
         try:
-            config = served.config.model_copy(update={"engine": served.engine_name})
-            path = await asyncio.to_thread(resolve_model_path, config)
-            engine = await asyncio.to_thread(
-                load_engine, config, path, memory_fraction=self.settings.mlx_memory_fraction,
-                cpu_lanes=self.settings.cpu_lanes,
-            )
-            runner = Runner(
-                engine,
-                batch_tokens=self.settings.batch_tokens,
-                max_queue_tokens=self.settings.max_queue_tokens,
-                on_batch=on_batch,
-            )
+            engine, runner = await self.loader(served, on_batch)
             await _warm_up(served, engine, runner)
         except Exception as exc:  # noqa: BLE001 - a bad model must not take the server down
             log.exception("failed to load model %s", served.name)
@@ -154,6 +153,25 @@ class Registry:
         served.state = "ready"
         log.info("model %s ready on %s/%s in %.0f ms", served.name, engine.spec.engine, engine.spec.device,
                  served.load_ms)
+
+    async def _load_local(self, served: ServedModel, on_batch: Callable | None) -> tuple[Engine, Runner]:
+        """The model's weights in this process, off the event loop, and a runner for them."""
+        path = await asyncio.to_thread(resolve_model_path, served.config)
+        # "auto" is settled with the folder at hand: torch for what MLX cannot run (CLIP)
+        requested = served.config.engine or self.settings.engine
+        served.engine_name = resolve_engine_name(requested, await asyncio.to_thread(read_hf_config, path))
+        config = served.config.model_copy(update={"engine": served.engine_name})
+        engine = await asyncio.to_thread(
+            load_engine, config, path, memory_fraction=self.settings.mlx_memory_fraction,
+            cpu_lanes=self.settings.cpu_lanes,
+        )
+        runner = Runner(
+            engine,
+            batch_tokens=self.settings.batch_tokens,
+            max_queue_tokens=self.settings.max_queue_tokens,
+            on_batch=on_batch,
+        )
+        return engine, runner
 
     async def close(self) -> None:
         """Stop every runner thread and tokenizer thread (in-flight batches finish)."""

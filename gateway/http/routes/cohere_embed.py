@@ -13,7 +13,7 @@ from gateway.http.error_handlers import register_error_format
 from gateway.http.routes.common import cancel_on_disconnect, json_only, offload
 from gateway.protocol import cohere_embed
 from gateway.protocol.cohere_embed import EmbedRequest, EmbedRequestV2
-from gateway.serving import service
+from gateway.serving import multimodal, service
 from gateway.serving.registry import Registry
 
 BIG_RESPONSE_ROWS = 32  # encode larger responses off the event loop
@@ -23,13 +23,15 @@ register_error_format(["/v1/embed", "/v2/embed"], cohere_embed.error_body)
 
 @post("/v1/embed", status_code=200, before_request=json_only, tags=["Cohere"], summary="Embed (Cohere v1)")
 async def embed_v1(data: EmbedRequest, state: State, request: Request) -> Response[bytes]:
-    """Embed ``texts``: ``embeddings_floats``, or ``embeddings_by_type`` when ``embedding_types`` are set."""
+    """Embed ``texts`` or ``images``: ``embeddings_floats``, or ``embeddings_by_type`` when
+    ``embedding_types`` are set."""
     return await cancel_on_disconnect(request, _embed(data, state.registry, api_version="1"))
 
 
 @post("/v2/embed", status_code=200, before_request=json_only, tags=["Cohere"], summary="Embed (Cohere v2)")
 async def embed_v2(data: EmbedRequestV2, state: State, request: Request) -> Response[bytes]:
-    """Embed ``texts`` or ``inputs``, by type; also ``max_tokens`` and Matryoshka ``output_dimension``."""
+    """Embed ``texts``, ``images`` or ``inputs``, by type; also ``max_tokens`` and Matryoshka
+    ``output_dimension``."""
     if data.max_tokens is not None and data.max_tokens < 1:
         raise InvalidRequest("'max_tokens' must be at least 1", param="max_tokens")
     return await cancel_on_disconnect(request, _embed(data, state.registry, api_version="2"))
@@ -37,22 +39,25 @@ async def embed_v2(data: EmbedRequestV2, state: State, request: Request) -> Resp
 
 async def _embed(data: EmbedRequest, registry: Registry, api_version: str) -> Response[bytes]:
     """Shared by v1 and v2 (v2-only fields read with defaults)."""
-    texts, param = cohere_embed.request_texts(data)
+    items, param = cohere_embed.request_items(data)
     model = data.model or service.default_embed_model(registry)
     served = registry.get(model)
     engine, _ = served.ready()
     output_dimension = getattr(data, "output_dimension", None)
     service.check_dimensions(output_dimension, engine.spec.dim, param="output_dimension")
     prompt = None
-    if data.input_type:
+    if data.input_type in cohere_embed.PROMPT_NAMES:  # "image" selects no prompt
         prompt = service.named_prompt(served, cohere_embed.PROMPT_NAMES[data.input_type])
     truncate, side = cohere_embed.truncation(data.truncate)
-    result = await service.embed_texts(
-        registry, model, texts, dimensions=output_dimension, prompt=prompt, truncate=truncate,
+    result = await multimodal.embed_items(
+        registry, model, items, dimensions=output_dimension, prompt=prompt, truncate=truncate,
         max_tokens=getattr(data, "max_tokens", None), truncation_side=side, param=param,
     )
-    body = await offload(len(texts) > BIG_RESPONSE_ROWS, cohere_embed.to_embed_response, result.vectors,
-                         texts, data.embedding_types, result.tokens, api_version)
+    texts = [item.text for item in items if not item.images]
+    images = [cohere_embed.ImageMeta(i.width, i.height, i.format, i.bit_depth) for i in result.images]
+    body = await offload(len(items) > BIG_RESPONSE_ROWS, cohere_embed.to_embed_response, result.vectors,
+                         texts, data.embedding_types, result.text_tokens, api_version, images or None,
+                         result.image_tokens)
     return Response(body, media_type="application/json")
 
 

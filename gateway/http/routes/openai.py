@@ -13,7 +13,7 @@ from gateway.http.routes.common import cancel_on_disconnect, json_only, offload
 from gateway.protocol import openai
 from gateway.protocol.openai import EmbeddingRequest, ModelList
 from gateway.protocol.token_ids import decode_token_ids
-from gateway.serving import request_context, service
+from gateway.serving import multimodal, request_context, service
 from gateway.serving.registry import Registry
 
 BIG_RESPONSE_ROWS = 64  # encode larger responses off the event loop
@@ -23,16 +23,21 @@ BIG_RESPONSE_ROWS = 64  # encode larger responses off the event loop
       summary="Create embeddings")  # Litestar answers POST with 201 unless told; OpenAI answers 200
 async def create_embeddings(data: EmbeddingRequest, state: State, request: Request) -> Response[bytes]:
     """Embed ``input`` with ``model`` (OpenAI wire format; float, base64 or, as an extension, int8 / uint8 /
-    binary / ubinary rows; Matryoshka ``dimensions``)."""
+    binary / ubinary rows; Matryoshka ``dimensions``; as an extension, image and text part objects)."""
     registry: Registry = state.registry
-    texts, token_lists = openai.split_input(data.input)
-    if token_lists:
-        texts = await offload(len(token_lists) > 16, _decode_all, token_lists)
-    result = await cancel_on_disconnect(
-        request, service.embed_texts(registry, data.model, texts, dimensions=data.dimensions)
-    )
+    items = openai.input_items(data.input)  # part objects (images): the multimodal path
+    if items is not None:
+        work = multimodal.embed_items(registry, data.model, items, dimensions=data.dimensions)
+        rows = len(items)
+    else:
+        texts, token_lists = openai.split_input(data.input)
+        if token_lists:
+            texts = await offload(len(token_lists) > 16, _decode_all, token_lists)
+        work = service.embed_texts(registry, data.model, texts, dimensions=data.dimensions)
+        rows = len(texts)
+    result = await cancel_on_disconnect(request, work)
     body = await offload(
-        len(texts) > BIG_RESPONSE_ROWS,
+        rows > BIG_RESPONSE_ROWS,
         openai.to_embedding_response,
         result.vectors,
         data.encoding_format,
@@ -52,8 +57,12 @@ def _decode_all(token_lists: list[list[int]]) -> list[str]:
 
 @get(["/v1/models", "/models"], tags=["OpenAI"], summary="List models")
 async def list_models(state: State) -> ModelList:
-    """Every served model name and alias the caller's API key may use, in the OpenAI list shape."""
-    return openai.to_model_list(request_context.visible_names(state.registry.names), state.started_at)
+    """Every served model name and alias the caller's API key may use, in the OpenAI list shape, with the
+    modalities each embeds (an extension)."""
+    registry: Registry = state.registry
+    modalities = {name: multimodal.served_modalities(served) for served in registry.models
+                  for name in served.config.served_names}
+    return openai.to_model_list(request_context.visible_names(registry.names), state.started_at, modalities)
 
 
 ROUTES = [create_embeddings, list_models]

@@ -9,6 +9,7 @@ from litestar import Response, get
 from litestar.datastructures import State
 
 from gateway import __version__
+from gateway.serving.multimodal import served_modalities
 from gateway.serving.registry import Registry, ServedModel
 
 
@@ -24,6 +25,7 @@ class ModelHealth(msgspec.Struct):
     queued_inputs: int
     dropped_inputs: int  # inputs of cancelled, timed-out or failed requests that never reached the engine
     error: str | None
+    modalities: list[str] | None = None  # what the model embeds (None: not known before it loads)
 
 
 class Health(msgspec.Struct):
@@ -49,6 +51,7 @@ def model_health(served: ServedModel) -> ModelHealth:
         queued_inputs=runner.queued_items if runner else 0,
         dropped_inputs=runner.stats.dropped_items if runner else 0,
         error=error,
+        modalities=served_modalities(served),
     )
 
 

@@ -1,0 +1,132 @@
+"""The gateway as a Ray Serve application: one deployment per model, behind an HTTP ingress deployment.
+
+The ingress runs the unchanged Litestar app (every route, error shape, auth, metrics). Its registry is
+built with a loader that, instead of loading weights, fetches each model's tokenizer and spec from the
+model's deployment and hands the service a ``RemoteRunner``: the ingress tokenizes, and forward passes
+run in the model replicas, where requests from every ingress replica batch together in the same
+token-budget runner as ``gateway serve``.
+
+Litestar apps do not pickle, so Ray gets classes and settings, and each ingress replica builds its own app
+(``Ingress.__serve_build_asgi_app__``). ``build`` is the application builder named by the generated Serve
+config (``import_path: gateway.deploy.ray_app:build``).
+
+Serve docs: https://docs.ray.io/en/latest/serve/ (deployments, ``serve.ingress``, app builders).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from gateway.config import ModelConfig, RayDeployment, Settings, load_settings
+from gateway.deploy.model_server import ModelServer
+from gateway.deploy.remote_runner import RemoteRunner, ReplicaWatcher
+from gateway.engines.tokenizer_only import TokenizerOnlyEngine
+
+if TYPE_CHECKING:
+    from ray.serve import Application
+
+APP_NAME = "gateway"
+INGRESS = "ingress"
+# Serve's default health check period is 10 s; a dead replica is noticed (and /ready turns 503) sooner.
+HEALTH_CHECK_PERIOD_S = 2.0
+LOGGING = {"enable_access_log": False}  # the ingress writes its own access line; Serve's adds CPU per call
+
+
+def deployment_name(config: ModelConfig) -> str:
+    """The Serve deployment name of a model: ``model-`` and its name with path characters replaced."""
+    return "model-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", config.name)
+
+
+def deployment_options(options: RayDeployment, default_cpus: float) -> dict:
+    """``serve.deployment`` options (also the ``deployments`` entries of a Serve config) for ``options``."""
+    actor = {"num_cpus": default_cpus if options.cpus is None else options.cpus}
+    if options.gpus:
+        actor["num_gpus"] = options.gpus
+    out: dict = {"max_ongoing_requests": options.max_ongoing_requests, "ray_actor_options": actor}
+    if options.min_replicas is not None:
+        out["autoscaling_config"] = {
+            "min_replicas": options.min_replicas,
+            "max_replicas": options.max_replicas,
+            "target_ongoing_requests": options.target_ongoing_requests,
+        }
+    else:
+        out["num_replicas"] = options.replicas or 1
+    return out
+
+
+class Ingress:
+    """Body of the HTTP ingress deployment: builds the Litestar app with remote model runners.
+
+    Args:
+        settings: the server settings.
+        models: served model name -> (deployment name, its ``DeploymentHandle``).
+    """
+
+    def __init__(self, settings: Settings, models: dict[str, tuple[str, object]]) -> None:
+        from gateway.http.request_log import configure_logging
+
+        configure_logging(settings)
+        self.settings, self.models = settings, models
+
+    async def __serve_build_asgi_app__(self):
+        """The app, once every model is reachable: Serve routes no request to this replica before."""
+        from ray import serve
+
+        from gateway.http.app import create_app
+        from gateway.serving.registry import Registry
+
+        watcher = ReplicaWatcher(serve.get_replica_context().app_name)
+        registry = Registry(self.settings, loader=self._loader(watcher))
+        # Load here rather than in the app's lifespan (which then finds nothing left to load), so a new
+        # ingress replica (scale-up, rolling update) never answers 503 "loading" to routed traffic.
+        await registry.load_all()
+        return create_app(self.settings, registry)
+
+    def _loader(self, watcher: ReplicaWatcher):
+        async def load_remote(served, on_batch):
+            """Wait for a replica of the model, then tokenize like its engine and run through it."""
+            deployment, handle = self.models[served.name]
+            tokenization = await handle.tokenization.remote()
+            batch_tokens = await handle.batch_tokens.remote()
+            engine = TokenizerOnlyEngine(tokenization)
+            served.engine_name = engine.spec.engine
+            runner = RemoteRunner(handle, deployment, engine.spec, batch_tokens)
+            await watcher.poll([runner])
+            watcher.watch(runner)
+            return engine, runner
+
+        return load_remote
+
+
+def build_app(settings: Settings) -> Application:
+    """The Serve application for ``settings``: a deployment per served model, and the ingress.
+
+    Raises:
+        ImportError: Ray Serve is not installed (``pip install ".[ray]"``).
+    """
+    from ray import serve
+
+    models = {}
+    for config in settings.served_models():
+        name = deployment_name(config)
+        deployment = serve.deployment(
+            ModelServer, name=name, logging_config=LOGGING,
+            health_check_period_s=HEALTH_CHECK_PERIOD_S, **deployment_options(config.ray, 1),
+        )
+        models[config.name] = (name, deployment.bind(config, settings))
+    ingress = serve.deployment(
+        serve.ingress()(Ingress), name=INGRESS, logging_config=LOGGING,
+        **deployment_options(settings.ray_ingress, 0),
+    )
+    return ingress.bind(settings, models)
+
+
+def build(args: dict) -> Application:
+    """Serve application builder (``import_path: gateway.deploy.ray_app:build`` in a Serve config).
+
+    Args:
+        args: the config's ``args``: ``config`` (TOML path on the cluster), and any setting to override
+            (``model``, ``engine``...); ``GATEWAY_*`` variables of the replicas' environment apply too.
+    """
+    return build_app(load_settings(**args))
