@@ -41,6 +41,9 @@ class Tokens:
             vision-language model; the vision tower's sequence length for CLIP/SigLIP) when they are not
             already counted in ``ids``. It is counted in ``len()``, so the runner's padded-token budget
             and the request's token limits include image cost.
+        image_ids: how many of ``ids`` are image placeholders (a vision-language model's ``<|image_pad|>``,
+            one per merged patch): part of the images' cost, not text. The images cost
+            ``image_tokens + image_ids`` tokens in all, the text ``len(ids) - image_ids``.
     """
 
     ids: list[int]
@@ -48,6 +51,7 @@ class Tokens:
     truncated: bool = False
     images: Any = None
     image_tokens: int = 0
+    image_ids: int = 0
 
     def __len__(self) -> int:
         return len(self.ids) + self.image_tokens
@@ -77,6 +81,10 @@ class ModelSpec:
             embedded into one vector (vision-language models); CLIP/SigLIP embed one part per input.
         architecture: the transformers ``model_type`` (``bert``, ``qwen3``...), "" when unknown.
         parameters: number of weight values the engine holds (for model listings), 0 when unknown.
+        instructions: whether ``prompts`` (and ``query_prompt`` / ``document_prompt``) are instructions
+            the model's prompt format places itself (a vision-language embedder's system message)
+            rather than text prefixes: the service then prepares every input, text-only included,
+            with ``encode_items(items, prompt=...)`` instead of prepending the prompt to the text.
     """
 
     name: str
@@ -94,6 +102,7 @@ class ModelSpec:
     fuses: bool = False
     architecture: str = ""
     parameters: int = 0
+    instructions: bool = False
 
 
 @dataclass(slots=True)

@@ -29,6 +29,7 @@ from gateway.engines.late_chunking import SpanTokens
 from gateway.engines.mlx_folder import FolderInfo, read_folder
 from gateway.engines.mlx_models import decoder_lm_logits, is_encoder, load_decoder, load_encoder, pool
 from gateway.engines.tokenization import HFTokenization, Qwen3RerankPrompt, is_qwen3_reranker
+from gateway.engines.vlm_formats import is_vision_language
 
 log = logging.getLogger(__name__)
 
@@ -213,4 +214,8 @@ def load_mlx_engine(
         from gateway.engines.mlx_siglip import MlxSiglipEngine
 
         return MlxSiglipEngine(config, path, device_name())
+    if is_vision_language(hf_config):  # Qwen2-VL / Qwen3-VL embedders: mlx-vlm (mlx_vlm.py)
+        from gateway.engines.mlx_vlm import MlxVlmEngine
+
+        return MlxVlmEngine(config, path)
     return MlxEngine(config, path)

@@ -28,6 +28,7 @@ from gateway.engines.dual_encoders import (
     split_by_modality,
     vision_tokens,
 )
+from gateway.engines.mlx import parameter_count
 from gateway.engines.mlx_folder import read_folder
 from gateway.engines.tokenization import HFTokenization
 
@@ -80,6 +81,7 @@ class MlxSiglipEngine(DualEncoderInputs, HFTokenization):
             normalize=bool(folder.normalize) if config.normalize is None else config.normalize,
             prompts=folder.prompts, dtype=str(self.model.logit_scale.dtype).removeprefix("mlx.core."),
             modalities=("text", "image"), fuses=False,
+            architecture=str(hf_config.get("model_type", "")), parameters=parameter_count(self.model),
         )
 
     def preprocess_images(self, images: list) -> np.ndarray:

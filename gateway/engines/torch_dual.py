@@ -65,6 +65,8 @@ class TorchDualEncoderEngine(DualEncoderInputs, TorchEngine):
             normalize=ends_normalized if config.normalize is None else config.normalize,
             prompts={k: v for k, v in (getattr(self.model, "prompts", None) or {}).items() if v},
             dtype=dtype, modalities=("text", "image"), fuses=False,
+            architecture=str(hf_config.get("model_type", "")),
+            parameters=sum(p.numel() for p in self.model.parameters()),
         )
 
     def preprocess_images(self, images: list) -> torch.Tensor:

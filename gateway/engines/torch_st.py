@@ -16,6 +16,7 @@ from gateway.engines import Engine, ModelSpec, Tokens
 from gateway.engines.late_chunking import SpanTokens
 from gateway.engines.packing import PackedBert
 from gateway.engines.tokenization import HFTokenization, Qwen3RerankPrompt, is_qwen3_reranker
+from gateway.engines.vlm_formats import is_vision_language
 
 
 def pick_device(override: str | None = None) -> str:
@@ -151,12 +152,17 @@ def lanes_for(device: str, cores: int, requested: int | None) -> int:
 
 def load_torch_engine(config: ModelConfig, path: str, *, cpu_lanes: int | None = None,
                       **_options: object) -> Engine:
-    """Load ``path`` as a sentence-transformers model (``TorchEngine``; ``cpu_lanes``: ``lanes_for``), or a
-    CLIP / SigLIP folder as a dual encoder (``torch_dual``)."""
+    """Load ``path`` as a sentence-transformers model (``TorchEngine``; ``cpu_lanes``: ``lanes_for``), a
+    CLIP / SigLIP folder as a dual encoder (``torch_dual``), or a Qwen2-VL / Qwen3-VL embedder folder with
+    the vision-language engine (``torch_vlm``)."""
     from gateway.engines.dual_encoders import is_dual_encoder, read_hf_config
 
     if is_dual_encoder(read_hf_config(path)):
         from gateway.engines.torch_dual import TorchDualEncoderEngine
 
         return TorchDualEncoderEngine(config, path, cpu_lanes)
+    if is_vision_language(read_hf_config(path)):
+        from gateway.engines.torch_vlm import load_torch_vlm_engine
+
+        return load_torch_vlm_engine(config, path, pick_device(config.device))
     return TorchEngine(config, path, cpu_lanes)

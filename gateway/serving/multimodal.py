@@ -92,7 +92,7 @@ async def embed_items(
     raw = await service.run_with_timeout(runner.run("embed", tokens), settings)
     vectors = service.finish_vectors(raw, engine.spec.normalize, dimensions, normalize)
     return ItemEmbeddings(vectors, sum(len(t) for t in tokens), model_name,
-                          image_tokens=sum(t.image_tokens for t in tokens), images=images)
+                          image_tokens=sum(t.image_tokens + t.image_ids for t in tokens), images=images)
 
 
 def text_of(item: InputItem, index: int, param: str) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 from gateway.config import ModelConfig
 from gateway.engines import Engine, InputTooLong, Tokens
 from gateway.errors import InvalidRequest
+from gateway.serving.prompted import prompted_tokenizer
 
 Overflow = Literal["chunk", "truncate", "truncate_left", "reject"]
 DEFAULT_MAX_CHUNKS_PER_DOC = 10  # Cohere v1's default
@@ -74,9 +75,9 @@ def prepare_inputs(
     if cross:  # room left beside the query and the special tokens; past half, the pair truncation cuts both
         head = _tokenize(engine.tokenize_pairs, [(query, "")], truncate_query, "query", cross)
         budget = max(limit - len(head[0]), limit // 2)
-    else:
-        head = _tokenize(engine.tokenize, [query_prompt + query], truncate_query, "query", cross)
-        budget = limit - len(engine.tokenize([document_prompt])[0])
+    else:  # prompts as the model takes them: text prefixes, or instructions (prompted.py)
+        head = _tokenize(prompted_tokenizer(engine, query_prompt), [query], truncate_query, "query", cross)
+        budget = limit - len(prompted_tokenizer(engine, document_prompt)([""])[0])
     budget = max(1, min(budget, max_tokens_per_doc or budget))
     max_chunks = max_chunks_per_doc or DEFAULT_MAX_CHUNKS_PER_DOC
     chunked = [fit_document(engine, text, budget, overflow, max_chunks) for text in documents]
@@ -86,9 +87,7 @@ def prepare_inputs(
     if cross:
         batch = _tokenize(engine.tokenize_pairs, [(query, c) for c in chunks], truncate, param, cross)
     else:
-        batch = head + _tokenize(
-            engine.tokenize, [document_prompt + c for c in chunks], truncate, param, cross
-        )
+        batch = head + _tokenize(prompted_tokenizer(engine, document_prompt), chunks, truncate, param, cross)
     return RerankInputs(batch, first_chunk, sum(len(t) for t in batch), cross)
 
 
@@ -115,3 +114,5 @@ def _tokenize(func: Callable, inputs: list, truncate: bool, param: str, cross: b
             param=param,
             code="context_length_exceeded",
         ) from None
+    except ValueError as exc:  # a text the model cannot embed (a vision-language model's image token)
+        raise InvalidRequest(f"'{param}': {exc}", param=param) from None

@@ -18,6 +18,7 @@ from gateway.config import Settings
 from gateway.engines import Engine, InputTooLong, Tokens
 from gateway.engines.pooling import l2_normalize
 from gateway.errors import InvalidRequest, RequestTimeout
+from gateway.serving.prompted import prompted_tokenizer
 from gateway.serving.registry import Registry, ServedModel
 from gateway.serving.rerank_inputs import rerank_prompts
 
@@ -152,10 +153,8 @@ async def embed_texts(
         raise InvalidRequest(f"model '{model_name}' is a reranker and cannot embed", param="model")
     check_inputs(texts, settings, param)
     check_dimensions(dimensions, engine.spec.dim)
-    if prompt:
-        texts = [prompt + text if isinstance(text, str) else text for text in texts]
     tokens = await tokenize(served, texts, truncate, settings, param, max_tokens=max_tokens,
-                            truncation_side=truncation_side)
+                            truncation_side=truncation_side, prompt=prompt)
     raw = await run_with_timeout(runner.run("embed", tokens), settings)
     vectors = finish_vectors(raw, engine.spec.normalize, dimensions, normalize)
     return Embeddings(vectors, sum(len(t) for t in tokens), model_name)
@@ -170,46 +169,54 @@ async def tokenize(
     *,
     max_tokens: int | None = None,
     truncation_side: Literal["right", "left"] = "right",
+    prompt: str | None = None,
 ) -> list[Tokens]:
     """Tokenize texts (and take token-id lists) off the event loop (inline only when they are tiny, see
-    ``ServedModel.tokenize``), applying the truncation policy and token limit.
+    ``ServedModel.tokenize``), applying the truncation policy and token limit. ``prompt`` is applied to
+    the texts as the model takes prompts (``prompted.py``); token-id lists never get it.
 
     Raises:
         InvalidRequest: an input is too long under the ``reject`` policy, a token id is outside the
-            vocabulary, or the request exceeds ``max_tokens_per_request``.
+            vocabulary, a text the model cannot embed, or the request exceeds ``max_tokens_per_request``.
     """
     if truncate is None:
         truncate = served.config.truncation == "truncate"
     # only non-default options are passed, so an engine without them still serves plain requests
     options = {k: v for k, v in [("max_tokens", max_tokens), ("truncation_side", truncation_side)]
                if v not in (None, "right")}
-    tiny = sum(len(text) for text in texts) <= TINY_INPUT_CHARS
+    tiny = sum(len(text) + len(prompt or "") for text in texts) <= TINY_INPUT_CHARS
     try:
-        tokens = await served.tokenize(_tokenize_mixed, served.engine, texts, param, truncate=truncate,
-                                       tiny=tiny, **options)
+        tokens = await served.tokenize(_tokenize_mixed, served.engine, texts, param, prompt,
+                                       truncate=truncate, tiny=tiny, **options)
     except InputTooLong as exc:
         raise InvalidRequest(
             f"'{param}[{exc.index}]' is {exc.length} tokens long; this model accepts at most {exc.limit}",
             param=param,
             code="context_length_exceeded",
         ) from None
+    except ValueError as exc:  # a text the model cannot embed (a vision-language model's image token)
+        raise InvalidRequest(f"'{param}': {exc}", param=param) from None
     check_token_total(sum(len(t) for t in tokens), settings, param)
     return tokens
 
 
-def _tokenize_mixed(engine: Engine, inputs: list[str | list[int]], param: str, **options) -> list[Tokens]:
-    """Texts through ``engine.tokenize``, token-id lists through ``engine.tokens_from_ids``, in input order.
+def _tokenize_mixed(engine: Engine, inputs: list[str | list[int]], param: str, prompt: str | None = None,
+                    **options) -> list[Tokens]:
+    """Texts through ``engine.tokenize`` (with ``prompt``, see ``prompted.py``), token-id lists through
+    ``engine.tokens_from_ids``, in input order.
 
     Raises:
         InputTooLong: with the input's index in ``inputs``.
         InvalidRequest: a token id outside the vocabulary (naming ``param``).
+        ValueError: a text the model cannot embed.
     """
+    tokenize_texts = prompted_tokenizer(engine, prompt)
     at_ids = [i for i, item in enumerate(inputs) if not isinstance(item, str)]
     if not at_ids:
-        return engine.tokenize(inputs, **options)
+        return tokenize_texts(inputs, **options)
     at_texts = [i for i, item in enumerate(inputs) if isinstance(item, str)]
     out: list[Tokens | None] = [None] * len(inputs)
-    for positions, convert in ((at_texts, engine.tokenize), (at_ids, engine.tokens_from_ids)):
+    for positions, convert in ((at_texts, tokenize_texts), (at_ids, engine.tokens_from_ids)):
         if not positions:
             continue
         try:
@@ -217,6 +224,8 @@ def _tokenize_mixed(engine: Engine, inputs: list[str | list[int]], param: str, *
         except InputTooLong as exc:
             raise InputTooLong(positions[exc.index], exc.length, exc.limit) from None
         except ValueError as exc:  # from tokens_from_ids: an id outside the vocabulary
+            if convert is tokenize_texts:
+                raise
             raise InvalidRequest(f"'{param}' holds an invalid token id: {exc}", param=param) from None
         for i, tokens in zip(positions, converted, strict=True):
             out[i] = tokens
