@@ -125,11 +125,20 @@ class ApiKey(BaseModel):
         key: the secret clients send as ``Authorization: Bearer <key>``; never logged or printed.
         name: a label for logs (default ``key-<n>``, its position in the list).
         models: served names or aliases this key may use; None (the default) allows every model.
+        rpm: requests per minute this key may send to POST routes; None: ``rate_limit_rpm``.
+        tpm: model tokens per minute (the tokens usage reports) this key may spend; None:
+            ``rate_limit_tpm``. Keys sharing a ``name`` share one quota (``gateway.serving.rate_limits``).
     """
 
     key: SecretStr = Field(min_length=1)
     name: str | None = None
     models: list[str] | None = None
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+
+    def label(self, position: int) -> str:
+        """The key's name in logs and metrics: ``name``, else ``key-<position>`` (1-based, in the list)."""
+        return self.name or f"key-{position}"
 
 
 class Settings(BaseSettings):
@@ -170,6 +179,10 @@ class Settings(BaseSettings):
     metrics_api_key: SecretStr | None = None
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Rate limits (README "Rate limits"): per key without its own rpm/tpm, or one quota shared by every
+    # client when no keys are set; None: unlimited
+    rate_limit_rpm: int | None = Field(default=None, gt=0)  # requests per minute
+    rate_limit_tpm: int | None = Field(default=None, gt=0)  # model tokens per minute
 
     # Images (gateway.media; README "Image embeddings" says why these defaults)
     max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0)  # encoded size of one image

@@ -11,6 +11,7 @@ exception handlers render it in the wire format of the route that was called
     ├── RouteNotFound (404) / MethodNotAllowed (405)
     ├── PayloadTooLarge (413)
     ├── Overloaded (429, rate_limit_error, Retry-After)
+    │   └── RateLimited (429, requests / tokens, rate_limit_exceeded): a key's rpm / tpm quota is spent
     ├── RequestTimeout (408)
     ├── ClientDisconnected (499): the client left before the answer; nobody reads it
     ├── EngineFailure (500, api_error): a forward pass raised
@@ -19,6 +20,8 @@ exception handlers render it in the wire format of the route that was called
 """
 
 from __future__ import annotations
+
+import math
 
 
 class GatewayError(Exception):
@@ -98,6 +101,25 @@ class Overloaded(GatewayError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_s)}
+
+
+class RateLimited(Overloaded):
+    """An API key spent its requests- or tokens-per-minute quota (``gateway.serving.rate_limits``).
+
+    As OpenAI's API: ``type`` names the quota (``requests`` or ``tokens``), ``Retry-After`` is whole
+    seconds and ``retry-after-ms`` milliseconds until the quota frees enough (the openai SDK reads both).
+    """
+
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, limit: str, retry_after_s: float) -> None:
+        super().__init__(message, retry_after_s=max(1, math.ceil(retry_after_s)))
+        self.type = limit
+        self.retry_after_ms = max(1, math.ceil(retry_after_s * 1000))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {**super().headers, "retry-after-ms": str(self.retry_after_ms)}
 
 
 class EngineFailure(GatewayError):

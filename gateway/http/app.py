@@ -26,6 +26,7 @@ from gateway.http.routes import system as system_routes
 from gateway.http.routes import tei as tei_routes
 from gateway.http.routes import voyage_multimodal as voyage_multimodal_routes
 from gateway.protocol.token_ids import seed_tiktoken_cache
+from gateway.serving.rate_limits import build_rate_limiter
 from gateway.serving.registry import Registry
 
 
@@ -36,7 +37,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
         registry: a prepared registry (tests inject fake engines); default: one built from ``settings``.
     """
     registry = registry or Registry(settings)
-    metrics = Metrics(registry)
+    limiter = build_rate_limiter(settings)
+    metrics = Metrics(registry, limiter)
     seed_tiktoken_cache()
 
     @asynccontextmanager
@@ -56,7 +58,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
                         *voyage_multimodal_routes.ROUTES, *ollama_routes.ROUTES, *ollama_model_routes.ROUTES],
         state=State({"registry": registry, "settings": settings, "started_at": int(time.time()),
                      "started_monotonic": time.monotonic(), "metrics": metrics}),
-        guards=make_guards(settings, [m.config for m in registry.models]),
+        guards=make_guards(settings, [m.config for m in registry.models], limiter),
         cors_config=cors_config(settings),
         logging_config=None,  # keep the process's logging (gateway.http.request_log), not Litestar's default
         lifespan=[lifespan],

@@ -29,7 +29,9 @@ from litestar.handlers import BaseRouteHandler
 
 from gateway.config import ApiKey, ModelConfig, Settings
 from gateway.errors import AuthenticationFailed, InvalidRequest
+from gateway.http.rate_limit import RateLimitGuard
 from gateway.serving import request_context
+from gateway.serving.rate_limits import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,7 @@ class KeyRing:
 
     def __init__(self, keys: list[ApiKey], models: list[ModelConfig]) -> None:
         self._keys = [
-            _Key(_digest(k.key.get_secret_value()), k.name or f"key-{i}", _allowed_names(k.models, models))
+            _Key(_digest(k.key.get_secret_value()), k.label(i), _allowed_names(k.models, models))
             for i, k in enumerate(keys, start=1)
         ]
 
@@ -155,11 +157,12 @@ class HostGuard:
                                  code="invalid_host")
 
 
-def make_guards(settings: Settings, models: list[ModelConfig]) -> list:
+def make_guards(settings: Settings, models: list[ModelConfig], limiter: RateLimiter | None = None) -> list:
     """The app-level guards for ``settings``, and a start-up line saying how the server is protected.
 
     Args:
         models: the served models (a key's ``models`` may name any of their names or aliases).
+        limiter: the per-key quotas, if any (``build_rate_limiter``): its guard runs after the key's.
 
     Raises:
         ValueError: a key lists a model that is not served.
@@ -173,6 +176,10 @@ def make_guards(settings: Settings, models: list[ModelConfig]) -> list:
     guards = [HostGuard(settings.allowed_hosts)] if settings.allowed_hosts else []
     if keys.keys or keys.metrics_keys:  # an open server needs no guard: each costs a copy per request
         guards.append(keys)
+    if limiter is not None:
+        guards.append(RateLimitGuard(limiter, keyed=bool(keys.keys)))
+        log.info("Rate limits on POST routes: %s", ", ".join(
+            f"{label} rpm={q.rpm or '-'} tpm={q.tpm or '-'}" for label, q in limiter.quotas.items()))
     return [_inline(guard) for guard in guards]
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from gateway.serving.rate_limits import RateLimiter
 from gateway.serving.registry import Registry
 from gateway.serving.request_context import RequestInfo
 
@@ -49,10 +50,41 @@ class ModelStateCollector(Collector):
         yield from (queued, queued_tokens, ready, load)
 
 
-class Metrics:
-    """The metrics of one app and the hooks that feed them."""
+class RateLimitCollector(Collector):
+    """Per-key quotas and usage read at scrape time, labelled by the key's name (never its secret)."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        key = ["key"]
+        limit_rpm = GaugeMetricFamily("gateway_rate_limit_rpm", "Configured requests per minute", labels=key)
+        limit_tpm = GaugeMetricFamily("gateway_rate_limit_tpm", "Configured model tokens per minute",
+                                      labels=key)
+        requests = CounterMetricFamily("gateway_rate_limited_requests", "Requests admitted under a quota",
+                                       labels=key)
+        tokens = CounterMetricFamily("gateway_rate_limited_tokens", "Model tokens charged to a quota",
+                                     labels=key)
+        rejected = CounterMetricFamily("gateway_rate_limit_rejections", "Requests refused with 429 by a "
+                                       "quota, by the quota spent (requests | tokens)",
+                                       labels=["key", "limit"])
+        for label, usage in self.limiter.usage().items():
+            quota = self.limiter.quotas[label]
+            if quota.rpm is not None:
+                limit_rpm.add_metric([label], quota.rpm)
+            if quota.tpm is not None:
+                limit_tpm.add_metric([label], quota.tpm)
+            requests.add_metric([label], usage.requests)
+            tokens.add_metric([label], usage.tokens)
+            rejected.add_metric([label, "requests"], usage.rejected_requests)
+            rejected.add_metric([label, "tokens"], usage.rejected_tokens)
+        yield from (limit_rpm, limit_tpm, requests, tokens, rejected)
+
+
+class Metrics:
+    """The metrics of one app and the hooks that feed them (``limiter``: per-key quotas, if any)."""
+
+    def __init__(self, registry: Registry, limiter: RateLimiter | None = None) -> None:
         self.collectors = CollectorRegistry()
         by_request, by_model = ["route", "model"], ["model"]
         self.requests = self._counter("gateway_requests", "HTTP requests by route, method, model and status",
@@ -71,6 +103,8 @@ class Metrics:
         self.batch_latency = self._histogram("gateway_batch_duration_seconds", "Time of one forward pass",
                                              by_model, LATENCY_BUCKETS_S)
         self.collectors.register(ModelStateCollector(registry))
+        if limiter is not None:
+            self.collectors.register(RateLimitCollector(limiter))
         ProcessCollector(registry=self.collectors)  # memory, CPU, open files of this process
 
     def _counter(self, name: str, documentation: str, labels: list[str]) -> Counter:

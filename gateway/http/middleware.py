@@ -2,7 +2,8 @@
 
 It gives each request an id (``X-Request-ID`` when the client sends a sane one, else a new UUID),
 opens its ``RequestInfo`` record, adds ``X-Request-ID`` and ``X-Process-Time`` (seconds from
-arrival to the response head, e.g. ``0.012345``) to every response, and when the response is sent
+arrival to the response head, e.g. ``0.012345``) to every response (and ``x-ratelimit-*`` to those of
+rate-limited requests, ``gateway.http.rate_limit``), and when the response is sent
 writes the access log line and the request metrics.
 
 It wraps Litestar's whole ASGI handler, as Litestar's OpenTelemetry plugin does, rather than sitting
@@ -62,6 +63,8 @@ class RequestObserver:
                 status = message["status"]
                 elapsed = f"{time.perf_counter() - start:.6f}".encode()
                 added = [(b"x-request-id", info.request_id.encode()), (b"x-process-time", elapsed)]
+                if info.rate_limit is not None:  # the key's quotas, after this request's charges
+                    added += info.rate_limit.headers()
                 message["headers"] = [*message.get("headers", ()), *added]
             await send(message)
 

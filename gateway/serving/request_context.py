@@ -12,8 +12,12 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gateway.errors import PermissionDenied
+
+if TYPE_CHECKING:
+    from gateway.serving.rate_limits import KeyLimits
 
 
 @dataclass(eq=False, slots=True)
@@ -27,6 +31,7 @@ class RequestInfo:
         tokens: model tokens those sequences held.
         api_key: the label of the key that authenticated the request (its ``name`` or ``key-<n>``).
         allowed_models: served names the key may use; None means every model.
+        rate_limit: the key's quotas for this request (``gateway.serving.rate_limits``); None: unlimited.
     """
 
     request_id: str = ""
@@ -35,6 +40,7 @@ class RequestInfo:
     tokens: int | None = None
     api_key: str | None = None
     allowed_models: frozenset[str] | None = None
+    rate_limit: KeyLimits | None = None
 
 
 _current: ContextVar[RequestInfo | None] = ContextVar("gateway_request", default=None)
@@ -63,6 +69,16 @@ def count_work(inputs: int, tokens: int) -> None:
     if info := _current.get():
         info.inputs = (info.inputs or 0) + inputs
         info.tokens = (info.tokens or 0) + tokens
+
+
+def charge_tokens(tokens: int) -> None:
+    """Spend a request's model tokens from its key's tokens-per-minute quota, before the model runs.
+
+    Raises:
+        RateLimited: the key has fewer tokens left in its window (429).
+    """
+    if (info := _current.get()) and info.rate_limit is not None:
+        info.rate_limit.charge_tokens(tokens)
 
 
 def visible_names(names: list[str]) -> list[str]:

@@ -18,6 +18,7 @@ from gateway.config import Settings
 from gateway.engines import Engine, InputTooLong, Tokens
 from gateway.engines.pooling import l2_normalize
 from gateway.errors import InvalidRequest, RequestTimeout
+from gateway.serving import request_context
 from gateway.serving.prompted import prompted_tokenizer
 from gateway.serving.registry import Registry, ServedModel
 from gateway.serving.rerank_inputs import rerank_prompts
@@ -233,12 +234,19 @@ def _tokenize_mixed(engine: Engine, inputs: list[str | list[int]], param: str, p
 
 
 def check_token_total(total: int, settings: Settings, param: str = "input") -> None:
-    """Raises InvalidRequest when a request holds more than ``max_tokens_per_request`` tokens."""
+    """Admit a request's ``total`` model tokens: every path calls this once tokens are known, before the
+    model runs.
+
+    Raises:
+        InvalidRequest: the request holds more than ``max_tokens_per_request`` tokens.
+        RateLimited: its API key has fewer tokens per minute left (429; ``gateway.serving.rate_limits``).
+    """
     if total > settings.max_tokens_per_request:
         raise InvalidRequest(
             f"the request holds {total} tokens; at most {settings.max_tokens_per_request} are allowed",
             param=param,
         )
+    request_context.charge_tokens(total)
 
 
 async def run_with_timeout(awaitable: Awaitable[T], settings: Settings) -> T:
