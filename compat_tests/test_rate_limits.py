@@ -101,7 +101,7 @@ def test_rerank_tokens_are_charged_as_its_usage_counts_them(limited):
     assert response.headers["x-ratelimit-remaining-tokens"] == str(RERANK_TPM - used)
     big = {**body, "documents": [TEXT] * 8}  # more than the whole quota
     refused = httpx.post(url, headers=headers, json=big)
-    assert refused.status_code == 429 and "error" not in refused.json()  # Cohere's shape (with Jina's "detail")
+    assert refused.status_code == 429 and "error" not in refused.json()  # Cohere's (+ Jina's detail)
     assert "tokens per min" in refused.json()["message"]
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from gateway.config import ApiKey, Settings
 from gateway.errors import RateLimited
+from gateway.http.rate_limit import RateLimitGuard
 from gateway.serving import request_context
 from gateway.serving.rate_limits import (
     SHARED,
@@ -164,3 +165,41 @@ def test_the_token_check_of_every_request_charges_the_key_of_the_request(clock):
 
     contextvars.copy_context().run(serve_two_requests)  # the request records stay out of other tests
     assert limiter.usage()["k"].tokens == 30
+
+
+class FakeConnection:
+    def __init__(self, method: str = "POST") -> None:
+        self.scope = {"method": method, "path": "/v1/embeddings"}
+
+
+def test_the_guard_without_keys_counts_every_post_in_one_shared_quota(clock):
+    guard = RateLimitGuard(RateLimiter({SHARED: Quota(rpm=2)}), keyed=False)
+
+    def serve(method: str) -> request_context.RequestInfo:
+        info = request_context.start("r")
+        guard(FakeConnection(method), None)
+        return info
+
+    def serve_requests() -> None:
+        assert serve("GET").rate_limit is None  # model lists, docs, probes: never limited
+        assert serve("POST").rate_limit.label == SHARED
+        serve("POST")
+        info = request_context.start("r")
+        with pytest.raises(RateLimited):
+            guard(FakeConnection(), None)
+        assert info.rate_limit is not None  # the refused request still carries its headers
+
+    contextvars.copy_context().run(serve_requests)
+
+
+def test_the_guard_with_keys_limits_only_keys_that_have_a_quota(clock):
+    guard = RateLimitGuard(RateLimiter({"limited": Quota(rpm=1)}), keyed=True)
+
+    def serve_requests() -> None:
+        for label, limited in (("limited", True), ("free", False)):
+            info = request_context.start("r")
+            info.api_key = label
+            guard(FakeConnection(), None)
+            assert (info.rate_limit is not None) is limited
+
+    contextvars.copy_context().run(serve_requests)
