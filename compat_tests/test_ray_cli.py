@@ -48,7 +48,8 @@ def alive(pid: int) -> bool:
 def test_serve_ray_starts_a_local_cluster_serves_and_cleans_up_on_sigterm(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "RAY_ADDRESS"))}
-    env.update({"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    # a tokens-per-minute quota too: the ingress, which tokenizes, charges it (gateway.serving.rate_limits)
+    env.update({"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "GATEWAY_RATE_LIMIT_TPM": "100000"})
     log_path = tmp_path / "serve-ray.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--ray", "--port", str(port)],
@@ -59,6 +60,8 @@ def test_serve_ray_starts_a_local_cluster_serves_and_cleans_up_on_sigterm(tmp_pa
         response = httpx.post(f"{url}/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": "hi"},
                               timeout=60)
         assert response.status_code == 200 and len(response.json()["data"]) == 1
+        used = response.json()["usage"]["prompt_tokens"]
+        assert response.headers["x-ratelimit-remaining-tokens"] == str(100_000 - used)
         health = httpx.get(f"{url}/health", timeout=10).json()
         assert health["models"][0]["state"] == "ready" and health["models"][0]["engine"] == "torch"
         cluster = descendants(process.pid)
