@@ -20,10 +20,10 @@ from compat_tests.server import RunningServer, run_server
 
 DEFAULT_RPM = 1000
 KEYS = {name: f"sk-{name}-{secrets.token_hex(8)}" for name in
-        ("sdk", "neighbour", "tokens", "rerank", "cohere", "tei", "unlimited-tokens")}
+        ("sdk", "neighbour", "tokens", "rerank", "cohere", "tei", "metered")}
 TPM, RERANK_TPM = 20, 40
 OWN = {"sdk": "rpm = 2", "tokens": f"tpm = {TPM}", "rerank": f"tpm = {RERANK_TPM}", "cohere": "rpm = 1",
-       "tei": "rpm = 1"}
+       "tei": "rpm = 1", "metered": "rpm = 1"}
 TEXT = "one two three four five six"  # 8 model tokens with [CLS] and [SEP]
 
 
@@ -129,8 +129,10 @@ def test_tei_routes_answer_429_in_tei_shape(limited):
 
 
 def test_limits_and_usage_are_metrics_by_key_name(limited):
-    client = sdk(limited, "unlimited-tokens")
-    client.embeddings.create(model=DEFAULT_ALIAS, input=TEXT)
+    client = sdk(limited, "metered")
+    used = client.embeddings.create(model=DEFAULT_ALIAS, input=TEXT).usage.prompt_tokens
+    with pytest.raises(openai.RateLimitError):
+        client.embeddings.create(model=DEFAULT_ALIAS, input=TEXT)
     response = httpx.get(f"{limited.url}/metrics", headers=bearer(KEYS["neighbour"]))
     assert not any(secret in response.text for secret in KEYS.values())
     samples = scrape(limited, KEYS["neighbour"])
@@ -138,17 +140,31 @@ def test_limits_and_usage_are_metrics_by_key_name(limited):
     def value(name: str, **labels: str) -> float | None:
         return samples.get((name, frozenset(labels.items())))
 
-    assert value("gateway_rate_limit_rpm", key="sdk") == 2
-    assert value("gateway_rate_limit_rpm", key="unlimited-tokens") == DEFAULT_RPM
+    assert value("gateway_rate_limit_rpm", key="metered") == 1
+    assert value("gateway_rate_limit_rpm", key="neighbour") == DEFAULT_RPM  # the default quota
     assert value("gateway_rate_limit_tpm", key="tokens") == TPM
-    assert value("gateway_rate_limit_tpm", key="sdk") is None
-    assert value("gateway_rate_limited_requests_total", key="unlimited-tokens") >= 1
-    assert value("gateway_rate_limited_tokens_total", key="unlimited-tokens") >= 8
-    rejected = value("gateway_rate_limit_rejections_total", key="sdk", limit="requests")
-    assert rejected is not None  # 1 once the SDK test ran; the order of tests is not assumed
+    assert value("gateway_rate_limit_tpm", key="metered") is None  # no tpm for this key
+    assert value("gateway_rate_limited_requests_total", key="metered") == 1
+    assert value("gateway_rate_limited_tokens_total", key="metered") == used
+    assert value("gateway_rate_limit_rejections_total", key="metered", limit="requests") == 1
+    assert value("gateway_rate_limit_rejections_total", key="metered", limit="tokens") == 0
 
 
 def model_inputs(server: RunningServer) -> float:
     """Sequences sent to any model so far (``gateway_inputs_total`` summed)."""
     samples = scrape(server, KEYS["neighbour"])
     return sum(v for (name, _), v in samples.items() if name == "gateway_inputs_total")
+
+
+def test_without_keys_every_client_shares_one_quota(tmp_path):
+    with run_server(tmp_path, env={"GATEWAY_RATE_LIMIT_RPM": "1"}) as open_server:
+        first = sdk_open(open_server, "anything").embeddings.with_raw_response.create(model=DEFAULT_ALIAS,
+                                                                                      input="hi")
+        assert first.headers["x-ratelimit-remaining-requests"] == "0"
+        with pytest.raises(openai.RateLimitError) as refused:  # another client: the same quota
+            sdk_open(open_server, "something-else").embeddings.create(model=DEFAULT_ALIAS, input="hi")
+        assert "all clients" in refused.value.body["message"]
+
+
+def sdk_open(server: RunningServer, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.openai_base, api_key=key, max_retries=0)

@@ -181,7 +181,8 @@ class KeyLimits:
         remaining, reset_s = self.limiter._stats(item, self.label)
         used = item.amount - remaining
         unit = "requests per min (RPM)" if limit == "requests" else "tokens per min (TPM)"
-        message = (f"Rate limit reached for API key '{self.label}' on {unit}: Limit {item.amount}, "
+        who = "all clients (one quota: no API keys)" if self.label == SHARED else f"API key '{self.label}'"
+        message = (f"Rate limit reached for {who} on {unit}: Limit {item.amount}, "
                    f"Used {used}, Requested {requested}.")
         if requested > item.amount:
             message += " The request is larger than the whole limit: send fewer or shorter inputs."
