@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gateway.config import Settings
 from gateway.errors import RateLimited
@@ -149,7 +149,6 @@ class KeyLimits:
     label: str
     requests_item: object | None
     tokens_item: object | None
-    charged: int = field(default=0)
 
     def admit_request(self) -> None:
         """Count this request against the key's requests per minute.
@@ -173,7 +172,6 @@ class KeyLimits:
         if item is not None and not self.limiter._take(item, self.label, tokens):
             self.limiter._count(self.label, rejected_tokens=1)
             raise self.refusal("tokens", item, tokens)
-        self.charged += tokens
         self.limiter._count(self.label, tokens=tokens)
 
     def refusal(self, limit: str, item, requested: int) -> RateLimited:
