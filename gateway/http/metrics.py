@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from gateway.serving.registry import Registry
@@ -49,6 +49,32 @@ class ModelStateCollector(Collector):
         yield from (queued, queued_tokens, ready, load)
 
 
+class CacheCollector(Collector):
+    """Per-model embedding cache counts read at scrape time (``embedding_cache.CacheStats``)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        hits = CounterMetricFamily("gateway_cache_hits", "Inputs served from the embedding cache",
+                                   labels=["model"])
+        misses = CounterMetricFamily("gateway_cache_misses", "Inputs the embedding cache did not hold",
+                                     labels=["model"])
+        evictions = CounterMetricFamily("gateway_cache_evictions", "Vectors the in-memory cache dropped to "
+                                        "stay within cache_max_bytes", labels=["model"])
+        held = GaugeMetricFamily("gateway_cache_bytes", "Bytes the in-memory embedding cache holds",
+                                 labels=["model"])
+        for served in self.registry.models:
+            if served.cache is None:
+                continue
+            stats = served.cache.stats
+            hits.add_metric([served.name], stats.hits)
+            misses.add_metric([served.name], stats.misses)
+            evictions.add_metric([served.name], stats.evictions)
+            held.add_metric([served.name], stats.bytes)
+        yield from (hits, misses, evictions, held)
+
+
 class Metrics:
     """The metrics of one app and the hooks that feed them."""
 
@@ -71,6 +97,7 @@ class Metrics:
         self.batch_latency = self._histogram("gateway_batch_duration_seconds", "Time of one forward pass",
                                              by_model, LATENCY_BUCKETS_S)
         self.collectors.register(ModelStateCollector(registry))
+        self.collectors.register(CacheCollector(registry))
         ProcessCollector(registry=self.collectors)  # memory, CPU, open files of this process
 
     def _counter(self, name: str, documentation: str, labels: list[str]) -> Counter:

@@ -27,6 +27,7 @@ class RequestInfo:
         tokens: model tokens those sequences held.
         api_key: the label of the key that authenticated the request (its ``name`` or ``key-<n>``).
         allowed_models: served names the key may use; None means every model.
+        cache_hits: inputs served from the embedding cache (``x-cache-hits``); None: not an embedding.
     """
 
     request_id: str = ""
@@ -35,6 +36,7 @@ class RequestInfo:
     tokens: int | None = None
     api_key: str | None = None
     allowed_models: frozenset[str] | None = None
+    cache_hits: int | None = None
 
 
 _current: ContextVar[RequestInfo | None] = ContextVar("gateway_request", default=None)
@@ -63,6 +65,12 @@ def count_work(inputs: int, tokens: int) -> None:
     if info := _current.get():
         info.inputs = (info.inputs or 0) + inputs
         info.tokens = (info.tokens or 0) + tokens
+
+
+def count_cache_hits(hits: int) -> None:
+    """Add inputs served from the embedding cache (0 still marks the response as an embedding one)."""
+    if info := _current.get():
+        info.cache_hits = (info.cache_hits or 0) + hits
 
 
 def visible_names(names: list[str]) -> list[str]:
