@@ -104,6 +104,15 @@ def test_a_second_gateway_serves_what_the_first_embedded(replicas):
     assert cache_health(one) == cache_health(two) == {"backend": "redis", "ok": True, "error": None}
 
 
+def test_a_gateway_started_without_redis_serves_and_says_so(tmp_path):
+    absent = RedisProcess(tmp_path)  # a free port nobody listens on
+    with gateway(tmp_path, absent) as alone:
+        health = cache_health(alone)
+        assert health["backend"] == "redis" and health["ok"] is False and health["error"]
+        response = embed(alone, ["no redis at all"])
+        assert response.headers["x-cache-hits"] == "0"
+
+
 def test_the_gateway_serves_without_redis_and_says_so_until_it_is_back(replicas, redis):
     one, _ = replicas
     inputs = ["redis down: a chunk", "redis down: another chunk"]

@@ -146,7 +146,10 @@ class Registry:
         return all(m.state == "ready" and m.runner and not m.runner.stats.failing for m in self.models)
 
     async def load_all(self, on_batch: Callable[[str], Callable] | None = None) -> None:
-        """Load every model off the event loop and warm it up with one forward pass (skips loaded ones)."""
+        """Load every model off the event loop and warm it up with one forward pass (skips loaded ones);
+        first ping the Redis cache, if one is configured, so ``/health`` reports it from the start."""
+        if self.redis is not None:
+            await self.redis.call(self.redis.client.ping())
         for served in self.models:
             if served.state != "ready":
                 await self._load(served, on_batch(served.name) if on_batch else None)
