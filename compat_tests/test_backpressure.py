@@ -70,7 +70,9 @@ def test_full_queue_answers_429_with_retry_after_in_openai_shape(small_queue_ser
 
 def test_inputs_of_a_client_that_hung_up_never_reach_the_engine(small_queue_server: RunningServer) -> None:
     before = wait_for(small_queue_server, lambda h: h["queued_inputs"] == 0)["dropped_inputs"]
-    body = json.dumps({"model": DEFAULT_MODEL, "input": BIG_INPUT}).encode()
+    # not the texts the test above embedded: the embedding cache would answer them without queueing
+    texts = [f"hung up: {text}" for text in BIG_INPUT]
+    body = json.dumps({"model": DEFAULT_MODEL, "input": texts}).encode()
     address = urlparse(small_queue_server.url)
     with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
         sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"

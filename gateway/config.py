@@ -193,6 +193,13 @@ class Settings(BaseSettings):
     image_fetch_allowed_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
     image_fetch_timeout_s: float = Field(default=10.0, gt=0)  # the whole fetch of one image
 
+    # Embedding cache (gateway.serving.embedding_cache; README "Cache")
+    cache_max_bytes: int = Field(default=256 * 1024 * 1024, ge=0)  # per model, in-memory LRU; 0: no cache
+    cache_scope: Literal["key", "shared"] = "key"  # one cache per API key, or one for every key
+    cache_redis_url: str | None = None  # e.g. redis://127.0.0.1:6379/0: one cache shared by replicas
+    cache_redis_timeout_s: float = Field(default=0.25, gt=0)  # per Redis call; a dead Redis costs this
+    cache_redis_retry_s: float = Field(default=5.0, ge=0)  # after a Redis error, go without it this long
+
     # MLX
     mlx_memory_fraction: float | None = Field(default=None, gt=0, le=1)
 

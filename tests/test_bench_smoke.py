@@ -7,11 +7,13 @@ must parse.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
+from gateway.bench.cache_load import QUICK_TEXTS
 from gateway.bench.corpus import load_corpus
 
 EXPECTED_LOADS = ["1 text, base64", "1 text, float", "256 texts, base64", "rerank 1+20 docs",
@@ -55,6 +57,14 @@ def test_quick_bench_prints_the_reference_and_every_load(quick_report: str) -> N
             assert row[9] and row[10] and row[11], "concurrency 1 rows compare latency with the reference"
     targets = [row[-1] for row in rows if row[-1]]
     assert targets and all(t.endswith((": met", ": MISSED")) for t in targets)
+
+
+def test_quick_bench_re_embeds_a_corpus_from_the_cache(quick_report: str) -> None:
+    section = quick_report[quick_report.index("Load 4, re-embedding a corpus"):]
+    passes = re.search(r"first pass ([\d.]+) s, second pass ([\d.]+) s: ([\d.]+)x faster", section)
+    assert passes and all(float(value) > 0 for value in passes.groups()), section
+    hits = re.search(r"second pass (\d+) of (\d+); vectors identical to the first pass: yes", section)
+    assert hits and hits.group(1) == hits.group(2) == str(QUICK_TEXTS), section
 
 
 def test_corpus_is_real_text_of_mixed_lengths() -> None:

@@ -70,6 +70,8 @@ def test_two_apps_in_one_process_keep_separate_metrics(app_and_engine):
     with TestClient(first) as one, TestClient(second) as two:
         wait_ready(one)
         wait_ready(two)
-        one.post("/v1/embeddings", json={"model": "fake", "input": ["a", "b"]})
+        # two different token sequences (this engine's ids depend only on the word count): the embedding
+        # cache folds identical ones into one input
+        one.post("/v1/embeddings", json={"model": "fake", "input": ["a", "b c"]})
         assert 'gateway_inputs_total{model="fake",route="/v1/embeddings"} 2.0' in one.get("/metrics").text
         assert "gateway_inputs_total{" not in two.get("/metrics").text

@@ -3,7 +3,8 @@
 The reference runs first, in this process, with no server running (or the ``--url`` one idle); then
 each load runs for ``--duration`` seconds (or ``--requests`` requests) against the server (started here
 on a free loopback port, or the one at ``--url``); then the reference runs again and the better of its
-two passes counts; and the table is printed. Same corpus, same model, same thread count.
+two passes counts; and the table is printed. Same corpus, same model, same thread count. Loads 1-3 run
+with the embedding cache off; load 4 (``cache_load``) on a second server with the default cache.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import httpx
 import msgspec
 
 from gateway.bench import client as load_client
+from gateway.bench.cache_load import format_cache_load, run_cache_load
 from gateway.bench.corpus import load_corpus
 from gateway.bench.loads import RERANK_TOP_N, Load, plan_loads
 from gateway.bench.reference import best_of, fitting_documents, load_model, measure_references
@@ -34,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "the --url server lists)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load (default 10)")
     parser.add_argument("--requests", type=int, default=100_000, help="at most this many requests per load")
-    parser.add_argument("--loads", default="1,2,3", help="load groups to run, e.g. 1,3 (default 1,2,3)")
+    parser.add_argument("--loads", default="1,2,3,4", help="load groups to run, e.g. 1,3 (default 1,2,3,4; "
+                        "4: re-embedding a corpus with the embedding cache on)")
     parser.add_argument("--threads", type=int, help="torch threads of the reference and of the started "
                         "server (default: torch's default, one per core)")
     parser.add_argument("--quick", action="store_true", help="smoke run: few loads, ~1 s each")
@@ -43,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> None:
     """Run the benchmark and print the report."""
     groups = {g.strip() for g in args.loads.split(",") if g.strip()}
-    if not groups <= {"1", "2", "3"}:
-        raise SystemExit(f"--loads takes groups 1, 2 and 3, not {args.loads!r}")
+    if not groups <= {"1", "2", "3", "4"}:
+        raise SystemExit(f"--loads takes groups 1, 2, 3 and 4, not {args.loads!r}")
     if args.quick:
         args.duration, args.requests = min(args.duration, 1.0), min(args.requests, 40)
     print(run_bench(args, groups), flush=True)
@@ -61,20 +64,28 @@ def run_bench(args: argparse.Namespace, groups: set[str]) -> str:
     rerank_documents = fitting_documents(model, corpus.mixed)
     references = measure_references(model, corpus, rerank_documents, groups, args.quick)
     loads = plan_loads(corpus, rerank_documents, model_name, groups, args.quick)
+    cached = None
     if args.url:
         wait_until_ready(args.url, timeout_s=60)
         results, server = _run_loads(args.url, loads, args), _server_facts(args.url, model_name)
+        if "4" in groups:
+            cached = run_cache_load(args.url, corpus, model_name, args.quick)
     else:
         env = {"OMP_NUM_THREADS": str(threads)} if args.threads else {}
-        with started_server(model_name, env) as url:
+        # loads 1-3 cycle through their bodies: measured with the cache off, so no answer comes from it
+        with started_server(model_name, {**env, "GATEWAY_CACHE_MAX_BYTES": "0"}) as url:
             results, server = _run_loads(url, loads, args), _server_facts(url, model_name)
+        if "4" in groups:
+            with started_server(model_name, env) as url:  # the default cache
+                cached = run_cache_load(url, corpus, model_name, args.quick)
     if not args.quick:  # a second pass, with the server stopped (or idle at --url)
         references = best_of(references, measure_references(model, corpus, rerank_documents, groups))
     context = (f"gateway bench: model {model_name}, {threads} torch threads, {os.cpu_count()} CPUs "
                f"({platform.machine()}, {platform.system()}), Python {platform.python_version()}, "
                f"torch {torch.__version__}, {server}{args.duration:g} s per load, "
                f"{time.strftime('%Y-%m-%d %H:%M')}")
-    return format_report(results, references, context)
+    report = format_report(results, references, context)
+    return f"{report}\n\n{format_cache_load(cached)}" if cached else report
 
 
 def _server_facts(url: str, model: str) -> str:

@@ -46,7 +46,9 @@ def main(args: argparse.Namespace) -> None:
     documents = fitting_documents(load_model(model, threads), corpus.mixed) if "3" in groups else []
     loads = plan_loads(corpus, documents, model, groups, args.quick)
     env = {"OMP_NUM_THREADS": str(threads)} if args.threads else {}
-    with started_server(model, env) as url:
+    # the loads cycle through their bodies: the embedding cache is off on both sides, so every answer is
+    # computed (as in gateway bench's loads 1-3)
+    with started_server(model, {**env, "GATEWAY_CACHE_MAX_BYTES": "0"}) as url:
         results = {"plain": run_loads(url, loads, args)}
     hop_ms = on_ray(model, threads, loads, args, results)
     print(report(loads, results, hop_ms, model, threads, args.duration), flush=True)
@@ -60,7 +62,7 @@ def on_ray(model: str, threads: int, loads: list[Load], args: argparse.Namespace
     from gateway.deploy.launch import connect, deploy, disconnect
     from gateway.deploy.ray_app import APP_NAME
 
-    settings = load_settings(host="127.0.0.1", port=free_port())
+    settings = load_settings(host="127.0.0.1", port=free_port(), cache_max_bytes=0)
     url = f"http://127.0.0.1:{settings.port}"
     local = connect(None)
     try:

@@ -50,6 +50,32 @@ class ModelStateCollector(Collector):
         yield from (queued, queued_tokens, ready, load)
 
 
+class CacheCollector(Collector):
+    """Per-model embedding cache counts read at scrape time (``embedding_cache.CacheStats``)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        hits = CounterMetricFamily("gateway_cache_hits", "Inputs served from the embedding cache",
+                                   labels=["model"])
+        misses = CounterMetricFamily("gateway_cache_misses", "Inputs the embedding cache did not hold",
+                                     labels=["model"])
+        evictions = CounterMetricFamily("gateway_cache_evictions", "Vectors the in-memory cache dropped to "
+                                        "stay within cache_max_bytes", labels=["model"])
+        held = GaugeMetricFamily("gateway_cache_bytes", "Bytes the in-memory embedding cache holds",
+                                 labels=["model"])
+        for served in self.registry.models:
+            if served.cache is None:
+                continue
+            stats = served.cache.stats
+            hits.add_metric([served.name], stats.hits)
+            misses.add_metric([served.name], stats.misses)
+            evictions.add_metric([served.name], stats.evictions)
+            held.add_metric([served.name], stats.bytes)
+        yield from (hits, misses, evictions, held)
+
+
 class RateLimitCollector(Collector):
     """Per-key quotas and usage read at scrape time, labelled by the key's name (never its secret)."""
 
@@ -105,6 +131,7 @@ class Metrics:
         self.collectors.register(ModelStateCollector(registry))
         if limiter is not None:
             self.collectors.register(RateLimitCollector(limiter))
+        self.collectors.register(CacheCollector(registry))
         ProcessCollector(registry=self.collectors)  # memory, CPU, open files of this process
 
     def _counter(self, name: str, documentation: str, labels: list[str]) -> Counter:

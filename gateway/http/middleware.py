@@ -2,8 +2,9 @@
 
 It gives each request an id (``X-Request-ID`` when the client sends a sane one, else a new UUID),
 opens its ``RequestInfo`` record, adds ``X-Request-ID`` and ``X-Process-Time`` (seconds from
-arrival to the response head, e.g. ``0.012345``) to every response (and ``x-ratelimit-*`` to those of
-rate-limited requests, ``gateway.http.rate_limit``), and when the response is sent
+arrival to the response head, e.g. ``0.012345``) to every response, ``X-Cache-Hits`` (inputs the
+embedding cache served) to every embedding response, ``x-ratelimit-*`` to those of rate-limited
+requests (``gateway.http.rate_limit``), and when the response is sent
 writes the access log line and the request metrics.
 
 It wraps Litestar's whole ASGI handler, as Litestar's OpenTelemetry plugin does, rather than sitting
@@ -65,6 +66,8 @@ class RequestObserver:
                 added = [(b"x-request-id", info.request_id.encode()), (b"x-process-time", elapsed)]
                 if info.rate_limit is not None:  # the key's quotas, after this request's charges
                     added += info.rate_limit.headers()
+                if info.cache_hits is not None:  # an embedding response: inputs the cache served
+                    added.append((b"x-cache-hits", str(info.cache_hits).encode()))
                 message["headers"] = [*message.get("headers", ()), *added]
             await send(message)
 

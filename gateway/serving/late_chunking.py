@@ -7,6 +7,7 @@ must fit the model's context: it is never truncated, since that would drop whole
 from __future__ import annotations
 
 from gateway.errors import InvalidRequest
+from gateway.serving import request_context
 from gateway.serving.registry import Registry
 from gateway.serving.service import (
     Embeddings,
@@ -62,5 +63,6 @@ async def embed_late_chunked(
         )
     check_token_total(len(joined), settings, param)
     raw = await run_with_timeout(runner.run("spans", [joined]), settings)
+    request_context.count_cache_hits(0)  # chunk vectors depend on their neighbours: never cached
     vectors = finish_vectors(raw[0], spec.normalize, dimensions, normalize)
     return Embeddings(vectors, len(joined), model_name)

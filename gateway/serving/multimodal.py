@@ -4,8 +4,9 @@ A request without any image takes ``embed_texts`` unchanged (the text fast path)
 checked (the model takes images; several parts only for a model that fuses them), its images are read and
 decoded under the configured limits (``gateway.media``, off the event loop), the inputs are prepared by
 the engine on the tokenizer thread (``Engine.encode_items``: token ids and pixel arrays), and they go
-through the model's runner exactly as texts do: one ``runner.run("embed", tokens)``, under the request
-timeout, then ``finish_vectors`` (dimensions, normalization).
+through the model's runner exactly as texts do: ``service.embed_tokens`` (the embedding cache, keyed on
+the token ids and a digest of the image arrays, then one ``runner.run("embed", ...)`` for the rest), under
+the request timeout, then ``finish_vectors`` (dimensions, normalization).
 """
 
 from __future__ import annotations
@@ -83,13 +84,13 @@ async def embed_items(
         return ItemEmbeddings(result.vectors, result.tokens, result.model)
     settings = registry.settings
     served = registry.get(model_name)
-    engine, runner = served.ready()
+    engine, _ = served.ready()
     check_items(items, engine.spec, model_name, settings.max_inputs_per_request, param)
     service.check_dimensions(dimensions, engine.spec.dim)
     await decode_images(items, registry, param)
     images = image_infos(items)
     tokens = await prepare(served, items, settings, param, prompt=prompt, **options)
-    raw = await service.run_with_timeout(runner.run("embed", tokens), settings)
+    raw = await service.embed_tokens(served, tokens, settings)
     vectors = service.finish_vectors(raw, engine.spec.normalize, dimensions, normalize)
     return ItemEmbeddings(vectors, sum(len(t) for t in tokens), model_name,
                           image_tokens=sum(t.image_tokens + t.image_ids for t in tokens), images=images)

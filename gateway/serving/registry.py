@@ -9,7 +9,8 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
+from functools import partial
+from typing import Any, Literal
 
 from gateway.config import ModelConfig, Settings
 from gateway.engines import Engine, load_engine, resolve_engine_name
@@ -17,6 +18,7 @@ from gateway.engines.dual_encoders import read_hf_config
 from gateway.engines.sources import resolve_model_path
 from gateway.errors import ModelNotFound, NotReady
 from gateway.serving import request_context
+from gateway.serving.embedding_cache import build_cache
 from gateway.serving.runner import Runner
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class ServedModel:
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="tokenizer")
     )
     tokenizer_lock: threading.Lock = field(default_factory=threading.Lock)
+    cache: Any = None  # its embedding cache (``embedding_cache.ModelCache``), None when off
 
     @property
     def name(self) -> str:
@@ -99,9 +102,18 @@ class Registry:
         self.loader = loader or self._load_local
         self.models: list[ServedModel] = []
         self._by_name: dict[str, ServedModel] = {}
+        self.redis = None
+        if settings.cache_redis_url:
+            from gateway.serving.redis_cache import RedisConnection, RedisStore
+
+            self.redis = RedisConnection(settings.cache_redis_url, settings.cache_redis_timeout_s,
+                                         settings.cache_redis_retry_s)
+            store_factory = partial(RedisStore, self.redis)
+        else:
+            store_factory = None
         for config in settings.served_models():
             engine_name = resolve_engine_name(config.engine or settings.engine)
-            served = ServedModel(config, engine_name)
+            served = ServedModel(config, engine_name, cache=build_cache(settings, store_factory))
             self.models.append(served)
             for name in config.served_names:
                 if name in self._by_name:
@@ -134,7 +146,10 @@ class Registry:
         return all(m.state == "ready" and m.runner and not m.runner.stats.failing for m in self.models)
 
     async def load_all(self, on_batch: Callable[[str], Callable] | None = None) -> None:
-        """Load every model off the event loop and warm it up with one forward pass (skips loaded ones)."""
+        """Load every model off the event loop and warm it up with one forward pass (skips loaded ones);
+        first ping the Redis cache, if one is configured, so ``/health`` reports it from the start."""
+        if self.redis is not None:
+            await self.redis.call(self.redis.client.ping())
         for served in self.models:
             if served.state != "ready":
                 await self._load(served, on_batch(served.name) if on_batch else None)
@@ -173,12 +188,24 @@ class Registry:
         )
         return engine, runner
 
+    def cache_health(self) -> dict:
+        """The embedding cache's state for ``/health``: backend, whether it works, its last error."""
+        if self.redis is not None:
+            return self.redis.health()
+        caches = [m.cache for m in self.models if m.cache is not None]
+        if not caches:
+            return {"backend": "off", "ok": True}
+        return {"backend": "memory", "ok": True, "bytes": sum(c.stats.bytes for c in caches),
+                "max_bytes_per_model": self.settings.cache_max_bytes}
+
     async def close(self) -> None:
-        """Stop every runner thread and tokenizer thread (in-flight batches finish)."""
+        """Stop every runner thread and tokenizer thread (in-flight batches finish), close Redis."""
         for served in self.models:
             if served.runner:
                 served.runner.stop()
             served.tokenizer_thread.shutdown(wait=False)
+        if self.redis is not None:
+            await self.redis.close()
 
 
 async def _warm_up(served: ServedModel, engine: Engine, runner: Runner) -> None:

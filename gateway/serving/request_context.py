@@ -32,6 +32,7 @@ class RequestInfo:
         api_key: the label of the key that authenticated the request (its ``name`` or ``key-<n>``).
         allowed_models: served names the key may use; None means every model.
         rate_limit: the key's quotas for this request (``gateway.serving.rate_limits``); None: unlimited.
+        cache_hits: inputs served from the embedding cache (``x-cache-hits``); None: not an embedding.
     """
 
     request_id: str = ""
@@ -41,6 +42,7 @@ class RequestInfo:
     api_key: str | None = None
     allowed_models: frozenset[str] | None = None
     rate_limit: KeyLimits | None = None
+    cache_hits: int | None = None
 
 
 _current: ContextVar[RequestInfo | None] = ContextVar("gateway_request", default=None)
@@ -79,6 +81,10 @@ def charge_tokens(tokens: int) -> None:
     """
     if (info := _current.get()) and info.rate_limit is not None:
         info.rate_limit.charge_tokens(tokens)
+def count_cache_hits(hits: int) -> None:
+    """Add inputs served from the embedding cache (0 still marks the response as an embedding one)."""
+    if info := _current.get():
+        info.cache_hits = (info.cache_hits or 0) + hits
 
 
 def visible_names(names: list[str]) -> list[str]:

@@ -1,8 +1,8 @@
 """Protocol-neutral embedding logic shared by every embedding route (OpenAI, Cohere, TEI).
 
-Resolves the model, applies limits and prompts, tokenizes off the event loop, runs the model's runner,
-and applies Matryoshka ``dimensions``. Routes convert wire requests to these calls and the results
-back to their wire format.
+Resolves the model, applies limits and prompts, tokenizes off the event loop, runs the model's runner
+for what its embedding cache does not hold (``embedding_cache``), and applies Matryoshka ``dimensions``.
+Routes convert wire requests to these calls and the results back to their wire format.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from gateway.engines import Engine, InputTooLong, Tokens
 from gateway.engines.pooling import l2_normalize
 from gateway.errors import InvalidRequest, RequestTimeout
 from gateway.serving import request_context
+from gateway.serving.embedding_cache import embed_cached
 from gateway.serving.prompted import prompted_tokenizer
 from gateway.serving.registry import Registry, ServedModel
 from gateway.serving.rerank_inputs import rerank_prompts
@@ -156,9 +157,22 @@ async def embed_texts(
     check_dimensions(dimensions, engine.spec.dim)
     tokens = await tokenize(served, texts, truncate, settings, param, max_tokens=max_tokens,
                             truncation_side=truncation_side, prompt=prompt)
-    raw = await run_with_timeout(runner.run("embed", tokens), settings)
+    raw = await embed_tokens(served, tokens, settings)
     vectors = finish_vectors(raw, engine.spec.normalize, dimensions, normalize)
     return Embeddings(vectors, sum(len(t) for t in tokens), model_name)
+
+
+async def embed_tokens(served: ServedModel, tokens: list[Tokens], settings: Settings) -> np.ndarray:
+    """Engine vectors ``(n, dim)`` float32 of prepared inputs, native size and not yet normalized: from
+    the model's embedding cache where it holds them, else from its runner (repeated inputs run once),
+    under the request timeout. See ``gateway.serving.embedding_cache``.
+
+    Raises:
+        Overloaded (429), RequestTimeout (408), EngineFailure (500).
+    """
+    _, runner = served.ready()
+    return await embed_cached(served, tokens,
+                              lambda todo: run_with_timeout(runner.run("embed", todo), settings))
 
 
 async def tokenize(

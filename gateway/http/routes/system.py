@@ -33,6 +33,7 @@ class Health(msgspec.Struct):
     version: str
     uptime_s: float
     models: list[ModelHealth]
+    cache: dict | None = None  # the embedding cache: backend (memory, redis, off), ok, error
 
 
 def model_health(served: ServedModel) -> ModelHealth:
@@ -64,6 +65,7 @@ async def health(state: State) -> Health:
         version=__version__,
         uptime_s=round(time.monotonic() - state.started_monotonic, 3),
         models=[model_health(m) for m in registry.models],
+        cache=registry.cache_health(),
     )
 
 
