@@ -27,7 +27,7 @@ from PIL import Image
 from transformers import AutoImageProcessor, AutoTokenizer
 
 from gateway.engines import InputTooLong, ModelSpec, Tokens
-from gateway.engines.tokenization import HFTokenization
+from gateway.engines.tokenization import WINDOW_CHARS_PER_TOKEN, HFTokenization, char_window
 from gateway.engines.vlm_batch import VlmImages
 from gateway.engines.vlm_formats import IMAGE_TOKEN, VISION_TOKENS, VlmFormat, chat_messages, fixed_prompt
 from gateway.inputs import InputItem, TextPart
@@ -189,6 +189,8 @@ class VlmTokenization(HFTokenization):
                 max_tokens: int | None, side: str) -> Tokens:
         """Tokenize one input's whole prompt, cut its text to the limit, attach its images."""
         before, after = self.prompt_text(instruction, len(images), bool(text))
+        # only the text's window at the kept side is tokenized (tokenization.encode says why)
+        text = char_window(text, self.spec.max_tokens * WINDOW_CHARS_PER_TOKEN, side)
         merged = [int(np.prod(grid)) // self.merge for _, grid in images]
         pieces = before.split(IMAGE_TOKEN)
         counts = [*merged, 0]

@@ -190,7 +190,8 @@ async def tokenize(
                                        truncate=truncate, tiny=tiny, **options)
     except InputTooLong as exc:
         raise InvalidRequest(
-            f"'{param}[{exc.index}]' is {exc.length} tokens long; this model accepts at most {exc.limit}",
+            f"'{param}[{exc.index}]' is {exc.length_text} tokens long; this model accepts at most "
+            f"{exc.limit}",
             param=param,
             code="context_length_exceeded",
         ) from None
@@ -222,7 +223,7 @@ def _tokenize_mixed(engine: Engine, inputs: list[str | list[int]], param: str, p
         try:
             converted = convert([inputs[i] for i in positions], **options)
         except InputTooLong as exc:
-            raise InputTooLong(positions[exc.index], exc.length, exc.limit) from None
+            raise InputTooLong(positions[exc.index], exc.length, exc.limit, exc.at_least) from None
         except ValueError as exc:  # from tokens_from_ids: an id outside the vocabulary
             if convert is tokenize_texts:
                 raise
