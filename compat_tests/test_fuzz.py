@@ -72,9 +72,21 @@ def test_hostile_bodies_on_every_post_route_never_hurt_the_server(server):
             sent += len(batch)
         health = client.get(f"{server.url}/health")
     seconds = time.monotonic() - start
-    print(f"\nfuzz (seed {SEED}): {sent} bodies over {len(paths)} POST routes in {seconds:.0f} s, {len(failures)} "
-          f"failures; statuses {dict(sorted(statuses.items()))}")
+    print(f"\nfuzz (seed {SEED}): {sent} bodies over {len(paths)} POST routes in {seconds:.0f} s, "
+          f"{len(failures)} failures; statuses {dict(sorted(statuses.items()))}")
     assert not failures, "\n".join(failures[:20])
     assert health.status_code == 200 and health.json()["status"] == "ok"
     ok = httpx.post(f"{server.url}/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": "still fine"})
     assert ok.status_code == 200
+
+
+def test_a_body_over_the_default_limit_is_413_with_a_json_body_on_every_route(server):
+    from gateway.config import Settings
+
+    body = b'{"input": ["' + b"x" * Settings().max_body_bytes + b'"]}'
+    with httpx.Client(timeout=60) as client:
+        for path in post_routes():
+            response = client.post(f"{server.url}{path}", content=body,
+                                   headers={"content-type": "application/json"})
+            assert response.status_code == 413, (path, response.text[:200])
+            assert isinstance(response.json(), dict) and "too large" in response.text
