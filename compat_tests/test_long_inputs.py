@@ -11,7 +11,7 @@ import pytest
 
 from compat_tests.conftest import DEFAULT_ALIAS
 from compat_tests.dialects import openai_route, post
-from gateway.engines.tokenization import WINDOW_CHARS_PER_TOKEN
+from gateway.engines.windows import WINDOW_CHARS_PER_TOKEN
 
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's limit
 WINDOW = MAX_TOKENS * WINDOW_CHARS_PER_TOKEN
@@ -60,3 +60,10 @@ def test_a_huge_rerank_document_is_chunked_from_its_start(server, huge):
     response = post(server, "/v1/rerank", body)
     assert response.status_code == 200, response.text
     assert len(response.json()["results"]) == 2
+
+
+def test_tokenize_refuses_more_characters_than_the_request_token_cap_holds(server, huge):
+    response = post(server, "/tokenize", {"inputs": huge})  # 6 MB: over 300,000 tokens x 16 characters
+    assert response.status_code == 400 and "characters" in response.json()["error"]
+    fine = post(server, "/tokenize", {"inputs": huge[:1000]})
+    assert fine.status_code == 200 and len(fine.json()[0]) > 100

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from transformers import PreTrainedTokenizerBase
 
 from gateway.engines import InputTooLong, Tokens
+from gateway.engines.windows import WINDOW_CHARS_PER_TOKEN
 
 
 @dataclass(slots=True)
@@ -61,7 +62,6 @@ def join_inputs(tokenizer: PreTrainedTokenizerBase, texts: list[str], prompt: st
         InputTooLong: the sequence is longer than ``limit`` (``index``: the text where it overflowed;
             ``length``: the tokens counted so far, a lower bound).
     """
-    from gateway.engines.tokenization import WINDOW_CHARS_PER_TOKEN  # here: tokenization imports this module
 
     head, tail = special_frame(tokenizer)
     ids = list(head)

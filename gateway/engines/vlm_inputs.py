@@ -27,9 +27,10 @@ from PIL import Image
 from transformers import AutoImageProcessor, AutoTokenizer
 
 from gateway.engines import InputTooLong, ModelSpec, Tokens
-from gateway.engines.tokenization import WINDOW_CHARS_PER_TOKEN, HFTokenization, char_window
+from gateway.engines.tokenization import HFTokenization
 from gateway.engines.vlm_batch import VlmImages
 from gateway.engines.vlm_formats import IMAGE_TOKEN, VISION_TOKENS, VlmFormat, chat_messages, fixed_prompt
+from gateway.engines.windows import WINDOW_CHARS_PER_TOKEN, char_window
 from gateway.inputs import InputItem, TextPart
 
 _SENTINEL = "\x00gateway-text\x00"  # stands for the input's text while rendering a chat template

@@ -17,6 +17,7 @@ import numpy as np
 from gateway.config import Settings
 from gateway.engines import Engine, InputTooLong, Tokens
 from gateway.engines.pooling import l2_normalize
+from gateway.engines.windows import WINDOW_CHARS_PER_TOKEN
 from gateway.errors import InvalidRequest, RequestTimeout
 from gateway.serving.prompted import prompted_tokenizer
 from gateway.serving.registry import Registry, ServedModel
@@ -231,6 +232,20 @@ def _tokenize_mixed(engine: Engine, inputs: list[str | list[int]], param: str, p
         for i, tokens in zip(positions, converted, strict=True):
             out[i] = tokens
     return out
+
+
+def check_untruncated_size(texts: list[str], settings: Settings, param: str = "input") -> None:
+    """For calls that tokenize texts in full (TEI ``/tokenize``): refuse more characters than
+    ``max_tokens_per_request`` tokens of any real text hold (``WINDOW_CHARS_PER_TOKEN`` each), before
+    tokenizing them, so such a call costs at most what the largest embedding request does.
+
+    Raises:
+        InvalidRequest: too many characters.
+    """
+    allowed = settings.max_tokens_per_request * WINDOW_CHARS_PER_TOKEN
+    if sum(len(text) for text in texts) > allowed:
+        raise InvalidRequest(f"'{param}' holds more than {allowed} characters, more than the "
+                             f"{settings.max_tokens_per_request} tokens a request may hold", param=param)
 
 
 def check_token_total(total: int, settings: Settings, param: str = "input") -> None:
