@@ -1,12 +1,13 @@
 """Overload holds: offered ~10x what the machine serves, the server answers only 200 or 429, every 200
 holds its own request's rows, its memory stays bounded, and it serves normally once the load stops.
 
-One server with a small queue (``GATEWAY_MAX_QUEUE_TOKENS``), so it sheds load with 429 within about a
-second of queueing. A short closed-loop calibration measures the requests per second it serves; then
-requests are offered open-loop at ten times that rate. Each request holds 8 distinct texts of about 100
-tokens (so the client, on the same machine, can offer 10x while the server does the expensive part);
-each answered vector is checked against the server's embedding of its text sent again once the load is
-over (64 texts to a request: any row landing in the wrong response or place would differ).
+One server with a small queue (``GATEWAY_MAX_QUEUE_TOKENS``, ``GATEWAY_MAX_QUEUE_WAIT_S``), so it sheds
+load with 429 beyond a few seconds of queueing. A short closed-loop calibration measures the requests
+per second it serves; then requests are offered open-loop at ten times that rate. Each request holds 8
+distinct texts of about 100 tokens (so the client, on the same machine, can offer 10x while the server
+does the expensive part); each answered vector is checked against the server's embedding of its text
+sent again once the load is over (64 texts to a request: any row landing in the wrong response or place
+would differ).
 The figures (rates, statuses, peak RSS from ``VmHWM``) are printed: run with ``-s`` to see them.
 """
 
@@ -25,7 +26,8 @@ from compat_tests.conftest import DEFAULT_ALIAS
 from compat_tests.server import RunningServer, run_server
 
 INPUTS_PER_REQUEST = 8
-QUEUE_TOKENS = 8000  # about 9 requests of 8 x ~105 tokens
+QUEUE_TOKENS = 20_000  # about 24 requests of 8 x ~105 tokens; on a slow machine the wait bound sheds first
+QUEUE_WAIT_S = 2
 CALIBRATION_S = 4
 LOAD_S = 8
 OVERLOAD = 10
@@ -50,7 +52,7 @@ def memory_kib(pid: int) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def shedding_server(tmp_path_factory: pytest.TempPathFactory) -> RunningServer:
-    env = {"GATEWAY_MAX_QUEUE_TOKENS": str(QUEUE_TOKENS)}
+    env = {"GATEWAY_MAX_QUEUE_TOKENS": str(QUEUE_TOKENS), "GATEWAY_MAX_QUEUE_WAIT_S": str(QUEUE_WAIT_S)}
     with run_server(tmp_path_factory.mktemp("overload"), env=env) as running:
         yield running
 
@@ -76,10 +78,10 @@ async def calibrate(client: httpx.AsyncClient, url: str) -> float:
         nonlocal served
         while time.monotonic() < deadline:
             _, status, _ = await embed(client, url, next(numbers))
-            assert status == 200, status
-            served += 1
+            assert status in (200, 429), status
+            served += status == 200
 
-    await asyncio.gather(*(worker() for _ in range(6)))
+    await asyncio.gather(*(worker() for _ in range(4)))
     return served / (time.monotonic() - start)
 
 

@@ -188,6 +188,8 @@ class Settings(BaseSettings):
     # padded tokens per forward pass; None: by device (2048 on CPU, 16384 on a GPU: batching.py)
     batch_tokens: int | None = Field(default=None, gt=0)
     max_queue_tokens: int = Field(default=4_000_000, gt=0)  # queued tokens per model before 429
+    # seconds the queue may take to drain (at the measured speed) before 429: a bounded wait on any machine
+    max_queue_wait_s: float = Field(default=60.0, gt=0)
     # forward passes of one model running at once on CPU, each on its share of the cores; None: 2 for
     # torch when it has 2+ threads (batching.py: small batches use cores better side by side)
     cpu_lanes: int | None = Field(default=None, gt=0)
