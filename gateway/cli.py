@@ -38,12 +38,16 @@ def serve(args: argparse.Namespace) -> None:
     """Load settings (flags win over env, .env and the TOML file) and run uvicorn."""
     import uvicorn
 
-    from gateway.config import load_settings
+    from gateway.config import ConfigError, load_settings
     from gateway.http.app import create_app
     from gateway.http.request_log import configure_logging
 
-    settings = load_settings(host=args.host, port=args.port, config=args.config, model=args.model,
-                             engine=args.engine)
+    try:
+        settings = load_settings(host=args.host, port=args.port, config=args.config, model=args.model,
+                                 engine=args.engine)
+    except (ConfigError, FileNotFoundError) as exc:  # a clean message and exit 2, not a traceback
+        print(f"gateway: {exc}", file=sys.stderr)
+        sys.exit(2)
     configure_logging(settings)
     if args.ray or args.ray_address:
         from gateway.deploy.launch import serve_on_ray

@@ -12,7 +12,16 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -24,6 +33,14 @@ from pydantic_settings import (
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_ALIASES = ["all-MiniLM-L6-v2"]
 DEFAULT_CONFIG_FILE = Path("config/gateway.toml")
+
+
+class ConfigError(ValueError):
+    """The configuration is wrong (an unknown TOML key, a bad value): the message names the key and file."""
+
+
+# Tables of the TOML file refuse keys they do not know (a misspelt key would otherwise be ignored silently).
+_STRICT = ConfigDict(extra="forbid")
 
 
 class RayDeployment(BaseModel):
@@ -46,6 +63,8 @@ class RayDeployment(BaseModel):
             cross-request batching, so the default is high; the model's ``max_queue_tokens`` still
             bounds its queue (429 beyond).
     """
+
+    model_config = _STRICT
 
     replicas: int | None = Field(default=None, ge=1)
     min_replicas: int | None = Field(default=None, ge=1)
@@ -94,6 +113,8 @@ class ModelConfig(BaseModel):
         ray: replicas and resources of this model's deployment on Ray Serve (``RayDeployment``).
     """
 
+    model_config = _STRICT
+
     name: str
     aliases: list[str] = Field(default_factory=list)
     source: str | None = None
@@ -130,6 +151,8 @@ class ApiKey(BaseModel):
             ``rate_limit_tpm``. Keys sharing a ``name`` share one quota (``gateway.serving.rate_limits``).
     """
 
+    model_config = _STRICT
+
     key: SecretStr = Field(min_length=1)
     name: str | None = None
     models: list[str] | None = None
@@ -144,6 +167,8 @@ class ApiKey(BaseModel):
 class Settings(BaseSettings):
     """Server settings (see the module docstring for where each value comes from)."""
 
+    # extra="ignore": unknown GATEWAY_* variables (the environment is shared) never stop the server;
+    # unknown keys of the TOML file do (StrictTomlSource).
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_", env_file=".env", extra="ignore", env_nested_delimiter="__"
     )
@@ -159,9 +184,11 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
 
     # Limits
-    max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    # README "Limits" gives the reason for each default
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)  # 2048 inputs of ~4 KB; hosted APIs: 2-10 MiB
+    max_json_depth: int = Field(default=32, gt=0)  # deepest wire format served nests 4; decoders recurse
     max_inputs_per_request: int = Field(default=2048, gt=0)
-    max_tokens_per_request: int = Field(default=2_000_000, gt=0)
+    max_tokens_per_request: int = Field(default=300_000, gt=0)  # OpenAI's per-request cap
     max_rerank_documents: int = Field(default=10_000, gt=0)
     request_timeout_s: float = Field(default=300.0, gt=0)
     shutdown_timeout_s: float = Field(default=30.0, ge=0)  # SIGTERM: wait this long for in-flight requests
@@ -170,6 +197,8 @@ class Settings(BaseSettings):
     # padded tokens per forward pass; None: by device (2048 on CPU, 16384 on a GPU: batching.py)
     batch_tokens: int | None = Field(default=None, gt=0)
     max_queue_tokens: int = Field(default=4_000_000, gt=0)  # queued tokens per model before 429
+    # seconds the queue may take to drain (at the measured speed) before 429: a bounded wait on any machine
+    max_queue_wait_s: float = Field(default=60.0, gt=0)
     # forward passes of one model running at once on CPU, each on its share of the cores; None: 2 for
     # torch when it has 2+ threads (batching.py: small batches use cores better side by side)
     cpu_lanes: int | None = Field(default=None, gt=0)
@@ -229,7 +258,7 @@ class Settings(BaseSettings):
         toml_file = _config_file(init_settings)
         sources = [init_settings, env_settings, dotenv_settings]
         if toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+            sources.append(StrictTomlSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
 
     def served_models(self) -> list[ModelConfig]:
@@ -239,6 +268,22 @@ class Settings(BaseSettings):
         if self.models:
             return self.models
         return [ModelConfig(name=DEFAULT_MODEL, aliases=DEFAULT_ALIASES)]
+
+
+class StrictTomlSource(TomlConfigSettingsSource):
+    """The TOML file, refusing top-level keys that are not settings (nested tables refuse theirs through
+    ``extra="forbid"`` on their models).
+
+    Raises:
+        ConfigError: naming the unknown key and the file.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], toml_file: Path) -> None:
+        super().__init__(settings_cls, toml_file=toml_file)
+        unknown = [key for key in self.toml_data if key not in settings_cls.model_fields or key == "config"]
+        if unknown:
+            raise ConfigError(f"{toml_file}: unknown key {unknown[0]!r} at the top level (see "
+                              "config/example.toml for the keys there are)")
 
 
 def _config_file(init_settings: PydanticBaseSettingsSource) -> Path | None:
@@ -257,6 +302,25 @@ def load_settings(**overrides: object) -> Settings:
 
     Raises:
         FileNotFoundError: an explicitly named config file does not exist.
-        pydantic.ValidationError: a setting has an invalid value.
+        ConfigError: an unknown key in the TOML file, or a setting with an invalid value (naming the key,
+            and the TOML file when one was read).
     """
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        toml_file = overrides.get("config") or os.environ.get("GATEWAY_CONFIG")
+        if not toml_file and DEFAULT_CONFIG_FILE.is_file():
+            toml_file = DEFAULT_CONFIG_FILE
+        raise ConfigError(describe_errors(exc, toml_file)) from None
+
+
+def describe_errors(exc: ValidationError, toml_file: object) -> str:
+    """One line per invalid setting, e.g. ``models[0].max_token: unknown key``, under the file's name."""
+    lines = []
+    for error in exc.errors():
+        parts = (f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"])
+        key = "".join(parts).lstrip(".")
+        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        lines.append(f"  {key}: {message}")
+    where = f" (from {toml_file}, the environment and .env)" if toml_file else ""
+    return f"invalid configuration{where}:\n" + "\n".join(lines)

@@ -336,3 +336,23 @@ def test_two_lanes_run_batches_side_by_side_and_a_lone_batch_takes_every_core(en
     runner.stop()
     runner.join(WAIT_S)
     assert not runner.alive
+
+
+def test_a_queue_slower_to_drain_than_max_queue_wait_s_answers_overloaded() -> None:
+    engine = FakeEngine(delay_s=0.05)  # 10 tokens in >= 50 ms: at most 200 tokens/s once measured
+    runner = Runner(engine, batch_tokens=256, max_queue_tokens=100_000, max_queue_wait_s=1.0)
+
+    async def main() -> None:
+        await runner.run("embed", make_inputs([10]))  # one batch measures the speed
+        held = await hold_engine(runner, engine)
+        queued = asyncio.create_task(runner.run("embed", make_inputs([60])))  # ~0.3 s to drain: admitted
+        await asyncio.sleep(0.01)
+        with pytest.raises(Overloaded) as refused:  # >= 1.3 s with these: over the 1 s bound
+            await runner.run("embed", make_inputs([200]))
+        assert refused.value.status == 429 and runner.queued_tokens == 60
+        engine.release.set()
+        await asyncio.gather(held, queued)
+
+    asyncio.run(main())
+    assert_drained(runner)
+    runner.stop()

@@ -128,12 +128,19 @@ class InputTooLong(ValueError):
 
     Attributes:
         index: position of the offending input in the list given to ``tokenize``.
-        length: its length in model tokens.
+        length: its length in model tokens; a lower bound when ``at_least`` (a long input is tokenized
+            only through a window of its characters, ``tokenization.encode``).
     """
 
-    def __init__(self, index: int, length: int, limit: int) -> None:
-        super().__init__(f"input {index} has {length} tokens, more than the model's limit of {limit}")
-        self.index, self.length, self.limit = index, length, limit
+    def __init__(self, index: int, length: int, limit: int, at_least: bool = False) -> None:
+        super().__init__(f"input {index} has {'at least ' if at_least else ''}{length} tokens, more than "
+                         f"the model's limit of {limit}")
+        self.index, self.length, self.limit, self.at_least = index, length, limit, at_least
+
+    @property
+    def length_text(self) -> str:
+        """``length`` for messages: ``"300"``, or ``"at least 300"`` when it is a lower bound."""
+        return f"at least {self.length}" if self.at_least else str(self.length)
 
 
 class Engine(Protocol):

@@ -126,7 +126,7 @@ class DualEncoderInputs:
                 tokens = self.tokenize(texts, truncate=truncate, max_tokens=max_tokens,
                                        truncation_side=truncation_side)
             except InputTooLong as exc:
-                raise InputTooLong(text_at[exc.index], exc.length, exc.limit) from None
+                raise InputTooLong(text_at[exc.index], exc.length, exc.limit, exc.at_least) from None
             for i, row in zip(text_at, tokens, strict=True):
                 out[i] = row
         image_at = [i for i, item in enumerate(items) if item.images]

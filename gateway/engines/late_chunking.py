@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 from transformers import PreTrainedTokenizerBase
 
-from gateway.engines import Tokens
+from gateway.engines import InputTooLong, Tokens
+from gateway.engines.windows import WINDOW_CHARS_PER_TOKEN
 
 
 @dataclass(slots=True)
@@ -45,21 +46,45 @@ def special_frame(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[i
     return [], []
 
 
-def join_inputs(tokenizer: PreTrainedTokenizerBase, texts: list[str],
-                prompt: str | None = None) -> SpanTokens:
+JOIN_GROUP = 32  # texts tokenized per call while the joined length is checked against the limit
+
+
+def join_inputs(tokenizer: PreTrainedTokenizerBase, texts: list[str], prompt: str | None = None,
+                limit: int | None = None) -> SpanTokens:
     """Tokenize ``texts`` into one sequence: specials, prompt, each text in order, closing specials.
+
+    With a ``limit`` (the model's context), tokenizing stops as soon as the sequence is longer, and a text
+    longer than ``limit * WINDOW_CHARS_PER_TOKEN`` characters counts as too long without being tokenized
+    in full, so a huge request costs no more than one that fits.
 
     Raises:
         ValueError: a text has no tokens (nothing to pool), naming its index.
+        InputTooLong: the sequence is longer than ``limit`` (``index``: the text where it overflowed;
+            ``length``: the tokens counted so far, a lower bound).
     """
-    pieces = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
-    empty = next((i for i, ids in enumerate(pieces) if not ids), None)
-    if empty is not None:
-        raise ValueError(f"input {empty} has no tokens")
+
     head, tail = special_frame(tokenizer)
     ids = list(head)
     if prompt:
         ids += tokenizer(prompt, add_special_tokens=False, verbose=False)["input_ids"]
+    if limit is None:
+        pieces = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+    else:
+        chars, pieces, total = limit * WINDOW_CHARS_PER_TOKEN, [], len(ids) + len(tail)
+        for start in range(0, len(texts), JOIN_GROUP):
+            group = texts[start:start + JOIN_GROUP]
+            for offset, text in enumerate(group):
+                if len(text) > chars:
+                    raise InputTooLong(start + offset, limit + 1, limit, at_least=True)
+            group_ids = tokenizer(group, add_special_tokens=False, verbose=False)["input_ids"]
+            for offset, piece in enumerate(group_ids):
+                pieces.append(piece)
+                total += len(piece)
+                if total > limit:
+                    raise InputTooLong(start + offset, total, limit, at_least=start + offset < len(texts) - 1)
+    empty = next((i for i, piece in enumerate(pieces) if not piece), None)
+    if empty is not None:
+        raise ValueError(f"input {empty} has no tokens")
     spans = []
     for piece in pieces:
         spans.append((len(ids), len(ids) + len(piece)))

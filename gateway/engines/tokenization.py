@@ -13,6 +13,12 @@ from transformers import PreTrainedTokenizerBase
 
 from gateway.engines import InputTooLong, ModelSpec, Tokens, TokenSpan
 from gateway.engines.late_chunking import SpanTokens, join_inputs
+from gateway.engines.windows import (
+    WINDOW_CHARS_PER_TOKEN,
+    WINDOW_MARGIN,
+    WINDOW_MAX_CHARS_PER_TOKEN,
+    char_window,
+)
 
 
 def encode(
@@ -28,28 +34,54 @@ def encode(
     at a time, under the model's tokenizer lock (``ServedModel.tokenize``), so switching the tokenizer's
     ``truncation_side`` for one call is safe.
 
+    Each text is tokenized through a window of ``limit * WINDOW_CHARS_PER_TOKEN`` characters at the kept
+    side (see ``char_window``), widened (up to ``WINDOW_MAX_CHARS_PER_TOKEN``) while it holds fewer than
+    ``limit + WINDOW_MARGIN`` tokens and is not the whole text: the CPU an input costs is bounded by the
+    limit, not its length. A truncated input's tokens are those of its window, truncated (for real text,
+    the same as cutting the whole text).
+
     Raises:
-        InputTooLong: an input is longer than ``limit`` and ``truncate`` is False.
+        InputTooLong: an input is longer than ``limit`` and ``truncate`` is False (its ``length`` is then
+            the tokens of its window, a lower bound, when it was not tokenized in full).
     """
-    full = tokenizer(**inputs, add_special_tokens=True, truncation=False, verbose=False)
-    too_long = [i for i, ids in enumerate(full["input_ids"]) if len(ids) > limit]
+    chars = limit * WINDOW_CHARS_PER_TOKEN
+    windows = {key: [char_window(text, chars, side) for text in values] for key, values in inputs.items()}
+    full = tokenizer(**windows, add_special_tokens=True, truncation=False, verbose=False)
+    rows = list(full["input_ids"])
+    types = list(full["token_type_ids"]) if "token_type_ids" in full else None
+    # windows that held too few tokens to decide (mostly whitespace): widen them until they decide
+    undecided = [i for i in range(len(rows)) if len(rows[i]) < limit + WINDOW_MARGIN
+                 and any(windows[key][i] is not inputs[key][i] for key in inputs)]
+    while undecided and chars < limit * WINDOW_MAX_CHARS_PER_TOKEN:
+        chars *= 4
+        for key in inputs:
+            for i in undecided:
+                windows[key][i] = char_window(inputs[key][i], chars, side)
+        again = tokenizer(**{key: [windows[key][i] for i in undecided] for key in inputs},
+                          add_special_tokens=True, truncation=False, verbose=False)
+        for j, i in enumerate(undecided):
+            rows[i] = again["input_ids"][j]
+            if types is not None:
+                types[i] = again["token_type_ids"][j]
+        undecided = [i for i in undecided if len(rows[i]) < limit + WINDOW_MARGIN
+                     and any(windows[key][i] is not inputs[key][i] for key in inputs)]
+    too_long = [i for i, ids in enumerate(rows) if len(ids) > limit]
     if too_long and not truncate:
-        raise InputTooLong(too_long[0], len(full["input_ids"][too_long[0]]), limit)
+        first = too_long[0]
+        windowed = any(windows[key][first] is not inputs[key][first] for key in inputs)
+        raise InputTooLong(first, len(rows[first]), limit, at_least=windowed)
     pairs = "text_pair" in inputs
-    out = [
-        Tokens(ids, full["token_type_ids"][i] if pairs and "token_type_ids" in full else None)
-        for i, ids in enumerate(full["input_ids"])
-    ]
-    if too_long:  # re-tokenize only the long ones, with the tokenizer's own truncation strategy
-        subset = {key: [values[i] for i in too_long] for key, values in inputs.items()}
+    out = [Tokens(ids, types[i] if pairs and types is not None else None) for i, ids in enumerate(rows)]
+    if too_long:  # re-tokenize only the long ones (their windows), with the tokenizer's own truncation
+        subset = {key: [values[i] for i in too_long] for key, values in windows.items()}
         default_side, tokenizer.truncation_side = tokenizer.truncation_side, side
         try:
             cut = tokenizer(**subset, add_special_tokens=True, truncation=True, max_length=limit)
         finally:
             tokenizer.truncation_side = default_side
         for j, i in enumerate(too_long):
-            types = cut["token_type_ids"][j] if pairs and "token_type_ids" in cut else None
-            out[i] = Tokens(cut["input_ids"][j], types, truncated=True)
+            cut_types = cut["token_type_ids"][j] if pairs and "token_type_ids" in cut else None
+            out[i] = Tokens(cut["input_ids"][j], cut_types, truncated=True)
     return out
 
 
@@ -106,7 +138,7 @@ class Qwen3RerankPrompt:
         try:
             bodies = encode(self.tokenizer, {"text": texts}, limit - frame, truncate)
         except InputTooLong as err:
-            raise InputTooLong(err.index, err.length + frame, limit) from None
+            raise InputTooLong(err.index, err.length + frame, limit, err.at_least) from None
         return [Tokens(self.prefix_ids + t.ids + self.suffix_ids, None, t.truncated) for t in bodies]
 
 
@@ -176,7 +208,7 @@ class HFTokenization:
 
     def tokenize_joined(self, texts: list[str], *, prompt: str | None = None) -> SpanTokens:
         """Late chunking: ``texts`` as one sequence, with their spans (``gateway.engines.late_chunking``)."""
-        return join_inputs(self.tokenizer, texts, prompt)
+        return join_inputs(self.tokenizer, texts, prompt, limit=self.spec.max_tokens)
 
     def tokenize_spans(self, texts: list[str], *, add_special_tokens: bool = True) -> list[list[TokenSpan]]:
         """See ``Engine.tokenize_spans``."""

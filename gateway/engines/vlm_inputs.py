@@ -30,6 +30,7 @@ from gateway.engines import InputTooLong, ModelSpec, Tokens
 from gateway.engines.tokenization import HFTokenization
 from gateway.engines.vlm_batch import VlmImages
 from gateway.engines.vlm_formats import IMAGE_TOKEN, VISION_TOKENS, VlmFormat, chat_messages, fixed_prompt
+from gateway.engines.windows import WINDOW_CHARS_PER_TOKEN, char_window
 from gateway.inputs import InputItem, TextPart
 
 _SENTINEL = "\x00gateway-text\x00"  # stands for the input's text while rendering a chat template
@@ -189,6 +190,8 @@ class VlmTokenization(HFTokenization):
                 max_tokens: int | None, side: str) -> Tokens:
         """Tokenize one input's whole prompt, cut its text to the limit, attach its images."""
         before, after = self.prompt_text(instruction, len(images), bool(text))
+        # only the text's window at the kept side is tokenized (tokenization.encode says why)
+        text = char_window(text, self.spec.max_tokens * WINDOW_CHARS_PER_TOKEN, side)
         merged = [int(np.prod(grid)) // self.merge for _, grid in images]
         pieces = before.split(IMAGE_TOKEN)
         counts = [*merged, 0]

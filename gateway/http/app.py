@@ -25,6 +25,7 @@ from gateway.http.routes import rerank as rerank_routes
 from gateway.http.routes import system as system_routes
 from gateway.http.routes import tei as tei_routes
 from gateway.http.routes import voyage_multimodal as voyage_multimodal_routes
+from gateway.http.routes.common import check_body
 from gateway.protocol.token_ids import seed_tiktoken_cache
 from gateway.serving.rate_limits import build_rate_limiter
 from gateway.serving.registry import Registry
@@ -63,6 +64,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
         logging_config=None,  # keep the process's logging (gateway.http.request_log), not Litestar's default
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=check_body,  # JSON depth and body size on every POST route (routes/common.py)
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="gateway", version=__version__, path="/schema"),
     )

@@ -6,6 +6,7 @@ must fit the model's context: it is never truncated, since that would drop whole
 
 from __future__ import annotations
 
+from gateway.engines import InputTooLong
 from gateway.errors import InvalidRequest
 from gateway.serving import request_context
 from gateway.serving.registry import Registry
@@ -53,11 +54,14 @@ async def embed_late_chunked(
     check_dimensions(dimensions, spec.dim)
     try:
         joined = await served.tokenize(engine.tokenize_joined, texts, prompt=prompt)
+        length = str(len(joined))
+    except InputTooLong as exc:  # the engine stopped counting once past the context
+        joined, length = None, exc.length_text
     except ValueError as exc:  # an input without tokens
         raise InvalidRequest(f"'{param}': {exc}", param=param) from None
-    if len(joined) > spec.max_tokens:
+    if joined is None or len(joined) > spec.max_tokens:
         raise InvalidRequest(
-            f"'late_chunking' embeds the {len(texts)} inputs as one sequence of {len(joined)} tokens; this "
+            f"'late_chunking' embeds the {len(texts)} inputs as one sequence of {length} tokens; this "
             f"model's context holds at most {spec.max_tokens}: send fewer or shorter inputs",
             param=param, code="context_length_exceeded",
         )

@@ -172,7 +172,8 @@ async def prepare(served: ServedModel, items: list[InputItem], settings: Setting
                                        max_tokens=max_tokens, truncation_side=truncation_side, prompt=prompt)
     except InputTooLong as exc:
         raise InvalidRequest(
-            f"'{param}[{exc.index}]' is {exc.length} tokens long; this model accepts at most {exc.limit}",
+            f"'{param}[{exc.index}]' is {exc.length_text} tokens long; this model accepts at most "
+            f"{exc.limit}",
             param=param, code="context_length_exceeded",
         ) from None
     except ValueError as exc:

@@ -184,6 +184,7 @@ class Registry:
             engine,
             batch_tokens=self.settings.batch_tokens,
             max_queue_tokens=self.settings.max_queue_tokens,
+            max_queue_wait_s=self.settings.max_queue_wait_s,
             on_batch=on_batch,
         )
         return engine, runner

@@ -15,6 +15,7 @@ import numpy as np
 
 from gateway.config import ModelConfig
 from gateway.engines import Engine, InputTooLong, Tokens
+from gateway.engines.windows import WINDOW_CHARS_PER_TOKEN, char_window
 from gateway.errors import InvalidRequest
 from gateway.serving.prompted import prompted_tokenizer
 
@@ -92,14 +93,20 @@ def prepare_inputs(
 
 
 def fit_document(engine: Engine, text: str, budget: int, overflow: Overflow, max_chunks: int) -> list[str]:
-    """The chunks of ``text`` to score, each at most ``budget`` model tokens (no special tokens)."""
+    """The chunks of ``text`` to score, each at most ``budget`` model tokens (no special tokens).
+
+    Only a window of the text is split (``tokenization.char_window``): the characters the kept chunks can
+    come from, so a huge document costs what a long one does.
+    """
     # Fast path: no tokenizer we serve makes more tokens than UTF-8 bytes + 1, so short texts fit as is.
     if overflow in ("truncate", "reject") or len(text.encode()) < budget:
         return [text]
     if overflow == "truncate_left":
-        pieces = engine.split_text(text, 1)  # one piece per token, so the tail keeps exactly `budget`
+        window = char_window(text, budget * WINDOW_CHARS_PER_TOKEN, "left")
+        pieces = engine.split_text(window, 1)  # one piece per token, so the tail keeps exactly `budget`
         return ["".join(pieces[-budget:])]
-    return engine.split_text(text, budget)[:max_chunks]
+    window = char_window(text, budget * max_chunks * WINDOW_CHARS_PER_TOKEN)
+    return engine.split_text(window, budget)[:max_chunks]
 
 
 def _tokenize(func: Callable, inputs: list, truncate: bool, param: str, cross: bool) -> list[Tokens]:
@@ -110,7 +117,7 @@ def _tokenize(func: Callable, inputs: list, truncate: bool, param: str, cross: b
         name = "query" if param == "query" else f"{param}[{exc.index}]"
         paired = " with the query" if cross and param != "query" else ""
         raise InvalidRequest(
-            f"'{name}' is {exc.length} tokens long{paired}; this model accepts at most {exc.limit}",
+            f"'{name}' is {exc.length_text} tokens long{paired}; this model accepts at most {exc.limit}",
             param=param,
             code="context_length_exceeded",
         ) from None

@@ -48,6 +48,9 @@ class Runner:
         batch_tokens: padded-token budget of one forward pass (longest input x batch size); None:
             ``default_batch_tokens`` of the engine's device.
         max_queue_tokens: tokens allowed to wait; beyond it ``run`` raises ``Overloaded`` (429).
+        max_queue_wait_s: the longest the queue may take to drain, at the engine's measured speed,
+            before ``run`` raises ``Overloaded``: bounds the wait of what is admitted, whatever the speed
+            of the machine (None: no bound but ``max_queue_tokens``).
         on_batch: optional callback ``(size, padded_tokens, ms)`` after each successful batch.
     """
 
@@ -57,11 +60,13 @@ class Runner:
         *,
         batch_tokens: int | None = None,
         max_queue_tokens: int = 4_000_000,
+        max_queue_wait_s: float | None = None,
         on_batch: Callable[[int, int, float], None] | None = None,
     ) -> None:
         self.engine = engine
         self.batch_tokens = batch_tokens or default_batch_tokens(engine.spec.device)
         self.max_queue_tokens = max_queue_tokens
+        self.max_queue_wait_s = max_queue_wait_s
         self.on_batch = on_batch
         self.stats = BatchStats()
         self._queues: dict[Kind, PendingQueue] = {kind: PendingQueue() for kind in ENGINE_CALLS}
@@ -106,8 +111,9 @@ class Runner:
             ``spans``, send one ``SpanTokens``: ``(1, spans, dim)``, its spans pooled.
 
         Raises:
-            Overloaded: the queue already holds ``max_queue_tokens`` tokens (a request larger than the
-                whole budget is admitted only into an empty queue); ``Retry-After`` estimates the wait.
+            Overloaded: the queue already holds ``max_queue_tokens`` tokens, or would take more than
+                ``max_queue_wait_s`` to drain with these inputs (a request larger than either is admitted
+                only into an empty queue); ``Retry-After`` estimates the wait.
             NotReady: the runner is stopping (server shutdown).
             EngineFailure: the engine raised while running a batch holding these inputs.
         """
@@ -137,11 +143,21 @@ class Runner:
         """Raises NotReady when stopping, Overloaded when ``tokens`` more would overflow the queue."""
         if self._stopping or not self.alive:
             raise NotReady(f"model {self.engine.spec.name!r} is shutting down")
-        if self._queued_tokens and self._queued_tokens + tokens > self.max_queue_tokens:
+        after = self._queued_tokens + tokens
+        full = after > self.max_queue_tokens
+        slow = self.max_queue_wait_s is not None and self._drain_s(after) > self.max_queue_wait_s
+        if self._queued_tokens and (full or slow):
             raise Overloaded(
                 f"model {self.engine.spec.name!r} is overloaded: its queue is full, retry later",
                 retry_after_s=self._retry_after_s(),
             )
+
+    def _drain_s(self, tokens: int) -> float:
+        """Seconds the engine's lanes need for ``tokens`` at their recent speed (0 before any batch)."""
+        speed = self.stats.tokens_per_s
+        if not speed:
+            return 0.0
+        return tokens / (speed * self.lanes)
 
     def _retry_after_s(self) -> int:
         """Seconds the engine needs to drain the current queue, from its recent speed (1..60)."""

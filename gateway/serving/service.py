@@ -17,6 +17,7 @@ import numpy as np
 from gateway.config import Settings
 from gateway.engines import Engine, InputTooLong, Tokens
 from gateway.engines.pooling import l2_normalize
+from gateway.engines.windows import WINDOW_CHARS_PER_TOKEN
 from gateway.errors import InvalidRequest, RequestTimeout
 from gateway.serving import request_context
 from gateway.serving.embedding_cache import embed_cached
@@ -205,7 +206,8 @@ async def tokenize(
                                        truncate=truncate, tiny=tiny, **options)
     except InputTooLong as exc:
         raise InvalidRequest(
-            f"'{param}[{exc.index}]' is {exc.length} tokens long; this model accepts at most {exc.limit}",
+            f"'{param}[{exc.index}]' is {exc.length_text} tokens long; this model accepts at most "
+            f"{exc.limit}",
             param=param,
             code="context_length_exceeded",
         ) from None
@@ -237,7 +239,7 @@ def _tokenize_mixed(engine: Engine, inputs: list[str | list[int]], param: str, p
         try:
             converted = convert([inputs[i] for i in positions], **options)
         except InputTooLong as exc:
-            raise InputTooLong(positions[exc.index], exc.length, exc.limit) from None
+            raise InputTooLong(positions[exc.index], exc.length, exc.limit, exc.at_least) from None
         except ValueError as exc:  # from tokens_from_ids: an id outside the vocabulary
             if convert is tokenize_texts:
                 raise
@@ -245,6 +247,20 @@ def _tokenize_mixed(engine: Engine, inputs: list[str | list[int]], param: str, p
         for i, tokens in zip(positions, converted, strict=True):
             out[i] = tokens
     return out
+
+
+def check_untruncated_size(texts: list[str], settings: Settings, param: str = "input") -> None:
+    """For calls that tokenize texts in full (TEI ``/tokenize``): refuse more characters than
+    ``max_tokens_per_request`` tokens of any real text hold (``WINDOW_CHARS_PER_TOKEN`` each), before
+    tokenizing them, so such a call costs at most what the largest embedding request does.
+
+    Raises:
+        InvalidRequest: too many characters.
+    """
+    allowed = settings.max_tokens_per_request * WINDOW_CHARS_PER_TOKEN
+    if sum(len(text) for text in texts) > allowed:
+        raise InvalidRequest(f"'{param}' holds more than {allowed} characters, more than the "
+                             f"{settings.max_tokens_per_request} tokens a request may hold", param=param)
 
 
 def check_token_total(total: int, settings: Settings, param: str = "input") -> None:

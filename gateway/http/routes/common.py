@@ -10,18 +10,34 @@ from litestar import Request
 from litestar.types import Receive
 
 from gateway.errors import ClientDisconnected, UnsupportedMediaType
+from gateway.http.json_depth import check_json_depth
 
 T = TypeVar("T")
 
 
+async def check_body(request: Request) -> None:
+    """``before_request`` hook of every route (the app's): a POST body nested deeper than ``max_json_depth``
+    is a 400, and one over ``max_body_bytes`` a 413, both in the route's error format, before any decoder
+    runs. Whatever the Content-Type: routes that take any type decode the body as JSON all the same.
+
+    The body is read here once; Litestar caches it, so the route's own decoding does not read it again.
+    """
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    body = await request.body()  # over max_body_bytes: Litestar's 413, rendered in the route's shape
+    check_json_depth(body, request.app.state.settings.max_json_depth)
+
+
 async def json_only(request: Request) -> None:
-    """``before_request`` hook: POST bodies must be JSON (415 otherwise, in the route's error format)."""
+    """``before_request`` hook: POST bodies must be JSON (415 otherwise, in the route's error format), then
+    ``check_body``'s checks (a route's own hook replaces the app's, so it runs them itself)."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType(
             f"Unsupported Content-Type {media_type or '(none)'!r}: send a JSON body with "
             "'Content-Type: application/json'."
         )
+    await check_body(request)
 
 
 async def offload(condition: bool, func: Callable[..., T], *args) -> T:

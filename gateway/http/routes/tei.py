@@ -57,7 +57,9 @@ async def tokenize(data: tei.TokenizeRequest, state: State) -> list[list[tei.Sim
     prompt = _prompt(served, data.prompt_name) or ""
     texts = [prompt + text for text in tei.as_list(data.inputs)]
     service.check_inputs(texts, registry.settings, param="inputs")
+    service.check_untruncated_size(texts, registry.settings, param="inputs")
     spans = await served.tokenize(engine.tokenize_spans, texts, add_special_tokens=data.add_special_tokens)
+    service.check_token_total(sum(len(row) for row in spans), registry.settings, param="inputs")
     return [tei.to_simple_tokens(text, tokens) for text, tokens in zip(texts, spans, strict=True)]
 
 

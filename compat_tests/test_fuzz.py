@@ -1,0 +1,92 @@
+"""Fuzz every POST route of the real server with a few thousand seeded hostile bodies (``fuzz_bodies``).
+
+Asserts: no 5xx, no dropped connection, a JSON error body with every 4xx, and a healthy server after.
+The routes come from the app's own route table, so a new route is fuzzed without editing this file.
+Bounded: the requests stop at ``DEADLINE_S`` (the figures are printed; run with ``-s`` to see them).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from compat_tests.fuzz_bodies import Case, cases
+
+BODIES = 4000
+SEED = int(os.environ.get("GATEWAY_FUZZ_SEED", "16"))  # another seed explores other bodies
+DEADLINE_S = 75
+WORKERS = 4
+
+
+def post_routes() -> list[str]:
+    """Every POST path of the app, from its route table."""
+    from gateway.config import Settings
+    from gateway.http.app import create_app
+
+    app = create_app(Settings())
+    return sorted({route.path for route in app.routes if "POST" in getattr(route, "methods", ())})
+
+
+def send(client: httpx.Client, url: str, case: Case) -> tuple[int, str | None]:
+    """(status or 0, None when the answer is acceptable, else what was wrong)."""
+    headers = {"content-type": case.content_type} if case.content_type else {}
+    what = f"{case.path} ({case.kind}, body {case.body[:120]!r})"
+    try:
+        response = client.post(f"{url}{case.path}", content=case.body, headers=headers)
+    except httpx.HTTPError as exc:
+        return 0, f"{what}: no answer: {exc!r}"
+    status = response.status_code
+    if status >= 500:
+        return status, f"{what}: {status} {response.text[:200]}"
+    if status >= 400:
+        try:
+            error = response.json()
+        except ValueError:
+            return status, f"{what}: {status} without a JSON body: {response.text[:200]}"
+        if not isinstance(error, dict) or not error:
+            return status, f"{what}: {status} error body {error!r}"
+    return status, None
+
+
+def test_hostile_bodies_on_every_post_route_never_hurt_the_server(server):
+    paths = post_routes()
+    assert {"/v1/embeddings", "/v1/embed", "/v2/embed", "/embed", "/v1/rerank", "/v2/rerank", "/api/embed",
+            "/api/embeddings", "/v1/multimodalembeddings"} <= set(paths)
+    todo = cases(paths, BODIES, SEED)
+    start = time.monotonic()
+    failures: list[str] = []
+    statuses: Counter[int] = Counter()
+    sent = 0
+    with httpx.Client(timeout=60) as client, ThreadPoolExecutor(WORKERS) as pool:
+        for batch_start in range(0, len(todo), 100):
+            if time.monotonic() - start > DEADLINE_S:
+                break
+            batch = todo[batch_start:batch_start + 100]
+            for status, failure in pool.map(lambda c: send(client, server.url, c), batch):
+                statuses[status] += 1
+                failures += [failure] if failure else []
+            sent += len(batch)
+        health = client.get(f"{server.url}/health")
+    seconds = time.monotonic() - start
+    print(f"\nfuzz (seed {SEED}): {sent} bodies over {len(paths)} POST routes in {seconds:.0f} s, "
+          f"{len(failures)} failures; statuses {dict(sorted(statuses.items()))}")
+    assert not failures, "\n".join(failures[:20])
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    ok = httpx.post(f"{server.url}/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": "still fine"})
+    assert ok.status_code == 200
+
+
+def test_a_body_over_the_default_limit_is_413_with_a_json_body_on_every_route(server):
+    from gateway.config import Settings
+
+    body = b'{"input": ["' + b"x" * Settings().max_body_bytes + b'"]}'
+    with httpx.Client(timeout=60) as client:
+        for path in post_routes():
+            response = client.post(f"{server.url}{path}", content=body,
+                                   headers={"content-type": "application/json"})
+            assert response.status_code == 413, (path, response.text[:200])
+            assert isinstance(response.json(), dict) and "too large" in response.text
