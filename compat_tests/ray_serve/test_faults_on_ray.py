@@ -125,7 +125,10 @@ def test_two_replicas_run_on_both_nodes_and_both_serve(server):
     assert len(before) == 2
     assert len({stats["node"] for stats in before.values()}) == 2, "Serve spreads replicas across nodes"
     with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda i: embed(server.url, [f"spread {i}"] * 8).status_code, range(64)))
+        # distinct inputs (the embedding cache would fold repeats into one) long enough that requests
+        # overlap in the replicas, so Serve's router sees queues and uses both
+        requests = [[f"spread {i}.{j} " + LONG_TEXTS[j] for j in range(8)] for i in range(64)]
+        answers = list(pool.map(lambda texts: embed(server.url, texts).status_code, requests))
     assert set(answers) == {200}
     after = replica_stats(40)
     assert all(after[replica]["items"] > before[replica]["items"] for replica in before), (before, after)
