@@ -36,11 +36,11 @@ def bits_for_memory(memory_bytes: int) -> int | None:
     return 8 if memory_bytes >= EIGHT_BIT_GIB * GIB else 4
 
 
-def resolve_bits(quantize: str, *, prequantized: bool, memory_bytes: int | None = None) -> int | None:
+def resolve_bits(quantize: str | None, *, prequantized: bool, memory_bytes: int | None = None) -> int | None:
     """How many bits to quantize a model to at load, or None to keep its weights as they are.
 
     Args:
-        quantize: the model's ``quantize`` setting: ``auto``, ``none``, ``q8`` or ``q4``.
+        quantize: the model's ``quantize`` setting: ``auto`` (or None), ``none``, ``q8`` or ``q4``.
         prequantized: whether the folder is already quantized (then nothing more is done).
         memory_bytes: the machine's memory for ``auto`` (default: ``machine_memory_bytes()``).
 
@@ -49,7 +49,7 @@ def resolve_bits(quantize: str, *, prequantized: bool, memory_bytes: int | None 
     """
     if prequantized:
         return None
-    if quantize == "auto":
+    if quantize in (None, "auto"):
         return bits_for_memory(machine_memory_bytes() if memory_bytes is None else memory_bytes)
     if quantize not in BITS:
         raise ValueError(f"unknown quantize setting {quantize!r}; choose auto, none, q8 or q4")
