@@ -45,7 +45,9 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def engine(path: Path, name: str, task: str = "embed", **overrides) -> Engine:
-    """Load ``path`` with engine ``name`` (``mlx`` or ``torch``)."""
+    """Load ``path`` with engine ``name`` (``mlx`` or ``torch``), float32 and unquantized unless
+    ``overrides`` say otherwise: parity with float32 references at tight tolerances."""
+    overrides = {"dtype": "float32", "quantize": "none", **overrides}
     return load_engine(ModelConfig(name=path.name, engine=name, task=task, **overrides), str(path))
 
 

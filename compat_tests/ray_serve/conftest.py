@@ -78,7 +78,9 @@ def ray_gateway(ray_cluster) -> RayGateway:
     share this machine's ports)."""
     from gateway.deploy.launch import deploy
 
-    settings = load_settings(host="127.0.0.1", port=free_port(), ray_proxy_location="HeadOnly")
+    # float32: the compat suites compare with in-process float32 references at tight tolerances
+    settings = load_settings(host="127.0.0.1", port=free_port(), ray_proxy_location="HeadOnly",
+                             dtype="float32", quantize="none")
     deploy(settings)
     gateway = RayGateway(f"http://127.0.0.1:{settings.port}", settings)
     wait_until_ready(gateway.url, timeout_s=120)
