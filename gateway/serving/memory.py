@@ -17,7 +17,9 @@ class Memory(msgspec.Struct):
     Attributes:
         rss_bytes: resident set size now (Linux ``VmRSS``).
         anon_bytes / file_bytes: its anonymous and file-backed parts (Linux ``RssAnon`` / ``RssFile``).
-        peak_rss_bytes: the largest resident set size so far (``getrusage``).
+        peak_rss_bytes: the largest resident set size so far (Linux ``VmHWM``, which starts anew at
+            ``exec``; elsewhere ``getrusage``, which on Linux would include the peak of the parent that
+            forked the process).
     """
 
     rss_bytes: int | None
@@ -45,7 +47,6 @@ def process_memory(pid: int | str = "self") -> Memory:
     if not sys.platform.startswith("linux"):
         return Memory(None, None, None, peak)
     text = status.read_text()
-    if pid != "self":
-        peak = _status_kib(text, "VmHWM") or 0
+    peak = _status_kib(text, "VmHWM") or peak
     kib = {key: _status_kib(text, key) for key in ("VmRSS", "RssAnon", "RssFile")}
     return Memory(kib["VmRSS"], kib["RssAnon"], kib["RssFile"], peak)
