@@ -135,3 +135,17 @@ def test_mixed_batches_differ_from_solo_only_by_rounding(minilm) -> None:
     batch = engine.tokenize(texts)
     solo = np.concatenate([engine.embed([t]) for t in batch])
     assert cosine(solo, engine.embed(batch)).min() >= 0.9999
+
+
+def test_a_prequantized_mlx_folder_loads_as_it_is(tmp_path: Path, texts) -> None:
+    pytest.importorskip("mlx_lm")
+    source = tiny_models.build_tiny_qwen3_embedder(tmp_path / "qwen3")
+    folder = tiny_models.quantize_mlx_copy(source, tmp_path / "q4-folder", bits=4)
+
+    def mlx(setting: str) -> Engine:
+        return load_engine(ModelConfig(name="q4", engine="mlx", quantize=setting), str(folder))
+
+    shipped, asked_q8 = mlx("none"), mlx("q8")
+    assert shipped.spec.quantization == asked_q8.spec.quantization == "q4"
+    tokens = shipped.tokenize(texts[:4])
+    np.testing.assert_allclose(asked_q8.embed(tokens), shipped.embed(tokens), rtol=0, atol=1e-6)
