@@ -38,11 +38,15 @@ def run_server(workdir: Path, *, env: dict[str, str] | None = None, args: list[s
                wait_ready: bool = True) -> Iterator[RunningServer]:
     """Run ``gateway serve`` in ``workdir`` until the block exits; waits for ``/ready`` by default.
 
-    ``env`` adds to a clean offline environment (no GATEWAY_* variables leak in from the caller).
+    ``env`` adds to a clean offline environment (no GATEWAY_* variables leak in from the caller). The
+    server runs float32 unquantized models unless ``env`` says otherwise: the compat suites compare its
+    answers with in-process float32 references at tight tolerances (tests/test_precision.py measures
+    the other precisions).
     """
     port = bench_server.free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    environment.update({"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **(env or {})})
+    environment.update({"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "GATEWAY_DTYPE": "float32",
+                        "GATEWAY_QUANTIZE": "none", **(env or {})})
     log_path = workdir / f"server-{port}.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(

@@ -105,9 +105,9 @@ class ModelConfig(BaseModel):
         device: torch device override (``cuda``, ``mps``, ``cpu``).
         dtype: number format of the forward pass: ``auto`` (the hardware's fast format, see
             ``gateway.engines.precision``), ``float32``, ``bfloat16`` or ``float16``. Output vectors and
-            scores are float32 whatever it is.
+            scores are float32 whatever it is. None inherits the server's ``dtype`` (default ``auto``).
         quantize: MLX weight quantization at load: ``auto`` (by the machine's memory), ``none``, ``q8``
-            or ``q4``; pre-quantized folders load as they are.
+            or ``q4``; pre-quantized folders load as they are. None inherits the server's ``quantize``.
         modalities: override what one input may hold (``["text"]`` or ``["text", "image"]``); default:
             detected from the model folder.
         ray: replicas and resources of this model's deployment on Ray Serve (``RayDeployment``).
@@ -128,8 +128,8 @@ class ModelConfig(BaseModel):
     query_prompt: str | None = None
     document_prompt: str | None = None
     device: str | None = None
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    quantize: Literal["auto", "none", "q8", "q4"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = None
+    quantize: Literal["auto", "none", "q8", "q4"] | None = None
     modalities: list[Literal["text", "image"]] | None = None
     ray: RayDeployment = Field(default_factory=RayDeployment)
 
@@ -178,6 +178,9 @@ class Settings(BaseSettings):
     config: Path | None = None
     model: str | None = None  # serve this model instead of the configured ones (repo id or path)
     engine: Literal["auto", "torch", "mlx"] = "auto"
+    # default number format / MLX quantization of models that set none (ModelConfig.dtype / quantize)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    quantize: Literal["auto", "none", "q8", "q4"] = "auto"
     models: list[ModelConfig] = Field(default_factory=list)
 
     log_level: str = "info"
@@ -262,12 +265,16 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     def served_models(self) -> list[ModelConfig]:
-        """The models to load: ``model`` if set, else ``models``, else the embedded default."""
+        """The models to load: ``model`` if set, else ``models``, else the embedded default; a model that
+        sets no ``dtype`` / ``quantize`` gets the server's."""
         if self.model:
-            return [ModelConfig(name=self.model)]
-        if self.models:
-            return self.models
-        return [ModelConfig(name=DEFAULT_MODEL, aliases=DEFAULT_ALIASES)]
+            models = [ModelConfig(name=self.model)]
+        elif self.models:
+            models = self.models
+        else:
+            models = [ModelConfig(name=DEFAULT_MODEL, aliases=DEFAULT_ALIASES)]
+        return [m.model_copy(update={"dtype": m.dtype or self.dtype, "quantize": m.quantize or self.quantize})
+                for m in models]
 
 
 class StrictTomlSource(TomlConfigSettingsSource):

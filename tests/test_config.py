@@ -59,3 +59,13 @@ def test_comma_separated_lists_and_invalid_values(workdir, monkeypatch):
 def test_missing_explicit_config_file_is_an_error(workdir):
     with pytest.raises(FileNotFoundError):
         load_settings(config="nope.toml")
+
+
+def test_models_inherit_the_servers_dtype_and_quantize_unless_they_set_their_own(workdir):
+    from gateway.config import ModelConfig, Settings
+
+    own = ModelConfig(name="b", dtype="bfloat16", quantize="none")
+    settings = Settings(dtype="float32", quantize="q8", models=[ModelConfig(name="a"), own])
+    served = [(m.dtype, m.quantize) for m in settings.served_models()]
+    assert served == [("float32", "q8"), ("bfloat16", "none")]
+    assert [(m.dtype, m.quantize) for m in Settings().served_models()] == [("auto", "auto")]

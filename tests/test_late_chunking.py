@@ -23,7 +23,9 @@ CHUNKS = [
 
 
 def load(path: Path, engine: str = "torch"):
-    return load_engine(ModelConfig(name=path.name, source=str(path), engine=engine), str(path))
+    """float32, unquantized: the tests compare with float32 references at tight tolerances."""
+    return load_engine(ModelConfig(name=path.name, source=str(path), engine=engine, dtype="float32",
+                                   quantize="none"), str(path))
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -45,7 +45,9 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def engine(path: Path, name: str, task: str = "embed", **overrides) -> Engine:
-    """Load ``path`` with engine ``name`` (``mlx`` or ``torch``)."""
+    """Load ``path`` with engine ``name`` (``mlx`` or ``torch``), float32 and unquantized unless
+    ``overrides`` say otherwise: parity with float32 references at tight tolerances."""
+    overrides = {"dtype": "float32", "quantize": "none", **overrides}
     return load_engine(ModelConfig(name=path.name, engine=name, task=task, **overrides), str(path))
 
 
@@ -175,7 +177,8 @@ def test_quantized_qwen3_embedder_stays_close(
 ) -> None:
     quantized_dir = tiny_models.quantize_mlx_copy(qwen3_embedder, tmp_path / f"q{bits}", bits=bits)
     quantized = engine(quantized_dir, "mlx")
-    assert quantized.spec == dataclasses.replace(qwen3_mlx.spec, name=quantized_dir.name)
+    assert quantized.spec == dataclasses.replace(qwen3_mlx.spec, name=quantized_dir.name,
+                                                 quantization=f"q{bits}")
     tokens = qwen3_mlx.tokenize(TEXTS)
     assert cosine(quantized.embed(tokens), qwen3_mlx.embed(tokens)).min() >= min_cosine
 

@@ -30,6 +30,8 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
+# float32 engines: packing must equal the padded pipeline to float32 rounding (tests/test_precision.py
+# measures packed bf16 against float32)
 def padded(engine: TorchEngine, batch: list[Tokens]) -> np.ndarray:
     """The model's own sentence-transformers pipeline on a padded batch."""
     with torch.inference_mode():
@@ -38,7 +40,7 @@ def padded(engine: TorchEngine, batch: list[Tokens]) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def minilm() -> TorchEngine:
-    return TorchEngine(ModelConfig(name="minilm"), str(embedded_model_dir()))
+    return TorchEngine(ModelConfig(name="minilm", dtype="float32"), str(embedded_model_dir()))
 
 
 def test_rows_hold_every_input_once_within_capacity() -> None:
@@ -66,7 +68,7 @@ def test_packed_vectors_equal_the_padded_pipeline(minilm: TorchEngine) -> None:
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
 def test_packing_follows_the_pooling_of_an_unnormalized_model(tmp_path, pooling: str) -> None:
     path = build_tiny_encoder_embedder(tmp_path / pooling, "bert", pooling=pooling)
-    engine = TorchEngine(ModelConfig(name="tiny"), str(path))
+    engine = TorchEngine(ModelConfig(name="tiny", dtype="float32"), str(path))
     assert engine._packed is not None and not engine.spec.normalize
     batch = engine.tokenize(TEXTS * 3)
     np.testing.assert_allclose(engine._packed.embed(batch), padded(engine, batch), rtol=1e-4, atol=1e-5)
@@ -74,9 +76,9 @@ def test_packing_follows_the_pooling_of_an_unnormalized_model(tmp_path, pooling:
 
 def test_other_pipelines_and_even_batches_keep_the_padded_path(tmp_path, minilm: TorchEngine) -> None:
     path = build_tiny_encoder_embedder(tmp_path / "last", "bert", pooling="lasttoken")
-    assert TorchEngine(ModelConfig(name="tiny"), str(path))._packed is None
+    assert TorchEngine(ModelConfig(name="tiny", dtype="float32"), str(path))._packed is None
     roberta = build_tiny_encoder_embedder(tmp_path / "roberta", "xlm-roberta")  # positions offset by padding
-    assert TorchEngine(ModelConfig(name="tiny"), str(roberta))._packed is None
+    assert TorchEngine(ModelConfig(name="tiny", dtype="float32"), str(roberta))._packed is None
     assert PackedBert.for_model(minilm.model, "cuda") is None
     even = [Tokens([101, 2000 + i, 102]) for i in range(8)]
     assert not PackedBert.worth_it(even) and not PackedBert.worth_it(even[:1])

@@ -165,19 +165,20 @@ def build_tiny_cross_encoder(path: Path, family: str = "bert", seed: int = 0) ->
     return path
 
 
-def build_tiny_qwen3_reranker(path: Path, seed: int = 0) -> Path:
+def build_tiny_qwen3_reranker(path: Path, seed: int = 0, initializer_range: float = 0.2) -> Path:
     """Save a Qwen3-Reranker-style causal LM (``Qwen3ForCausalLM``, tied lm_head) to ``path``.
 
     The score of a pair is ``logit("yes") - logit("no")`` at the last prompt position; both words
-    are single tokens of the MiniLM vocabulary. Weights are 10x the usual initial scale, so that
-    scores are of order 1 and vary with the pair.
+    are single tokens of the MiniLM vocabulary. Weights are 10x the usual initial scale (by default),
+    so that scores are of order 1 and vary with the pair.
 
     Returns:
         ``path``.
     """
     torch.manual_seed(seed)
     path.mkdir(parents=True, exist_ok=True)
-    transformers.Qwen3ForCausalLM(tiny_qwen3_config(initializer_range=0.2)).eval().save_pretrained(str(path))
+    model = transformers.Qwen3ForCausalLM(tiny_qwen3_config(initializer_range=initializer_range))
+    model.eval().save_pretrained(str(path))
     save_tokenizer(path)
     return path
 

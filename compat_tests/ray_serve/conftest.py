@@ -78,10 +78,11 @@ def ray_gateway(ray_cluster) -> RayGateway:
     share this machine's ports)."""
     from gateway.deploy.launch import deploy
 
+    # float32: the compat suites compare with in-process float32 references at tight tolerances;
     # max_queue_wait_s: the fault tests hold hundreds of long inputs queued in a one-thread replica on
     # purpose (a shared 2-core box drains them in over a minute); the default would shed them with 429.
     settings = load_settings(host="127.0.0.1", port=free_port(), ray_proxy_location="HeadOnly",
-                             max_queue_wait_s=600)
+                             dtype="float32", quantize="none", max_queue_wait_s=600)
     deploy(settings)
     gateway = RayGateway(f"http://127.0.0.1:{settings.port}", settings)
     wait_until_ready(gateway.url, timeout_s=120)

@@ -1,5 +1,9 @@
 """The in-process reference: sentence-transformers ``encode`` on the same texts, same model, same threads.
 
+It runs in float32 (what a plain ``SentenceTransformer(...)`` does) and, when the server runs another
+number format (bfloat16 on CPUs with AMX), again with the weights in that format, so the server is
+compared both with what users get in-process by default and with in-process at its own precision.
+
 For each load the reference does the same work with no server in between, at its best batch size
 (several are tried on the same texts and the fastest wins):
 
@@ -32,8 +36,9 @@ class Reference:
     note: str
 
 
-def load_model(model: str, threads: int):
-    """The sentence-transformers model the server serves as ``model``, on CPU/GPU like the server."""
+def load_model(model: str, threads: int, dtype: str = "float32"):
+    """The sentence-transformers model the server serves as ``model``, on CPU/GPU like the server, with
+    its weights in ``dtype`` (``float32``, ``bfloat16``, ``float16``)."""
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -43,7 +48,23 @@ def load_model(model: str, threads: int):
 
     torch.set_num_threads(threads)
     path = resolve_model_path(ModelConfig(name=model))
-    return SentenceTransformer(path, device=pick_device(), local_files_only=True)
+    return SentenceTransformer(path, device=pick_device(), local_files_only=True,
+                               model_kwargs={"dtype": getattr(torch, dtype)})
+
+
+def server_dtype(url: str | None, model: str) -> str:
+    """The number format the server runs ``model`` in: from its ``/health`` at ``url``, else (a server
+    started here) what the engine's ``auto`` resolves to on this machine."""
+    if url:
+        import httpx
+
+        health = httpx.get(f"{url}/health", timeout=30).json()
+        dtypes = [m.get("dtype") for m in health["models"] if model in (m["name"], *m["aliases"])]
+        return next((d for d in dtypes if d), "float32")
+    from gateway.engines.precision import resolve_torch_dtype
+    from gateway.engines.torch_st import pick_device
+
+    return resolve_torch_dtype(None, pick_device())
 
 
 def timed_ms(func: Callable[[], object]) -> float:

@@ -1,10 +1,12 @@
 """``gateway bench``: measure the in-process reference, then the server under every selected load.
 
-The reference runs first, in this process, with no server running (or the ``--url`` one idle); then
-each load runs for ``--duration`` seconds (or ``--requests`` requests) against the server (started here
-on a free loopback port, or the one at ``--url``); then the reference runs again and the better of its
-two passes counts; and the table is printed. Same corpus, same model, same thread count. Loads 1-3 run
-with the embedding cache off; load 4 (``cache_load``) on a second server with the default cache.
+The reference runs first, in this process, with no server running (or the ``--url`` one idle): in
+float32, and again at the server's precision when that differs (bfloat16 on CPUs with AMX); then the
+server's idle memory is read from its ``/health``; then each load runs for ``--duration`` seconds (or
+``--requests`` requests) against the server (started here on a free loopback port, or the one at
+``--url``); then the references run again and the better of their two passes counts; and the table is
+printed. Same corpus, same model, same thread count. Loads 1-3 run with the embedding cache off; load 4
+(``cache_load``) on a second server with the default cache.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from gateway.bench import client as load_client
 from gateway.bench.cache_load import format_cache_load, run_cache_load
 from gateway.bench.corpus import load_corpus
 from gateway.bench.loads import RERANK_TOP_N, Load, plan_loads
-from gateway.bench.reference import best_of, fitting_documents, load_model, measure_references
+from gateway.bench.reference import best_of, fitting_documents, load_model, measure_references, server_dtype
 from gateway.bench.report import format_report
 from gateway.bench.server import started_server, wait_until_ready
 from gateway.config import DEFAULT_MODEL
@@ -60,13 +62,19 @@ def run_bench(args: argparse.Namespace, groups: set[str]) -> str:
     threads = args.threads or torch.get_num_threads()
     model_name = args.model or (_first_model(args.url) if args.url else DEFAULT_MODEL)
     corpus = load_corpus()
-    model = load_model(model_name, threads)
-    rerank_documents = fitting_documents(model, corpus.mixed)
-    references = measure_references(model, corpus, rerank_documents, groups, args.quick)
-    loads = plan_loads(corpus, rerank_documents, model_name, groups, args.quick)
     cached = None
     if args.url:
         wait_until_ready(args.url, timeout_s=60)
+    precision = server_dtype(args.url, model_name)
+    models = {"float32": load_model(model_name, threads)}
+    if precision != "float32":
+        models[precision] = load_model(model_name, threads, precision)
+    rerank_documents = fitting_documents(models["float32"], corpus.mixed)
+    references = {dtype: measure_references(m, corpus, rerank_documents, groups, args.quick)
+                  for dtype, m in models.items()}
+    loads = plan_loads(corpus, rerank_documents, model_name, groups, args.quick)
+    if args.url:
+        memory = _idle_memory(args.url)
         results, server = _run_loads(args.url, loads, args), _server_facts(args.url, model_name)
         if "4" in groups:
             cached = run_cache_load(args.url, corpus, model_name, args.quick)
@@ -74,18 +82,33 @@ def run_bench(args: argparse.Namespace, groups: set[str]) -> str:
         env = {"OMP_NUM_THREADS": str(threads)} if args.threads else {}
         # loads 1-3 cycle through their bodies: measured with the cache off, so no answer comes from it
         with started_server(model_name, {**env, "GATEWAY_CACHE_MAX_BYTES": "0"}) as url:
+            memory = _idle_memory(url)
             results, server = _run_loads(url, loads, args), _server_facts(url, model_name)
         if "4" in groups:
             with started_server(model_name, env) as url:  # the default cache
                 cached = run_cache_load(url, corpus, model_name, args.quick)
     if not args.quick:  # a second pass, with the server stopped (or idle at --url)
-        references = best_of(references, measure_references(model, corpus, rerank_documents, groups))
+        again = {dtype: measure_references(m, corpus, rerank_documents, groups)
+                 for dtype, m in models.items()}
+        references = {dtype: best_of(refs, again[dtype]) for dtype, refs in references.items()}
     context = (f"gateway bench: model {model_name}, {threads} torch threads, {os.cpu_count()} CPUs "
                f"({platform.machine()}, {platform.system()}), Python {platform.python_version()}, "
                f"torch {torch.__version__}, {server}{args.duration:g} s per load, "
                f"{time.strftime('%Y-%m-%d %H:%M')}")
-    report = format_report(results, references, context)
+    report = format_report(results, references["float32"], context, references.get(precision), precision,
+                           memory)
     return f"{report}\n\n{format_cache_load(cached)}" if cached else report
+
+
+def _idle_memory(url: str) -> str:
+    """The served process's resident memory once ready and before any load, from its ``/health``."""
+    try:
+        memory = httpx.get(f"{url}/health", timeout=10).json()["memory"]
+        mib = {k: f"{v / 2**20:.0f} MiB" if v else "?" for k, v in memory.items()}
+    except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
+        return ""
+    return (f"Server idle memory: RSS {mib['rss_bytes']} (anonymous {mib['anon_bytes']}, file-backed "
+            f"{mib['file_bytes']}), peak {mib['peak_rss_bytes']}")
 
 
 def _server_facts(url: str, model: str) -> str:

@@ -79,7 +79,7 @@ class PackedBert:
         mask = (segments_t[:, :, None] == segments_t[:, None, :])[:, None]  # (rows, 1, width, width)
         ids_t = torch.from_numpy(ids)
         hidden = self.bert(input_ids=ids_t, attention_mask=mask, position_ids=torch.from_numpy(positions),
-                           token_type_ids=torch.zeros_like(ids_t)).last_hidden_state
+                           token_type_ids=torch.zeros_like(ids_t)).last_hidden_state.float()  # pool in fp32
         vectors = self._pool(hidden.reshape(-1, hidden.shape[-1]), segments.reshape(-1), starts, batch)
         return vectors.float().numpy()
 

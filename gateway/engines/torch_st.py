@@ -4,6 +4,12 @@ The forward pass is the model's own sentence-transformers module pipeline (trans
 normalize, dense...), fed with token ids we produce, so the vectors equal ``SentenceTransformer.encode``
 and the scores equal ``CrossEncoder.predict(..., activation_fn=Identity())``.
 Device preference: CUDA, then MPS, then CPU.
+
+Weights load in the dtype ``ModelConfig.dtype`` resolves to on the device (``precision.resolve_torch_dtype``:
+bfloat16 on CPUs with AMX / AVX512-BF16 by default). Only the transformer runs in it: its token states
+are cast to float32 before pooling, so pooling, any Dense module after it (kept float32) and the
+normalization run in float32; a cross-encoder's classification head is kept float32 too (its input is
+cast up), so rerank scores are float32 logits.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from gateway.config import ModelConfig
 from gateway.engines import Engine, ModelSpec, Tokens
 from gateway.engines.late_chunking import SpanTokens
 from gateway.engines.packing import PackedBert
+from gateway.engines.precision import resolve_torch_dtype
 from gateway.engines.tokenization import HFTokenization, Qwen3RerankPrompt, is_qwen3_reranker
 from gateway.engines.vlm_formats import is_vision_language
 
@@ -38,8 +45,12 @@ class TorchEngine(HFTokenization):
 
         device = pick_device(config.device)
         cls = CrossEncoder if config.task == "rerank" else SentenceTransformer
-        self.model = cls(path, device=device, local_files_only=True)
+        dtype = resolve_torch_dtype(config.dtype, device)
+        self.model = cls(path, device=device, local_files_only=True,
+                         model_kwargs={"dtype": getattr(torch, dtype)})
         self.model.eval()
+        if config.task == "rerank":
+            float32_heads(self.model)
         self.tokenizer = self.model.tokenizer
         model_limit = self.model.max_seq_length or self.tokenizer.model_max_length
         max_tokens = min(config.max_tokens or model_limit, model_limit)
@@ -68,7 +79,7 @@ class TorchEngine(HFTokenization):
             pooling=self._pooling_mode(),
             normalize=normalize and config.task == "embed",
             prompts={k: v for k, v in (getattr(self.model, "prompts", None) or {}).items() if v},
-            dtype=str(next(self.model.parameters()).dtype).removeprefix("torch."),
+            dtype=dtype,
             architecture=getattr(self.model[0].config, "model_type", "") or "",
             parameters=sum(p.numel() for p in self.model.parameters()),
         )
@@ -107,8 +118,9 @@ class TorchEngine(HFTokenization):
         """See ``Engine.embed``: ``(n, dim)`` float32, the pipeline's output before a final Normalize."""
         if self._packed is not None and self._packed.worth_it(batch):
             return self._packed.embed(batch)
-        features = self._features(batch)
-        for module in self._raw_pipeline:  # what SentenceTransformer.forward does, minus Normalize
+        features = self._raw_pipeline[0](self._features(batch))
+        features["token_embeddings"] = features["token_embeddings"].float()  # pool in float32
+        for module in self._raw_pipeline[1:]:  # what SentenceTransformer.forward does, minus Normalize
             features = module(features)
         return features["sentence_embedding"].float().cpu().numpy()
 
@@ -136,6 +148,41 @@ class TorchEngine(HFTokenization):
         """See ``Engine.score``: ``(n,)`` float32 raw logits (first label)."""
         scores = self.model(self._features(batch))["scores"]
         return scores.float().reshape(len(batch), -1)[:, 0].cpu().numpy()
+
+
+def float32_heads(cross_encoder) -> None:
+    """Make a cross-encoder's scores float32 logits whatever dtype its encoder runs in.
+
+    A ``*ForSequenceClassification`` head (``classifier`` / ``score``) is kept in float32, its input cast
+    up. A Qwen3-style reranker reads the logits of a few tokens (yes / no) from the LM head: those
+    columns are recomputed in float32 from the final states (the full vocabulary projection stays in the
+    model's dtype, and a head tied to the input embeddings is not duplicated).
+    """
+    model = cross_encoder[0].auto_model
+    for name in ("classifier", "score"):
+        head = getattr(model, name, None)
+        if isinstance(head, torch.nn.Module) and any(p.is_floating_point() for p in head.parameters()):
+            head.float()
+            head.register_forward_pre_hook(_float_inputs)
+    lm_head = getattr(model, "lm_head", None)
+    names = ("true_token_id", "false_token_id")
+    token_ids = sorted({getattr(m, attr) for m in cross_encoder for attr in names
+                        if getattr(m, attr, None) is not None})
+    if isinstance(lm_head, torch.nn.Linear) and token_ids and lm_head.weight.dtype != torch.float32:
+        ids = torch.tensor(token_ids, device=lm_head.weight.device)
+        rows = lm_head.weight.detach()[ids].float()  # (k, hidden)
+        bias = None if lm_head.bias is None else lm_head.bias.detach()[ids].float()
+
+        def exact_columns(_module, args, out):
+            out = out.float()
+            out[..., ids] = torch.nn.functional.linear(args[0].float(), rows, bias)
+            return out
+
+        lm_head.register_forward_hook(exact_columns)
+
+
+def _float_inputs(_module, args):
+    return tuple(a.float() if torch.is_floating_point(a) else a for a in args)
 
 
 def lanes_for(device: str, cores: int, requested: int | None) -> int:

@@ -85,6 +85,7 @@ class Info(msgspec.Struct):
     sha: str | None = None
     docker_label: str | None = None
     modalities: list[str] = msgspec.field(default_factory=lambda: ["text"])  # extension: what it embeds
+    quantization: str | None = None  # extension: MLX weight quantization (q8, q4), None at full precision
 
 
 def as_list(inputs: str | list[str]) -> list[str]:
@@ -141,7 +142,7 @@ def to_info(name: str, revision: str | None, spec: ModelSpec, *, batch_tokens: i
     return Info(model_id=name, model_sha=revision, model_dtype=spec.dtype, model_type=model_type,
                 max_input_length=spec.max_tokens, max_batch_tokens=batch_tokens, max_batch_requests=None,
                 max_client_batch_size=max_inputs, auto_truncate=auto_truncate, tokenization_workers=1,
-                version=version, modalities=list(spec.modalities))
+                version=version, modalities=list(spec.modalities), quantization=spec.quantization)
 
 
 def error_body(error: GatewayError) -> dict:

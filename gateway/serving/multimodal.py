@@ -19,7 +19,6 @@ from gateway.engines import InputTooLong, ModelSpec, Tokens
 from gateway.errors import InvalidRequest
 from gateway.inputs import InputItem, TextPart
 from gateway.media.limits import FetchPolicy, ImageLimits, ImageRejected
-from gateway.media.load import load_images
 from gateway.serving import service
 from gateway.serving.registry import Registry, ServedModel
 
@@ -140,6 +139,8 @@ async def decode_images(items: list[InputItem], registry: Registry, param: str) 
         RequestTimeout: reading the images took longer than ``request_timeout_s`` (408).
     """
     settings = registry.settings
+    from gateway.media.load import load_images  # Pillow and the fetcher only once an image comes in
+
     loading = load_images(items, ImageLimits.from_settings(settings), FetchPolicy.from_settings(settings))
     try:
         await service.run_with_timeout(loading, settings)

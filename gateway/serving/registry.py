@@ -166,8 +166,9 @@ class Registry:
         served.engine, served.runner = engine, runner
         served.load_ms = (time.perf_counter() - start) * 1000
         served.state = "ready"
-        log.info("model %s ready on %s/%s in %.0f ms", served.name, engine.spec.engine, engine.spec.device,
-                 served.load_ms)
+        spec = engine.spec
+        log.info("model %s ready on %s/%s (%s%s) in %.0f ms", served.name, spec.engine, spec.device,
+                 spec.dtype, f", {spec.quantization}" if spec.quantization else "", served.load_ms)
 
     async def _load_local(self, served: ServedModel, on_batch: Callable | None) -> tuple[Engine, Runner]:
         """The model's weights in this process, off the event loop, and a runner for them."""

@@ -9,6 +9,7 @@ from litestar import Response, get
 from litestar.datastructures import State
 
 from gateway import __version__
+from gateway.serving.memory import Memory, process_memory
 from gateway.serving.multimodal import served_modalities
 from gateway.serving.registry import Registry, ServedModel
 
@@ -26,6 +27,8 @@ class ModelHealth(msgspec.Struct):
     dropped_inputs: int  # inputs of cancelled, timed-out or failed requests that never reached the engine
     error: str | None
     modalities: list[str] | None = None  # what the model embeds (None: not known before it loads)
+    dtype: str | None = None  # number format of the forward pass (None: not loaded)
+    quantization: str | None = None  # MLX weight quantization (q8, q4), None at full precision
 
 
 class Health(msgspec.Struct):
@@ -34,6 +37,7 @@ class Health(msgspec.Struct):
     uptime_s: float
     models: list[ModelHealth]
     cache: dict | None = None  # the embedding cache: backend (memory, redis, off), ok, error
+    memory: Memory | None = None  # this process's resident memory (gateway.serving.memory)
 
 
 def model_health(served: ServedModel) -> ModelHealth:
@@ -53,6 +57,8 @@ def model_health(served: ServedModel) -> ModelHealth:
         dropped_inputs=runner.stats.dropped_items if runner else 0,
         error=error,
         modalities=served_modalities(served),
+        dtype=engine.spec.dtype if engine else None,
+        quantization=engine.spec.quantization if engine else None,
     )
 
 
@@ -66,6 +72,7 @@ async def health(state: State) -> Health:
         uptime_s=round(time.monotonic() - state.started_monotonic, 3),
         models=[model_health(m) for m in registry.models],
         cache=registry.cache_health(),
+        memory=process_memory(),
     )
 
 
