@@ -49,9 +49,14 @@ def encode(
     full = tokenizer(**windows, add_special_tokens=True, truncation=False, verbose=False)
     rows = list(full["input_ids"])
     types = list(full["token_type_ids"]) if "token_type_ids" in full else None
-    # windows that held too few tokens to decide (mostly whitespace): widen them until they decide
-    undecided = [i for i in range(len(rows)) if len(rows[i]) < limit + WINDOW_MARGIN
-                 and any(windows[key][i] is not inputs[key][i] for key in inputs)]
+
+    def windowed(i: int) -> bool:  # input i was cut to its window (not tokenized in full)
+        return any(windows[key][i] is not inputs[key][i] for key in inputs)
+
+    def undecided_of(indices) -> list[int]:  # windows with too few tokens to decide (mostly whitespace)
+        return [i for i in indices if len(rows[i]) < limit + WINDOW_MARGIN and windowed(i)]
+
+    undecided = undecided_of(range(len(rows)))  # widened until they decide
     while undecided and chars < limit * WINDOW_MAX_CHARS_PER_TOKEN:
         chars *= 4
         for key in inputs:
@@ -63,13 +68,11 @@ def encode(
             rows[i] = again["input_ids"][j]
             if types is not None:
                 types[i] = again["token_type_ids"][j]
-        undecided = [i for i in undecided if len(rows[i]) < limit + WINDOW_MARGIN
-                     and any(windows[key][i] is not inputs[key][i] for key in inputs)]
+        undecided = undecided_of(undecided)
     too_long = [i for i, ids in enumerate(rows) if len(ids) > limit]
     if too_long and not truncate:
         first = too_long[0]
-        windowed = any(windows[key][first] is not inputs[key][first] for key in inputs)
-        raise InputTooLong(first, len(rows[first]), limit, at_least=windowed)
+        raise InputTooLong(first, len(rows[first]), limit, at_least=windowed(first))
     pairs = "text_pair" in inputs
     out = [Tokens(ids, types[i] if pairs and types is not None else None) for i, ids in enumerate(rows)]
     if too_long:  # re-tokenize only the long ones (their windows), with the tokenizer's own truncation

@@ -172,11 +172,7 @@ async def prepare(served: ServedModel, items: list[InputItem], settings: Setting
         tokens = await served.tokenize(served.engine.encode_items, items, truncate=truncate,
                                        max_tokens=max_tokens, truncation_side=truncation_side, prompt=prompt)
     except InputTooLong as exc:
-        raise InvalidRequest(
-            f"'{param}[{exc.index}]' is {exc.length_text} tokens long; this model accepts at most "
-            f"{exc.limit}",
-            param=param, code="context_length_exceeded",
-        ) from None
+        raise service.too_long_error(exc, param) from None
     except ValueError as exc:
         raise InvalidRequest(f"'{param}': {exc}", param=param) from None
     finally:

@@ -205,12 +205,7 @@ async def tokenize(
         tokens = await served.tokenize(_tokenize_mixed, served.engine, texts, param, prompt,
                                        truncate=truncate, tiny=tiny, **options)
     except InputTooLong as exc:
-        raise InvalidRequest(
-            f"'{param}[{exc.index}]' is {exc.length_text} tokens long; this model accepts at most "
-            f"{exc.limit}",
-            param=param,
-            code="context_length_exceeded",
-        ) from None
+        raise too_long_error(exc, param) from None
     except ValueError as exc:  # a text the model cannot embed (a vision-language model's image token)
         raise InvalidRequest(f"'{param}': {exc}", param=param) from None
     check_token_total(sum(len(t) for t in tokens), settings, param)
@@ -247,6 +242,15 @@ def _tokenize_mixed(engine: Engine, inputs: list[str | list[int]], param: str, p
         for i, tokens in zip(positions, converted, strict=True):
             out[i] = tokens
     return out
+
+
+def too_long_error(exc: InputTooLong, param: str) -> InvalidRequest:
+    """The 400 (``context_length_exceeded``) for an input over the model's limit under ``reject``."""
+    return InvalidRequest(
+        f"'{param}[{exc.index}]' is {exc.length_text} tokens long; this model accepts at most {exc.limit}",
+        param=param,
+        code="context_length_exceeded",
+    )
 
 
 def check_untruncated_size(texts: list[str], settings: Settings, param: str = "input") -> None:
