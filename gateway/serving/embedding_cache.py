@@ -54,13 +54,12 @@ class CacheStats:
 
 
 class Store(Protocol):
-    """Where vectors live: ``get_many`` -> a row or None per key; ``put_many`` stores rows."""
+    """Where vectors live: ``get_many`` -> a row or None per key; ``put_many`` stores rows. (``/health``
+    reads the cache's state from the registry: ``Registry.cache_health``.)"""
 
     async def get_many(self, keys: list[bytes], dim: int) -> list[np.ndarray | None]: ...
 
     async def put_many(self, entries: list[tuple[bytes, np.ndarray]]) -> None: ...
-
-    def health(self) -> dict: ...
 
 
 class _ByteLRU(LRUCache):
@@ -97,9 +96,6 @@ class MemoryStore:
             except ValueError:  # larger than the whole cache
                 pass
         self.stats.bytes = self._lru.currsize
-
-    def health(self) -> dict:
-        return {"backend": "memory", "ok": True, "bytes": self._lru.currsize, "max_bytes": self.max_bytes}
 
 
 @dataclass(eq=False)

@@ -103,6 +103,3 @@ class RedisStore:
         for key, row in entries:
             pipe.set(KEY_PREFIX + key.hex().encode(), np.ascontiguousarray(row, dtype=np.float32).tobytes())
         await self.connection.call(pipe.execute())
-
-    def health(self) -> dict:
-        return self.connection.health()
