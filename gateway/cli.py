@@ -21,17 +21,42 @@ def build_parser() -> argparse.ArgumentParser:
                        "(pip install \".[ray]\"); without --ray-address, on a local cluster")
     serve.add_argument("--ray-address", help="join this Ray cluster (default RAY_ADDRESS; implies --ray)")
     bench = sub.add_parser("bench", help="measure a server against in-process sentence-transformers")
-    from gateway.bench.run import add_arguments
-
-    add_arguments(bench)
+    add_bench_arguments(bench)
     bench.add_argument("--ray", action="store_true", help="compare a Ray Serve deployment (1 and 2 model "
                        "replicas) with a plain gateway serve, on a local cluster (gateway.deploy.bench)")
     ray_config = sub.add_parser("ray-config", help="write the Ray Serve config (YAML) for serve deploy or "
                                 "KubeRay")
-    from gateway.deploy.serve_config import add_arguments as add_ray_config_arguments
-
     add_ray_config_arguments(ray_config)
     return parser
+
+
+# The subcommands' options are defined here, not beside their code: importing gateway.bench or
+# gateway.deploy to build the parser cost `gateway serve` ~30 MiB of idle memory (aiohttp, the Ray app).
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``gateway bench`` options (``gateway.bench.run.main``)."""
+    from gateway.config import DEFAULT_MODEL
+
+    parser.add_argument("--url", help="benchmark the server at this URL instead of starting one")
+    parser.add_argument("--model", help=f"served model name (default: {DEFAULT_MODEL}, or the first model "
+                        "the --url server lists)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load (default 10)")
+    parser.add_argument("--requests", type=int, default=100_000, help="at most this many requests per load")
+    parser.add_argument("--loads", default="1,2,3,4", help="load groups to run, e.g. 1,3 (default 1,2,3,4; "
+                        "4: re-embedding a corpus with the embedding cache on)")
+    parser.add_argument("--threads", type=int, help="torch threads of the reference and of the started "
+                        "server (default: torch's default, one per core)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: few loads, ~1 s each")
+
+
+def add_ray_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``gateway ray-config`` options (``--config``, ``--model`` etc. as for ``gateway serve``)."""
+    parser.add_argument("--config", help="TOML config file to read (GATEWAY_CONFIG)")
+    parser.add_argument("--model", help="serve only this model: hub repo id or folder on the cluster")
+    parser.add_argument("--host", help="address Serve's HTTP proxies bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="their port (default 8000)")
+    parser.add_argument("--cluster-config", help="instead of inlining the settings, read this TOML path "
+                        "on the cluster")
+    parser.add_argument("-o", "--output", help="write here instead of standard output")
 
 
 def serve(args: argparse.Namespace) -> None:

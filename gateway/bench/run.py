@@ -31,20 +31,6 @@ from gateway.bench.server import started_server, wait_until_ready
 from gateway.config import DEFAULT_MODEL
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``gateway bench`` options."""
-    parser.add_argument("--url", help="benchmark the server at this URL instead of starting one")
-    parser.add_argument("--model", help=f"served model name (default: {DEFAULT_MODEL}, or the first model "
-                        "the --url server lists)")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load (default 10)")
-    parser.add_argument("--requests", type=int, default=100_000, help="at most this many requests per load")
-    parser.add_argument("--loads", default="1,2,3,4", help="load groups to run, e.g. 1,3 (default 1,2,3,4; "
-                        "4: re-embedding a corpus with the embedding cache on)")
-    parser.add_argument("--threads", type=int, help="torch threads of the reference and of the started "
-                        "server (default: torch's default, one per core)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: few loads, ~1 s each")
-
-
 def main(args: argparse.Namespace) -> None:
     """Run the benchmark and print the report."""
     groups = {g.strip() for g in args.loads.split(",") if g.strip()}

@@ -81,17 +81,6 @@ def to_yaml(config: dict, settings: Settings) -> str:
     return "\n".join(head) + "\n" + yaml.safe_dump(config, sort_keys=False)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``gateway ray-config`` options (``--config``, ``--model`` etc. as for ``gateway serve``)."""
-    parser.add_argument("--config", help="TOML config file to read (GATEWAY_CONFIG)")
-    parser.add_argument("--model", help="serve only this model: hub repo id or folder on the cluster")
-    parser.add_argument("--host", help="address Serve's HTTP proxies bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="their port (default 8000)")
-    parser.add_argument("--cluster-config", help="instead of inlining the settings, read this TOML path "
-                        "on the cluster")
-    parser.add_argument("-o", "--output", help="write here instead of standard output")
-
-
 def main(args: argparse.Namespace) -> None:
     """Print or write the Serve config."""
     settings = load_settings(config=args.config, model=args.model, host=args.host, port=args.port)
