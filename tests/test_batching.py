@@ -339,19 +339,43 @@ def test_two_lanes_run_batches_side_by_side_and_a_lone_batch_takes_every_core(en
 
 
 def test_a_queue_slower_to_drain_than_max_queue_wait_s_answers_overloaded() -> None:
-    engine = FakeEngine(delay_s=0.05)  # 10 tokens in >= 50 ms: at most 200 tokens/s once measured
-    runner = Runner(engine, batch_tokens=256, max_queue_tokens=100_000, max_queue_wait_s=1.0)
+    engine = FakeEngine(delay_s=0.05)  # 64 tokens in >= 50 ms: at most 1280 tokens/s once measured
+    runner = Runner(engine, batch_tokens=256, max_queue_tokens=100_000, max_queue_wait_s=0.1)
 
     async def main() -> None:
-        await runner.run("embed", make_inputs([10]))  # one batch measures the speed
+        await runner.run("embed", make_inputs([64]))  # a quarter of the budget: measures the speed
         held = await hold_engine(runner, engine)
-        queued = asyncio.create_task(runner.run("embed", make_inputs([60])))  # ~0.3 s to drain: admitted
+        queued = asyncio.create_task(runner.run("embed", make_inputs([60])))  # an empty queue admits it
         await asyncio.sleep(0.01)
-        with pytest.raises(Overloaded) as refused:  # >= 1.3 s with these: over the 1 s bound
+        with pytest.raises(Overloaded) as refused:  # >= 0.2 s with these: over the 0.1 s bound
             await runner.run("embed", make_inputs([200]))
         assert refused.value.status == 429 and runner.queued_tokens == 60
         engine.release.set()
         await asyncio.gather(held, queued)
+
+    asyncio.run(main())
+    assert_drained(runner)
+    runner.stop()
+
+
+def test_a_tiny_warm_up_batch_does_not_make_the_first_burst_look_slow() -> None:
+    # 2 tokens in >= 50 ms "measure" <= 40 tokens/s: at that speed the burst below would take 6 s to
+    # drain and be refused; such batches are all overhead, so they do not count (BatchStats)
+    engine = FakeEngine(delay_s=0.05)
+    runner = Runner(engine, batch_tokens=256, max_queue_tokens=100_000, max_queue_wait_s=0.1)
+
+    async def main() -> None:
+        await runner.run("embed", make_inputs([2]))  # the warm-up pass
+        assert runner.stats.tokens_per_s is None
+        held = await hold_engine(runner, engine)
+        first = asyncio.create_task(runner.run("embed", make_inputs([60])))
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(runner.run("embed", make_inputs([200])))  # admitted: speed unknown
+        await asyncio.sleep(0.01)
+        assert runner.queued_tokens == 260
+        engine.release.set()
+        await asyncio.gather(held, first, second)
+        assert runner.stats.tokens_per_s is not None  # the 200-token batch measured it
 
     asyncio.run(main())
     assert_drained(runner)

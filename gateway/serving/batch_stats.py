@@ -27,6 +27,10 @@ class BatchStats:
     last_batch_tokens: int = 0
     last_batch_ms: float | None = None
     tokens_per_s: float | None = None  # moving average of padded tokens per second of engine time
+    # Batches smaller than this do not move tokens_per_s: a tiny batch (the 2-token warm-up, one short
+    # request) is all per-batch overhead, and its speed, 10-100x below a full batch's, made the first
+    # burst after start-up look minutes long to drain and answer 429 (Runner.max_queue_wait_s).
+    speed_min_tokens: int = 0
     last_error: str | None = None
     failing: bool = False
     dropped_items: int = 0  # inputs of finished requests dropped before reaching the engine
@@ -36,6 +40,7 @@ class BatchStats:
         self.batches += 1
         self.items += size
         self.last_batch_size, self.last_batch_tokens, self.last_batch_ms = size, padded, ms
-        speed = padded / max(ms, 1e-3) * 1000
-        self.tokens_per_s = speed if self.tokens_per_s is None else 0.8 * self.tokens_per_s + 0.2 * speed
+        if padded >= self.speed_min_tokens:
+            speed = padded / max(ms, 1e-3) * 1000
+            self.tokens_per_s = speed if self.tokens_per_s is None else 0.8 * self.tokens_per_s + 0.2 * speed
         self.failing, self.last_error = False, None

@@ -50,7 +50,8 @@ class Runner:
         max_queue_tokens: tokens allowed to wait; beyond it ``run`` raises ``Overloaded`` (429).
         max_queue_wait_s: the longest the queue may take to drain, at the engine's measured speed,
             before ``run`` raises ``Overloaded``: bounds the wait of what is admitted, whatever the speed
-            of the machine (None: no bound but ``max_queue_tokens``).
+            of the machine (None: no bound but ``max_queue_tokens``). The speed is measured on batches
+            of at least a quarter of ``batch_tokens``; until one ran, only ``max_queue_tokens`` applies.
         on_batch: optional callback ``(size, padded_tokens, ms)`` after each successful batch.
     """
 
@@ -68,7 +69,7 @@ class Runner:
         self.max_queue_tokens = max_queue_tokens
         self.max_queue_wait_s = max_queue_wait_s
         self.on_batch = on_batch
-        self.stats = BatchStats()
+        self.stats = BatchStats(speed_min_tokens=self.batch_tokens // 4)  # speed of substantial batches
         self._queues: dict[Kind, PendingQueue] = {kind: PendingQueue() for kind in ENGINE_CALLS}
         self._queued_items = 0
         self._queued_tokens = 0
