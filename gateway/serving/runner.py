@@ -6,6 +6,8 @@ window, no sleeps), forgets items whose request is already done (cancelled by a 
 a timeout, or failed), and cuts a length-sorted batch on the padded-token budget (``PendingQueue``).
 The batch that runs next is the one holding the oldest waiting item, so no request starves. An engine
 exception fails exactly the requests in that batch; the thread lives on and ``stats.failing`` says so.
+A request's rows are assembled under the runner's lock: two lanes may finish batches of one request at
+the same moment (``tests/test_runner_race.py``).
 
 The runner has one thread per engine lane. That is one, except for torch on CPU (two by default), where
 small batches use the cores better side by side, each pass on its share of the intra-op threads, than one
@@ -251,16 +253,17 @@ class Runner:
             except Exception:  # noqa: BLE001 - a metrics hook must not fail the requests
                 log.exception("on_batch callback failed")
         finished: list[Job] = []
-        for item, row in zip(batch, rows, strict=True):
-            job = item.job
-            if job.done:
-                continue
-            if job.out is None:
-                job.out = np.empty((job.size, *np.shape(row)), np.float32)
-            job.out[item.index] = row
-            job.remaining -= 1
-            if job.remaining == 0:
-                finished.append(job)
+        with self._cond:  # lanes finish batches of one request at once: its rows are assembled under the lock
+            for item, row in zip(batch, rows, strict=True):
+                job = item.job
+                if job.done:
+                    continue
+                if job.out is None:
+                    job.out = np.empty((job.size, *np.shape(row)), np.float32)
+                job.out[item.index] = row
+                job.remaining -= 1
+                if job.remaining == 0:
+                    finished.append(job)
         self._settle(finished, None)
 
     def _fail(self, batch: list[Item], exc: Exception) -> None:
