@@ -24,6 +24,7 @@ import msgspec
 from gateway.bench import client as load_client
 from gateway.bench.cache_load import format_cache_load, run_cache_load
 from gateway.bench.corpus import load_corpus
+from gateway.bench.fairness import format_fairness_load, run_fairness_load
 from gateway.bench.loads import RERANK_TOP_N, Load, plan_loads
 from gateway.bench.reference import best_of, fitting_documents, load_model, measure_references, server_dtype
 from gateway.bench.report import format_report
@@ -34,8 +35,8 @@ from gateway.config import DEFAULT_MODEL
 def main(args: argparse.Namespace) -> None:
     """Run the benchmark and print the report."""
     groups = {g.strip() for g in args.loads.split(",") if g.strip()}
-    if not groups <= {"1", "2", "3", "4"}:
-        raise SystemExit(f"--loads takes groups 1, 2, 3 and 4, not {args.loads!r}")
+    if not groups <= {"1", "2", "3", "4", "5"}:
+        raise SystemExit(f"--loads takes groups 1, 2, 3, 4 and 5, not {args.loads!r}")
     if args.quick:
         args.duration, args.requests = min(args.duration, 1.0), min(args.requests, 40)
     print(run_bench(args, groups), flush=True)
@@ -48,7 +49,7 @@ def run_bench(args: argparse.Namespace, groups: set[str]) -> str:
     threads = args.threads or torch.get_num_threads()
     model_name = args.model or (_first_model(args.url) if args.url else DEFAULT_MODEL)
     corpus = load_corpus()
-    cached = None
+    cached = fairness = None
     if args.url:
         wait_until_ready(args.url, timeout_s=60)
     precision = server_dtype(args.url, model_name)
@@ -62,6 +63,8 @@ def run_bench(args: argparse.Namespace, groups: set[str]) -> str:
     if args.url:
         memory = _idle_memory(args.url)
         results, server = _run_loads(args.url, loads, args), _server_facts(args.url, model_name)
+        if "5" in groups:
+            fairness = run_fairness_load(args.url, corpus, model_name, args.duration)
         if "4" in groups:
             cached = run_cache_load(args.url, corpus, model_name, args.quick)
     else:
@@ -70,6 +73,8 @@ def run_bench(args: argparse.Namespace, groups: set[str]) -> str:
         with started_server(model_name, {**env, "GATEWAY_CACHE_MAX_BYTES": "0"}) as url:
             memory = _idle_memory(url)
             results, server = _run_loads(url, loads, args), _server_facts(url, model_name)
+            if "5" in groups:
+                fairness = run_fairness_load(url, corpus, model_name, args.duration)
         if "4" in groups:
             with started_server(model_name, env) as url:  # the default cache
                 cached = run_cache_load(url, corpus, model_name, args.quick)
@@ -83,7 +88,8 @@ def run_bench(args: argparse.Namespace, groups: set[str]) -> str:
                f"{time.strftime('%Y-%m-%d %H:%M')}")
     report = format_report(results, references["float32"], context, references.get(precision), precision,
                            memory)
-    return f"{report}\n\n{format_cache_load(cached)}" if cached else report
+    sections = [report] + ([format_cache_load(cached)] if cached else [])
+    return "\n\n".join(sections + ([format_fairness_load(fairness)] if fairness else []))
 
 
 def _idle_memory(url: str) -> str:

@@ -1,6 +1,14 @@
 """Requests (``Job``), their inputs (``Item``) and the queue of inputs waiting for the engine
 (``PendingQueue``): kept sorted by length, cut into batches on a padded-token budget.
 
+Which batch runs next: the one holding an input of the request with the fewest tokens still queued
+(shortest remaining work first; ties: the older). A one-text query therefore rides in the next batch
+even while bulk requests hold a deep queue, and among bulk requests the one nearest completion finishes
+first, which is what minimises the mean time to an answer. The batch around that input is still the
+greedy length-sorted cut, so it fills with inputs of similar length from any request. A request is
+passed over only while shorter requests keep the engine busy; the admission budget
+(``gateway.serving.admission``) bounds how much such work can be in flight.
+
 Every item carries one integer key, ``length << 40 | arrival``, so the pending list is a plain sorted
 list of ints: merging new arrivals is one C-level sort (Timsort merges the sorted old run with the new
 one in linear time) and finding a batch is a few binary searches. A deep queue (a million queued tokens
@@ -72,6 +80,8 @@ class PendingQueue:
         self._fresh: list[int] = []  # keys added since the last merge
         self._items: dict[int, Item] = {}
         self._arrivals: deque[Item] = deque()  # arrival order; taken or dropped items are skipped lazily
+        # id(job) -> (job, its items in arrival order; taken ones skipped lazily): jobs with items waiting
+        self._jobs: dict[int, tuple[Job, deque[Item]]] = {}
 
     def __len__(self) -> int:
         return len(self._items)
@@ -81,6 +91,11 @@ class PendingQueue:
         self._items.update((item.key, item) for item in items)
         self._fresh.extend(item.key for item in items)
         self._arrivals.extend(items)
+        for item in items:
+            entry = self._jobs.get(id(item.job))
+            if entry is None:
+                entry = self._jobs[id(item.job)] = (item.job, deque())
+            entry[1].append(item)
 
     def oldest(self) -> Item | None:
         """The waiting item that arrived first, or None when empty."""
@@ -88,24 +103,45 @@ class PendingQueue:
             self._arrivals.popleft()
         return self._arrivals[0] if self._arrivals else None
 
+    def first_of_shortest_job(self) -> Item | None:
+        """The oldest waiting input of the request with the fewest tokens queued (ties: the older
+        request), or None when empty. O(requests waiting)."""
+        best: Item | None = None
+        for key in list(self._jobs):
+            job, waiting = self._jobs[key]
+            while waiting and waiting[0].key not in self._items:
+                waiting.popleft()
+            if not waiting:
+                del self._jobs[key]
+                continue
+            head = waiting[0]
+            if best is None or (job.queued_tokens, head.arrival) < (best.job.queued_tokens, best.arrival):
+                best = head
+        return best
+
+    def jobs(self) -> list[Job]:
+        """The requests with inputs waiting here (a request may be listed after its last one was taken)."""
+        return [job for job, _ in self._jobs.values()]
+
     def drop_finished(self) -> None:
         """Forget the items of requests that are already done (cancelled, timed out or failed)."""
         self._merge()
         self._sorted = [key for key in self._sorted if not self._items[key].job.done]
         self._items = {key: self._items[key] for key in self._sorted}
+        self._jobs = {key: entry for key, entry in self._jobs.items() if not entry[0].done}
 
-    def take_batch(self, budget: int) -> list[Item]:
-        """Remove and return the next batch: the one holding the oldest item.
+    def take_batch(self, budget: int, anchor: Item | None = None) -> list[Item]:
+        """Remove and return the batch holding ``anchor`` (default: the oldest item).
 
         Batches are the greedy cut of the length-sorted queue where ``longest * count`` would pass
         ``budget`` padded tokens (a single longer item forms a batch alone), so each batch holds inputs
-        of similar length and the oldest input never waits behind a stream of newer ones.
+        of similar length; the runner picks the anchor (``first_of_shortest_job``).
         """
         self._merge()
-        oldest = self.oldest()
-        if oldest is None:
+        anchor = anchor or self.oldest()
+        if anchor is None:
             return []
-        position = bisect_left(self._sorted, oldest.key)
+        position = bisect_left(self._sorted, anchor.key)
         start = end = 0
         while end <= position:
             start, end = end, self._batch_end(end, budget)

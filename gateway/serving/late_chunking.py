@@ -12,11 +12,12 @@ from gateway.serving import request_context
 from gateway.serving.registry import Registry
 from gateway.serving.service import (
     Embeddings,
+    admitted,
     check_dimensions,
     check_inputs,
     check_token_total,
+    estimate_tokens,
     finish_vectors,
-    run_with_timeout,
 )
 
 
@@ -52,21 +53,24 @@ async def embed_late_chunked(
                              f"'{spec.pooling}' on the {spec.engine} engine", param="late_chunking")
     check_inputs(texts, settings, param)
     check_dimensions(dimensions, spec.dim)
-    try:
-        joined = await served.tokenize(engine.tokenize_joined, texts, prompt=prompt)
-        length = str(len(joined))
-    except InputTooLong as exc:  # the engine stopped counting once past the context
-        joined, length = None, exc.length_text
-    except ValueError as exc:  # an input without tokens
-        raise InvalidRequest(f"'{param}': {exc}", param=param) from None
-    if joined is None or len(joined) > spec.max_tokens:
-        raise InvalidRequest(
-            f"'late_chunking' embeds the {len(texts)} inputs as one sequence of {length} tokens; this "
-            f"model's context holds at most {spec.max_tokens}: send fewer or shorter inputs",
-            param=param, code="context_length_exceeded",
-        )
-    check_token_total(len(joined), settings, param)
-    raw = await run_with_timeout(runner.run("spans", [joined]), settings)
+    estimate, _ = estimate_tokens(served, texts, prompt)
+    async with admitted(served, settings, min(estimate, spec.max_tokens)) as ticket:
+        try:
+            joined = await served.tokenize(engine.tokenize_joined, texts, prompt=prompt)
+            length = str(len(joined))
+        except InputTooLong as exc:  # the engine stopped counting once past the context
+            joined, length = None, exc.length_text
+        except ValueError as exc:  # an input without tokens
+            raise InvalidRequest(f"'{param}': {exc}", param=param) from None
+        if joined is None or len(joined) > spec.max_tokens:
+            raise InvalidRequest(
+                f"'late_chunking' embeds the {len(texts)} inputs as one sequence of {length} tokens; this "
+                f"model's context holds at most {spec.max_tokens}: send fewer or shorter inputs",
+                param=param, code="context_length_exceeded",
+            )
+        check_token_total(len(joined), settings, param)
+        ticket.charge(len(joined))
+        raw = await runner.run("spans", [joined])
     request_context.count_cache_hits(0)  # chunk vectors depend on their neighbours: never cached
     vectors = finish_vectors(raw[0], spec.normalize, dimensions, normalize)
     return Embeddings(vectors, len(joined), model_name)

@@ -20,6 +20,7 @@ from gateway.errors import InvalidRequest
 from gateway.inputs import InputItem, TextPart
 from gateway.media.limits import FetchPolicy, ImageLimits, ImageRejected
 from gateway.serving import service
+from gateway.serving.admission import IMAGE_TOKENS_ESTIMATE
 from gateway.serving.registry import Registry, ServedModel
 
 
@@ -86,13 +87,23 @@ async def embed_items(
     engine, _ = served.ready()
     check_items(items, engine.spec, model_name, settings.max_inputs_per_request, param)
     service.check_dimensions(dimensions, engine.spec.dim)
-    await decode_images(items, registry, param)
-    images = image_infos(items)
-    tokens = await prepare(served, items, settings, param, prompt=prompt, **options)
-    raw = await service.embed_tokens(served, tokens, settings)
+    async with service.admitted(served, settings, estimate_items(served, items, prompt)) as ticket:
+        await decode_images(items, registry, param)
+        images = image_infos(items)
+        tokens = await prepare(served, items, settings, param, prompt=prompt, **options)
+        ticket.charge(sum(len(t) for t in tokens))
+        raw = await service.embed_tokens(served, tokens, settings)
     vectors = service.finish_vectors(raw, engine.spec.normalize, dimensions, normalize)
     return ItemEmbeddings(vectors, sum(len(t) for t in tokens), model_name,
                           image_tokens=sum(t.image_tokens + t.image_ids for t in tokens), images=images)
+
+
+def estimate_items(served: ServedModel, items: list[InputItem], prompt: str | None) -> int:
+    """Tokens ``items`` will cost before anything is decoded: their texts as ``service.estimate_tokens``,
+    each image at ``IMAGE_TOKENS_ESTIMATE``."""
+    texts = [" ".join(p.text for p in item.parts if isinstance(p, TextPart)) for item in items]
+    estimate, _ = service.estimate_tokens(served, [text for text in texts if text], prompt)
+    return estimate + IMAGE_TOKENS_ESTIMATE * sum(len(item.images) for item in items)
 
 
 def text_of(item: InputItem, index: int, param: str) -> str:
@@ -131,19 +142,18 @@ def check_items(items: list[InputItem], spec: ModelSpec, model_name: str, max_in
 
 
 async def decode_images(items: list[InputItem], registry: Registry, param: str) -> None:
-    """Read and decode every image under the server's limits and fetch policy, within the request timeout
-    (each fetch also has its own deadline).
+    """Read and decode every image under the server's limits and fetch policy (each fetch has its own
+    deadline; call it inside ``service.admitted``, whose deadline covers the whole request).
 
     Raises:
         InvalidRequest: an image refused, naming its input and the reason.
-        RequestTimeout: reading the images took longer than ``request_timeout_s`` (408).
     """
     settings = registry.settings
     from gateway.media.load import load_images  # Pillow and the fetcher only once an image comes in
 
     loading = load_images(items, ImageLimits.from_settings(settings), FetchPolicy.from_settings(settings))
     try:
-        await service.run_with_timeout(loading, settings)
+        await loading
     except ImageRejected as exc:
         where = f"{param}[{exc.index}]" if exc.index is not None else param
         raise InvalidRequest(f"'{where}': {exc.message}", param=param, code="invalid_image") from None
@@ -170,7 +180,8 @@ async def prepare(served: ServedModel, items: list[InputItem], settings: Setting
         truncate = served.config.truncation == "truncate"
     try:
         tokens = await served.tokenize(served.engine.encode_items, items, truncate=truncate,
-                                       max_tokens=max_tokens, truncation_side=truncation_side, prompt=prompt)
+                                       max_tokens=max_tokens, truncation_side=truncation_side, prompt=prompt,
+                                       short=len(items) <= service.SHORT_INPUTS)
     except InputTooLong as exc:
         raise service.too_long_error(exc, param) from None
     except ValueError as exc:

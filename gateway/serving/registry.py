@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
@@ -18,8 +17,10 @@ from gateway.engines.dual_encoders import read_hf_config
 from gateway.engines.sources import resolve_model_path
 from gateway.errors import ModelNotFound, NotReady
 from gateway.serving import request_context
+from gateway.serving.admission import Admission
 from gateway.serving.embedding_cache import build_cache
 from gateway.serving.runner import Runner
+from gateway.serving.tokenizer_queue import TokenizerQueue
 
 log = logging.getLogger(__name__)
 LoadState = Literal["loading", "ready", "failed"]
@@ -32,8 +33,9 @@ class ServedModel:
     """One configured model and, once loaded, its engine and runner.
 
     Tokenization runs one call at a time under ``tokenizer_lock`` (HF tokenizers are not safe to share
-    across threads that change truncation): on ``tokenizer_thread``, or inline on the event loop for tiny
-    inputs (see ``tokenize``). Forward passes run on the runner's threads.
+    across threads that change truncation): on ``tokenizer_thread`` (short calls first, see
+    ``tokenizer_queue``), or inline on the event loop for tiny inputs (see ``tokenize``). Forward passes
+    run on the runner's threads. ``admission`` is the model's in-flight budget, checked before tokenizing.
     """
 
     config: ModelConfig
@@ -43,11 +45,10 @@ class ServedModel:
     load_ms: float | None = None
     engine: Engine | None = None
     runner: Runner | None = None
-    tokenizer_thread: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="tokenizer")
-    )
+    tokenizer_thread: TokenizerQueue = field(default_factory=TokenizerQueue)
     tokenizer_lock: threading.Lock = field(default_factory=threading.Lock)
     cache: Any = None  # its embedding cache (``embedding_cache.ModelCache``), None when off
+    admission: Admission = field(default_factory=Admission)
 
     @property
     def name(self) -> str:
@@ -63,22 +64,23 @@ class ServedModel:
             raise NotReady(f"model {self.name!r} is not ready ({self.state})")
         return self.engine, self.runner
 
-    async def tokenize(self, func: Callable, *args, tiny: bool = False, **kwargs):
+    async def tokenize(self, func: Callable, *args, tiny: bool = False, short: bool = False, **kwargs):
         """Run an engine tokenization function ``func(*args, **kwargs)`` under ``tokenizer_lock``.
 
         ``tiny`` (the caller's inputs take at most about 0.1 ms to tokenize, e.g. one search query; see
         ``service.TINY_INPUT_CHARS``): run it inline when no other tokenization holds the lock. That
         skips two thread hops, about 0.1 ms of CPU per request; on 2 cores at concurrency 32, +3-4%
         one-text requests/s. Anything else, or a tiny call that finds the lock taken, runs on
-        ``tokenizer_thread``, so the event loop never waits.
+        ``tokenizer_thread``, so the event loop never waits; there ``short`` (or ``tiny``) calls go
+        before every waiting long one. Cancelling the caller before the call started skips it.
         """
         if tiny and self.tokenizer_lock.acquire(blocking=False):
             try:
                 return func(*args, **kwargs)
             finally:
                 self.tokenizer_lock.release()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.tokenizer_thread, self._locked_call, func, args, kwargs)
+        future = self.tokenizer_thread.submit(self._locked_call, func, args, kwargs, short=short or tiny)
+        return await asyncio.wrap_future(future)
 
     def _locked_call(self, func: Callable, args: tuple, kwargs: dict):
         with self.tokenizer_lock:  # held by the event loop only for a tiny inline call, never across an await

@@ -28,7 +28,7 @@ from gateway.errors import InvalidRequest
 from gateway.serving import request_context
 from gateway.serving.registry import Registry
 from gateway.serving.rerank_inputs import Overflow, RerankInputs, prepare_inputs
-from gateway.serving.service import check_list_size, check_token_total, run_with_timeout
+from gateway.serving.service import SHORT_CHARS, SHORT_INPUTS, admitted, check_list_size, check_token_total
 
 DOCUMENTS_PER_SEARCH_UNIT = 100  # Cohere bills one search unit per query and 100 documents (chunks)
 
@@ -147,23 +147,27 @@ async def rerank(
         max_tokens_per_doc=max_tokens_per_doc,
         param=param,
     )
-    inputs: RerankInputs = await served.tokenize(
-        prepare_inputs,
-        engine,
-        served.config,
-        query,
-        documents,
-        overflow=overflow,
-        max_chunks_per_doc=max_chunks_per_doc,
-        max_tokens_per_doc=max_tokens_per_doc,
-        param=param,
-    )
-    check_token_total(inputs.tokens, settings, param)
-    if inputs.cross_encoder:
-        raw = await run_with_timeout(runner.run("score", inputs.batch), settings)
-    else:
-        vectors = await run_with_timeout(runner.run("embed", inputs.batch), settings)
-        raw = cosine_to_first(vectors)
+    chars = len(query) * len(documents) + sum(len(document) for document in documents)  # query in each pair
+    estimate = served.admission.estimate(chars, len(documents), engine.spec.max_tokens)
+    async with admitted(served, settings, estimate) as ticket:
+        inputs: RerankInputs = await served.tokenize(
+            prepare_inputs,
+            engine,
+            served.config,
+            query,
+            documents,
+            overflow=overflow,
+            max_chunks_per_doc=max_chunks_per_doc,
+            max_tokens_per_doc=max_tokens_per_doc,
+            param=param,
+            short=len(documents) <= SHORT_INPUTS and chars <= SHORT_CHARS,
+        )
+        check_token_total(inputs.tokens, settings, param)
+        ticket.charge(inputs.tokens)
+        if inputs.cross_encoder:
+            raw = await runner.run("score", inputs.batch)
+        else:
+            raw = cosine_to_first(await runner.run("embed", inputs.batch))
     best = np.maximum.reduceat(raw.astype(np.float64), inputs.first_chunk)
     relevance = sigmoid(best) if inputs.cross_encoder else np.clip((best + 1) / 2, 0.0, 1.0)
     order = np.argsort(-relevance, kind="stable")[:top_n]

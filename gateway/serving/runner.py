@@ -4,7 +4,8 @@ Requests submit tokenized inputs; a free runner thread blocks for the first wait
 everything else that queued meanwhile (requests pile up while the engine is busy: that is the batching
 window, no sleeps), forgets items whose request is already done (cancelled by a client disconnect or
 a timeout, or failed), and cuts a length-sorted batch on the padded-token budget (``PendingQueue``).
-The batch that runs next is the one holding the oldest waiting item, so no request starves. An engine
+The batch that runs next holds an input of the request with the fewest tokens still queued (shortest
+remaining work first, ``batch_queue``), so a one-text query is not stuck behind bulk requests. An engine
 exception fails exactly the requests in that batch; the thread lives on and ``stats.failing`` says so.
 A request's rows are assembled under the runner's lock: two lanes may finish batches of one request at
 the same moment (``tests/test_runner_race.py``).
@@ -30,6 +31,7 @@ import numpy as np
 from gateway.engines import Engine, Tokens
 from gateway.errors import EngineFailure, NotReady, Overloaded
 from gateway.serving import request_context
+from gateway.serving.admission import SMALL_EXTRA, SMALL_SHARE
 from gateway.serving.batch_queue import Item, Job, Kind, PendingQueue, item_key
 from gateway.serving.batch_stats import BatchStats, default_batch_tokens
 
@@ -49,11 +51,15 @@ class Runner:
             the cores during it.
         batch_tokens: padded-token budget of one forward pass (longest input x batch size); None:
             ``default_batch_tokens`` of the engine's device.
-        max_queue_tokens: tokens allowed to wait; beyond it ``run`` raises ``Overloaded`` (429).
-        max_queue_wait_s: the longest the queue may take to drain, at the engine's measured speed,
-            before ``run`` raises ``Overloaded``: bounds the wait of what is admitted, whatever the speed
-            of the machine (None: no bound but ``max_queue_tokens``). The speed is measured on batches
-            of at least a quarter of ``batch_tokens``; until one ran, only ``max_queue_tokens`` applies.
+        max_queue_tokens: tokens allowed to wait; beyond it ``run`` raises ``Overloaded`` (429). A small
+            request (at most 1% of it, e.g. one query) may use 10% more, so bulk requests that keep the
+            queue full never lock interactive ones out (``gateway.serving.admission``).
+        max_queue_wait_s: the longest a request may wait for the work that runs before it, at the
+            engine's measured speed, before ``run`` raises ``Overloaded``: bounds the wait of what is
+            admitted, whatever the speed of the machine (None: no bound but ``max_queue_tokens``). With
+            shortest-remaining-first, what runs before a request of ``n`` tokens is about ``min(t, n)``
+            of each queued request's ``t``. The speed is measured on batches of at least a quarter of
+            ``batch_tokens``; until one ran, only ``max_queue_tokens`` applies.
         on_batch: optional callback ``(size, padded_tokens, ms)`` after each successful batch.
     """
 
@@ -146,9 +152,12 @@ class Runner:
         """Raises NotReady when stopping, Overloaded when ``tokens`` more would overflow the queue."""
         if self._stopping or not self.alive:
             raise NotReady(f"model {self.engine.spec.name!r} is shutting down")
-        after = self._queued_tokens + tokens
-        full = after > self.max_queue_tokens
-        slow = self.max_queue_wait_s is not None and self._drain_s(after) > self.max_queue_wait_s
+        small = tokens <= self.max_queue_tokens * SMALL_SHARE
+        full = self._queued_tokens + tokens > self.max_queue_tokens * (1 + SMALL_EXTRA if small else 1)
+        slow = False
+        if self.max_queue_wait_s is not None and self.stats.tokens_per_s:
+            ahead = sum(min(job.queued_tokens, tokens) for q in self._queues.values() for job in q.jobs())
+            slow = self._drain_s(ahead + tokens) > self.max_queue_wait_s
         if self._queued_tokens and (full or slow):
             raise Overloaded(
                 f"model {self.engine.spec.name!r} is overloaded: its queue is full, retry later",
@@ -204,13 +213,15 @@ class Runner:
                     for queue in self._queues.values():
                         queue.drop_finished()
                     self._has_finished_jobs = False
-                heads = [(item.arrival, kind) for kind, q in self._queues.items() if (item := q.oldest())]
+                heads = [(item.job.queued_tokens, item.arrival, kind, item)
+                         for kind, q in self._queues.items() if (item := q.first_of_shortest_job())]
                 if heads:
                     break
                 if self._stopping:
                     return None
                 self._cond.wait()
-            batch = self._queues[min(heads)[1]].take_batch(self.batch_tokens)
+            _, _, kind, anchor = min(heads, key=lambda head: head[:2])
+            batch = self._queues[kind].take_batch(self.batch_tokens, anchor)
             for item in batch:
                 item.job.queued -= 1
                 item.job.queued_tokens -= len(item.tokens)
