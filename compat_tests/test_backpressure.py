@@ -2,7 +2,8 @@
 the OpenAI shape, and the inputs of a client that hung up never reach the engine.
 
 One server with a small queue (4000 tokens): a 256-text request (about 24k tokens) is still admitted into
-an empty queue, and while it waits any further request overflows it.
+an empty queue, and while it waits any further bulk request overflows it (a request of at most 1% of the
+queue, a query, is still admitted: ``gateway.serving.admission``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from compat_tests.conftest import DEFAULT_MODEL
 from compat_tests.server import RunningServer, run_server
 
 BIG_INPUT = [f"{i} " + "the quick brown fox jumps over the lazy dog " * 10 for i in range(256)]  # ~95 tokens
+MORE = [f"one more text, number {i}" for i in range(16)]  # ~130 tokens: more than 1% of the queue
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +55,16 @@ def test_full_queue_answers_429_with_retry_after_in_openai_shape(small_queue_ser
     sender.start()
     wait_for(small_queue_server, lambda h: h["queued_inputs"] > 0)
 
-    refused = httpx.post(url, json={"model": DEFAULT_MODEL, "input": ["one more text"]}, timeout=60)
+    refused = httpx.post(url, json={"model": DEFAULT_MODEL, "input": MORE}, timeout=60)
     assert refused.status_code == 429
     assert int(refused.headers["retry-after"]) >= 1
     error = refused.json()["error"]
     assert error["type"] == "rate_limit_error" and error["code"] == "server_overloaded"
     client = openai.OpenAI(base_url=small_queue_server.openai_base, api_key="unused", max_retries=0)
     with pytest.raises(openai.RateLimitError):  # the class the SDK retries, honouring Retry-After
-        client.embeddings.create(model=DEFAULT_MODEL, input="one more text")
+        client.embeddings.create(model=DEFAULT_MODEL, input=MORE)
+    query = client.embeddings.create(model=DEFAULT_MODEL, input="a query is still served meanwhile")
+    assert len(query.data[0].embedding) == 384  # a query is not locked out by the bulk work
 
     sender.join(600)
     assert big["response"].status_code == 200 and len(big["response"].json()["data"]) == 256

@@ -21,6 +21,7 @@ import pytest
 from gateway.config import Settings
 from gateway.engines import ModelSpec, Tokens
 from gateway.errors import Overloaded, RequestTimeout
+from gateway.serving.admission import Admission
 from gateway.serving.registry import Registry
 from gateway.serving.service import embed_texts
 
@@ -78,6 +79,12 @@ def texts(prefix: str, count: int, words: int = 8) -> list[str]:
     return [f"{prefix} {i} " + "word " * words for i in range(count)]
 
 
+def mixed_texts(prefix: str, count: int) -> list[str]:
+    """Texts of 3 to 62 words, as real bulk requests hold: the length-sorted queue interleaves them with
+    any other request's inputs."""
+    return [f"{prefix} {i} " + "word " * (i * 7 % 60 + 1) for i in range(count)]
+
+
 def test_an_over_budget_request_is_refused_before_queued_work_is_tokenized(engine: FakeEngine) -> None:
     settings = Settings(model="fake", max_queue_tokens=2000, cache_max_bytes=0)
     first, second = texts("held", 500), texts("second", 500)  # ~6,000 tokens each: over the budget
@@ -127,9 +134,9 @@ def test_the_request_deadline_covers_tokenization(engine: FakeEngine) -> None:
 
 def test_one_text_requests_are_answered_within_a_second_while_bulk_requests_fill_the_queue(
         engine: FakeEngine) -> None:
-    # At these speeds a 1,000-text request takes ~1.2 s of engine time (~6 batches of ~170 texts at
-    # 0.2 s each, two lanes) and 0.1 s of tokenizing; six of them keep ~7 s of work queued. Served
-    # oldest-first, a one-text request would wait for all of it.
+    # At these speeds a 1,000-text request (~34 tokens a text) takes ~2 s of engine time (~20 batches of
+    # 2,048 padded tokens at 0.2 s each, two lanes) and 0.1 s of tokenizing; six of them keep ~10 s of
+    # work queued. Served oldest-first, a one-text request waited for all of it.
     engine.tokenize_s_per_text, engine.embed_s_per_batch = 0.0001, 0.2
     settings = Settings(model="fake", cache_max_bytes=0)
     latencies: list[float] = []
@@ -143,7 +150,7 @@ def test_one_text_requests_are_answered_within_a_second_while_bulk_requests_fill
         async def bulk(client: int) -> None:
             n = 0
             while not stop.is_set():
-                result = await embed_texts(registry, "fake", texts(f"bulk {client} {n}", 1000))
+                result = await embed_texts(registry, "fake", mixed_texts(f"bulk {client} {n}", 1000))
                 assert result.vectors.shape == (1000, DIM)
                 bulk_done[0] += 1
                 n += 1
@@ -157,9 +164,9 @@ def test_one_text_requests_are_answered_within_a_second_while_bulk_requests_fill
         for i in range(25):
             depths.append(runner.queued_items)
             start = time.perf_counter()
-            result = await embed_texts(registry, "fake", [f"query {i} " + "word " * (i % 5)])
+            result = await embed_texts(registry, "fake", [f"query {i} " + "word " * (20 + i % 5)])
             latencies.append(time.perf_counter() - start)
-            assert result.vectors[0, 0] == i % 5 + 2
+            assert result.vectors[0, 0] == 22 + i % 5
         stop.set()
         for client in clients:
             client.cancel()
@@ -172,3 +179,32 @@ def test_one_text_requests_are_answered_within_a_second_while_bulk_requests_fill
           f"{bulk_done[0]} bulk requests served meanwhile, median queue {np.median(depths):.0f} inputs")
     assert np.median(depths) > 1000  # measured under load
     assert p95 < 1.0, latencies
+
+
+def test_bulk_requests_that_fill_the_budget_leave_small_requests_a_pool_of_their_own() -> None:
+    admission = Admission()
+    limits = {"budget": 10_000, "max_wait_s": None, "tokens_per_s": None, "name": "m"}
+    huge = admission.admit(50_000, **limits)  # larger than the budget: an idle model admits it
+    with pytest.raises(Overloaded):
+        admission.admit(200, **limits)  # bulk: over the budget
+    queries = [admission.admit(20, **limits) for _ in range(50)]  # 1,000 tokens: 10% of the budget
+    with pytest.raises(Overloaded):
+        admission.admit(20, **limits)  # the small pool is full too
+    for ticket in [huge, *queries]:
+        ticket.release()
+    assert admission.in_flight == admission.small_in_flight == 0 and not admission.tickets
+
+
+def test_the_wait_bound_counts_only_the_work_that_runs_first() -> None:
+    # 1,000 tokens/s, at most 10 s of wait: with two 4,000-token requests in flight a third would wait
+    # 12 s and is refused, but a 10-token query waits for ~30 tokens of work under shortest-first
+    admission = Admission()
+    limits = {"budget": 10**9, "max_wait_s": 10.0, "tokens_per_s": 1000.0, "name": "m"}
+    bulk = [admission.admit(4000, **limits) for _ in range(2)]
+    with pytest.raises(Overloaded) as refused:
+        admission.admit(4000, **limits)
+    assert int(refused.value.headers["Retry-After"]) == 8  # the 8,000 tokens in flight, at 1,000/s
+    query = admission.admit(10, **limits)
+    assert admission.in_flight == 8010
+    for ticket in [*bulk, query]:
+        ticket.release()

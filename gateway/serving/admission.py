@@ -9,8 +9,9 @@ burst of bulk requests is refused at once instead of queueing for the one tokeni
 Two limits, both from the settings the runner uses:
 
 - ``max_queue_tokens``: tokens in flight (tokenizing, queued or in a forward pass). Small requests (at
-  most ``SMALL_SHARE`` of it, e.g. one query) may use ``SMALL_EXTRA`` more, so bulk clients that keep
-  the budget full never lock interactive ones out.
+  most ``SMALL_SHARE`` of it, e.g. one query) are counted apart, in a pool of their own of
+  ``SMALL_EXTRA`` of it, so bulk clients that keep the budget full (or one request larger than the
+  budget, admitted into an idle model) never lock interactive ones out.
 - ``max_queue_wait_s``: the work the engine runs before this request is done, at its measured speed.
   The runner serves the request with the fewest queued tokens first (``batch_queue``), so what runs
   before a request of ``e`` tokens is about ``sum(min(t, e))`` over the requests in flight (``t`` each):
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from gateway.errors import Overloaded
 
 SMALL_SHARE = 0.01  # a request estimated at most this share of the budget is small (interactive)
-SMALL_EXTRA = 0.10  # small requests may fill the budget this much beyond its size
+SMALL_EXTRA = 0.10  # small requests have a pool of their own of this share of the budget
 MAX_RETRY_AFTER_S = 60
 DEFAULT_CHARS_PER_TOKEN = 4.0  # English text with a BERT-style WordPiece vocabulary, before any is measured
 IMAGE_TOKENS_ESTIMATE = 256  # an image before its processor ran (CLIP: 50-577, a VLM: 64-1280 by size)
@@ -41,6 +42,7 @@ class Ticket:
     admission: Admission
     tokens: int
     chars: int = 0
+    small: bool = False  # counted in the small requests' pool
     released: bool = False
 
     def charge(self, tokens: int) -> None:
@@ -48,6 +50,8 @@ class Ticket:
         if self.released:
             return
         self.admission.in_flight += tokens - self.tokens
+        if self.small:
+            self.admission.small_in_flight += tokens - self.tokens
         self.tokens = tokens
         if self.chars and tokens:
             self.admission.learn(self.chars, tokens)
@@ -57,6 +61,8 @@ class Ticket:
         if not self.released:
             self.released = True
             self.admission.in_flight -= self.tokens
+            if self.small:
+                self.admission.small_in_flight -= self.tokens
             self.admission.tickets.discard(self)
 
 
@@ -65,6 +71,7 @@ class Admission:
     """The in-flight work of one served model (see module docstring)."""
 
     in_flight: int = 0  # tokens of admitted requests not ended yet (estimates until charged)
+    small_in_flight: int = 0  # the part of in_flight that small requests hold
     tickets: set[Ticket] = field(default_factory=set)
     chars_per_token: float = DEFAULT_CHARS_PER_TOKEN
     refused: int = 0
@@ -94,18 +101,22 @@ class Admission:
         Raises:
             Overloaded: 429 with ``Retry-After``; a model with nothing in flight admits any request.
         """
+        small = estimate <= budget * SMALL_SHARE
         if self.tickets:
-            limit = budget * (1 + SMALL_EXTRA) if estimate <= budget * SMALL_SHARE else budget
-            full = self.in_flight + estimate > limit
+            if small:
+                full = self.small_in_flight > 0 and self.small_in_flight + estimate > budget * SMALL_EXTRA
+            else:
+                full = self.in_flight - self.small_in_flight + estimate > budget
             ahead = sum(min(t.tokens, estimate) for t in self.tickets) + estimate
             slow = bool(max_wait_s and tokens_per_s) and ahead / tokens_per_s > max_wait_s
             if full or slow:
                 self.refused += 1
                 raise Overloaded(f"model {name!r} is overloaded: its queue is full, retry later",
                                  retry_after_s=self.retry_after_s(tokens_per_s))
-        ticket = Ticket(self, estimate, chars)
+        ticket = Ticket(self, estimate, chars, small)
         self.tickets.add(ticket)
         self.in_flight += estimate
+        self.small_in_flight += estimate if small else 0
         return ticket
 
     def retry_after_s(self, tokens_per_s: float | None) -> int:

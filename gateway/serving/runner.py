@@ -31,12 +31,15 @@ import numpy as np
 from gateway.engines import Engine, Tokens
 from gateway.errors import EngineFailure, NotReady, Overloaded
 from gateway.serving import request_context
-from gateway.serving.admission import SMALL_EXTRA, SMALL_SHARE
+from gateway.serving.admission import SMALL_SHARE
 from gateway.serving.batch_queue import Item, Job, Kind, PendingQueue, item_key
 from gateway.serving.batch_stats import BatchStats, default_batch_tokens
 
 log = logging.getLogger(__name__)
 MAX_RETRY_AFTER_S = 60
+# A request with at most batch_tokens / SMALL_BATCH_SHARE tokens queued (a query, a few short texts) runs in
+# a batch of such small requests only, not in one filled up with bulk inputs (``PendingQueue.take_batch``)
+SMALL_BATCH_SHARE = 8
 # job kind -> the engine method that runs it; "spans" (late chunking) is optional, only its callers use it
 ENGINE_CALLS: dict[Kind, str] = {"embed": "embed", "score": "score", "spans": "embed_spans"}
 
@@ -52,8 +55,9 @@ class Runner:
         batch_tokens: padded-token budget of one forward pass (longest input x batch size); None:
             ``default_batch_tokens`` of the engine's device.
         max_queue_tokens: tokens allowed to wait; beyond it ``run`` raises ``Overloaded`` (429). A small
-            request (at most 1% of it, e.g. one query) may use 10% more, so bulk requests that keep the
-            queue full never lock interactive ones out (``gateway.serving.admission``).
+            request (at most 1% of it, e.g. one query) is bounded only by ``max_queue_wait_s`` (the
+            ingress's admission bounds their number, ``gateway.serving.admission``), so bulk requests
+            that keep the queue full never lock interactive ones out.
         max_queue_wait_s: the longest a request may wait for the work that runs before it, at the
             engine's measured speed, before ``run`` raises ``Overloaded``: bounds the wait of what is
             admitted, whatever the speed of the machine (None: no bound but ``max_queue_tokens``). With
@@ -152,8 +156,10 @@ class Runner:
         """Raises NotReady when stopping, Overloaded when ``tokens`` more would overflow the queue."""
         if self._stopping or not self.alive:
             raise NotReady(f"model {self.engine.spec.name!r} is shutting down")
+        # a small request is bounded by the wait alone: the admission's pool for small requests bounds
+        # how many there are, and bulk work that fills the queue must not lock them out
         small = tokens <= self.max_queue_tokens * SMALL_SHARE
-        full = self._queued_tokens + tokens > self.max_queue_tokens * (1 + SMALL_EXTRA if small else 1)
+        full = not small and self._queued_tokens + tokens > self.max_queue_tokens
         slow = False
         if self.max_queue_wait_s is not None and self.stats.tokens_per_s:
             ahead = sum(min(job.queued_tokens, tokens) for q in self._queues.values() for job in q.jobs())
@@ -221,7 +227,8 @@ class Runner:
                     return None
                 self._cond.wait()
             _, _, kind, anchor = min(heads, key=lambda head: head[:2])
-            batch = self._queues[kind].take_batch(self.batch_tokens, anchor)
+            small = self.batch_tokens // SMALL_BATCH_SHARE
+            batch = self._queues[kind].take_batch(self.batch_tokens, anchor, small)
             for item in batch:
                 item.job.queued -= 1
                 item.job.queued_tokens -= len(item.tokens)
