@@ -75,3 +75,12 @@ def test_corpus_is_real_text_of_mixed_lengths() -> None:
     assert lengths[len(lengths) // 10] < 80 and lengths[-len(lengths) // 10] > 300  # short and long
     assert set(corpus.queries).isdisjoint(corpus.short)
     assert load_corpus() is corpus  # built once per process
+
+
+def test_quick_bench_measures_one_text_requests_under_bulk_load(quick_report: str) -> None:
+    section = quick_report[quick_report.index("Load 5, interactive requests under bulk load"):]
+    latency = re.search(r"p50 (\d+) ms, p95 (\d+) ms \(target p95 < 1000 ms, all 200: (met|MISSED)", section)
+    assert latency and 0 < int(latency.group(1)) <= int(latency.group(2)), section
+    answers = re.search(r"answers 200: (\d+)", section)
+    assert answers and int(answers.group(1)) >= 1, section
+    assert re.search(r"bulk requests: answers .*texts/s served", section), section

@@ -67,7 +67,6 @@ def bulk_bodies(corpus: Corpus, model: str, client: int, count: int) -> list[byt
 async def measure(url: str, corpus: Corpus, model: str, duration_s: float) -> FairnessResult:
     """Run load 5 against the server at ``url`` for ``duration_s`` seconds of interactive requests."""
     result = FairnessResult()
-    stop = asyncio.Event()
     bulk = [make_client(url) for _ in range(BULK_CLIENTS)]
     interactive = make_client(url)
     short = [msgspec.json.encode({"model": model, "input": text, "encoding_format": "base64"})
@@ -76,7 +75,7 @@ async def measure(url: str, corpus: Corpus, model: str, duration_s: float) -> Fa
     async def bulk_client(number: int) -> None:
         bodies = bulk_bodies(corpus, model, number, 4)
         sent = 0
-        while not stop.is_set():
+        while True:
             start = time.perf_counter()
             status, _ = await _post(bulk[number], "/v1/embeddings", bodies[sent % len(bodies)])
             result.bulk_status[status] += 1
@@ -99,11 +98,14 @@ async def measure(url: str, corpus: Corpus, model: str, duration_s: float) -> Fa
                 result.interactive_ms.append((time.perf_counter() - sent) * 1000)
             n += 1
         result.elapsed_s = time.perf_counter() - start
-        stop.set()
 
     try:
         await _post(interactive, "/v1/embeddings", short[0])  # open the connection, warm the route
-        await asyncio.gather(interactive_client(), *(bulk_client(i) for i in range(BULK_CLIENTS)))
+        bulk_tasks = [asyncio.ensure_future(bulk_client(i)) for i in range(BULK_CLIENTS)]
+        await interactive_client()
+        for task in bulk_tasks:  # hang up on the bulk requests still in flight: the server drops them
+            task.cancel()
+        await asyncio.gather(*bulk_tasks, return_exceptions=True)
     finally:
         await asyncio.gather(*(http.close() for http in [*bulk, interactive]))
     return result
