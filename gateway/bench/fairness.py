@@ -117,7 +117,8 @@ def run_fairness_load(url: str, corpus: Corpus, model: str, duration_s: float) -
 
 
 def _statuses(counts: Counter) -> str:
-    return ", ".join(f"{status or 'no answer'}: {count}" for status, count in sorted(counts.items()))
+    answers = ", ".join(f"{status or 'no answer'}: {count}" for status, count in sorted(counts.items()))
+    return answers or "none finished within the run"
 
 
 def format_fairness_load(result: FairnessResult) -> str:
