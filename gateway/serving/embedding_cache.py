@@ -196,7 +196,7 @@ def input_keys(prefix: bytes, tokens: list[Tokens]) -> list[bytes | None]:
 async def embed_cached(served: ServedModel, tokens: list[Tokens], run) -> np.ndarray:
     """Engine vectors ``(n, dim)`` float32 of ``tokens``, through the model's cache when it has one.
 
-    ``run(tokens)`` awaits the runner (under the request timeout) for the inputs the cache lacks;
+    ``run(tokens)`` awaits the runner (under the request's deadline) for the inputs the cache lacks;
     repeated inputs of the request go to it once. Records the request's hits (``x-cache-hits``), 0
     without a cache. A store that fails is skipped (``RedisStore`` reports it in ``/health``).
 
