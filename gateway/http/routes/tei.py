@@ -15,12 +15,12 @@ from litestar.datastructures import State
 from gateway import __version__
 from gateway.errors import InvalidRequest
 from gateway.http.error_handlers import register_error_format
-from gateway.http.routes.common import cancel_on_disconnect, json_only, offload
+from gateway.http.offload import big_response, offload
+from gateway.http.routes.common import cancel_on_disconnect, json_only
 from gateway.protocol import tei
+from gateway.protocol.openai import float_rows
 from gateway.serving import service
 from gateway.serving.registry import Registry, ServedModel
-
-BIG_RESPONSE_ROWS = 32  # encode larger responses off the event loop
 
 register_error_format(["/", "/embed", "/tokenize", "/decode", "/info"], tei.error_body)
 
@@ -40,12 +40,13 @@ async def embed(data: tei.EmbedRequest, state: State, request: Request) -> Respo
         truncate=data.truncate, truncation_side=data.truncation_direction.lower(), normalize=data.normalize,
         param="inputs",
     ))
-    body = await offload(len(texts) > BIG_RESPONSE_ROWS, _encode_rows, result.vectors)
+    body = await offload(big_response(result.vectors), _encode_rows, result.vectors)
     return Response(body, media_type="application/json")
 
 
 def _encode_rows(vectors) -> bytes:
-    return msgspec.json.encode(vectors.tolist())
+    """``(n, dim)`` float32 -> TEI's bare list of float lists (row by row: see ``float_rows``)."""
+    return msgspec.json.encode(float_rows(vectors))
 
 
 @post("/tokenize", status_code=200, before_request=json_only, tags=["TEI"], summary="Tokenize (TEI)")
