@@ -56,7 +56,9 @@ def ray_cluster():
     try:
         cluster.add_node(**node)
         cluster.wait_for_nodes()
-        ray.init(address=cluster.address)
+        # replicas' stdout/stderr stay in the cluster's log files instead of being copied into the test
+        # run's output (``log_to_driver``); a failing test reads the deployment's state, not those lines
+        ray.init(address=cluster.address, log_to_driver=False)
         yield cluster
     finally:
         try:
