@@ -45,3 +45,18 @@ def test_a_bad_token_id_is_named_in_the_error(bad, message):
     with pytest.raises(ValueError) as info:
         decode_token_ids([9906, bad, 1917])
     assert str(info.value) == message
+
+
+def test_tei_tokenize_answer_encoded_in_slices_is_the_one_piece_encoding(monkeypatch):
+    import msgspec
+
+    from gateway.engines import TokenSpan
+    from gateway.http.routes import tei as routes
+    from gateway.protocol import tei
+
+    monkeypatch.setattr(routes, "TOKEN_SLICE", 3)
+    texts = ["héllo wörld", "abc", "x"]
+    spans = [[TokenSpan(i, "h", False, i, i + 1) for i in range(7)], [TokenSpan(1, "a", True, None, None)],
+             []]
+    whole = msgspec.json.encode([tei.to_simple_tokens(t, s) for t, s in zip(texts, spans, strict=True)])
+    assert routes._encode_tokens(texts, spans) == whole
