@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
+from gateway.errors import UnprocessableInput
+
 if TYPE_CHECKING:
     from gateway.config import ModelConfig
     from gateway.inputs import InputItem
@@ -123,7 +125,7 @@ class TokenSpan:
     stop: int | None
 
 
-class InputTooLong(ValueError):
+class InputTooLong(UnprocessableInput):
     """An input exceeds ``max_tokens`` and the model's truncation policy is ``reject``.
 
     Attributes:
@@ -183,7 +185,7 @@ class Engine(Protocol):
         gives them), used as they are except for truncation like ``tokenize``'s.
 
         Raises:
-            ValueError: an id is outside the vocabulary.
+            UnprocessableInput: an id is outside the vocabulary.
             InputTooLong: an input is too long and ``truncate`` is False.
         """
         ...
@@ -208,7 +210,7 @@ class Engine(Protocol):
         """Token ids back to text, one string per id list.
 
         Raises:
-            ValueError: an id is outside the vocabulary.
+            UnprocessableInput: an id is outside the vocabulary.
         """
         ...
 
@@ -232,8 +234,9 @@ class Engine(Protocol):
 
         Raises:
             InputTooLong: the text of an input is too long and ``truncate`` is False.
-            ValueError: an input the model cannot embed (e.g. several parts for a model that does not
-                fuse, or an image outside the processor's limits), with a message naming the reason.
+            UnprocessableInput: an input the model cannot embed (e.g. several parts for a model that does
+                not fuse, or an image outside the processor's limits), with a message naming the reason.
+                Any other exception is a server bug (500), never a client error.
         """
         ...
 

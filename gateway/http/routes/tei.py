@@ -13,7 +13,7 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
 from gateway import __version__
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, UnprocessableInput
 from gateway.http.error_handlers import register_error_format
 from gateway.http.routes.common import cancel_on_disconnect, json_only, offload
 from gateway.protocol import tei
@@ -72,7 +72,7 @@ async def decode(data: tei.DecodeRequest, state: State) -> list[str]:
     try:
         return await served.tokenize(engine.decode, tei.id_lists(data.ids),
                                      skip_special_tokens=data.skip_special_tokens)
-    except ValueError as exc:
+    except UnprocessableInput as exc:  # an id outside the vocabulary
         raise tei.TokenizerError(str(exc), param="ids") from None
 
 
