@@ -29,6 +29,7 @@ from gateway.errors import (
     RouteNotFound,
 )
 from gateway.protocol import openai
+from gateway.serving import request_context
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,12 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response:
+    """A bug (an engine's ``ValueError`` included): the traceback is logged with the request id, and the
+    client gets a 500 naming that id (also in ``X-Request-ID``) and nothing of the cause."""
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return render(request, GatewayError("The server had an error while processing your request."))
+    info = request_context.current()
+    reference = f" (request id {info.request_id})" if info and info.request_id else ""
+    return render(request, GatewayError(f"The server had an error while processing your request{reference}."))
 
 
 EXCEPTION_HANDLERS = {
