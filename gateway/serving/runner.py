@@ -300,7 +300,8 @@ class Runner:
 
 def non_finite_rows(rows) -> list[int]:
     """Positions of the rows holding a NaN or an infinity: ``rows`` is an ``(n, ...)`` array (vectors,
-    scores) or a sequence of arrays (late chunking's span vectors). About 1 us per 1,000 values."""
+    scores) or a sequence of arrays (late chunking's span vectors). Cost: 0.4-0.9 ns per value on this
+    2-core box (40 us for 256 x 384, 7 ms for 2,048 x 4,096), against forward passes of ms to seconds."""
     if isinstance(rows, np.ndarray):
         finite = np.isfinite(rows.reshape(len(rows), -1)).all(axis=1)
         return np.flatnonzero(~finite).tolist()
