@@ -164,9 +164,12 @@ def test_a_value_error_from_an_engine_is_a_500_with_a_request_id_and_a_logged_tr
 
 def test_a_value_error_in_a_forward_pass_is_a_500_not_a_400(client_for):
     client = client_for(embed_error=ValueError("shapes do not match"))
-    response = client.post("/v1/embeddings", json={"model": "fake", "input": "hello there"})
+    response = client.post("/v1/embeddings", json={"model": "fake", "input": "hello there"},
+                           headers={"X-Request-ID": "req-forward-1"})
     assert response.status_code == 500 and response.json()["error"]["code"] == "engine_error"
-    assert response.headers["x-request-id"]
+    assert response.headers["x-request-id"] == "req-forward-1"
+    assert response.json()["error"]["message"] == ("the model failed to process this request; it was not "
+                                                   "retried (request id req-forward-1).")
 
 
 def test_unprocessable_input_is_a_400_in_the_routes_shape(client_for):
