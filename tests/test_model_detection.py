@@ -68,7 +68,8 @@ REFUSED_KINDS = [
                                          "sparse output is not supported yet"]),
     ("colbert", "multi_vector", ["multi-vector (ColBERT) encoder", "MultiVectorMask",
                                  "multi-vector (late interaction) output is not supported yet"]),
-    ("pylate", "multi_vector", ["PyLate ColBERT model", "multi-vector (late interaction) output is not supported"]),
+    ("pylate", "multi_vector", ["PyLate ColBERT model",
+                                "multi-vector (late interaction) output is not supported yet"]),
     ("classifier", "classifier", ["3 named labels (negative, neutral, positive)",
                                   "classification output is not supported yet"]),
     ("two-logit-classifier", "classifier", ["2 outputs (labels unnamed)", "not a one-logit cross-encoder"]),
@@ -78,7 +79,8 @@ REFUSED_KINDS = [
 @pytest.mark.parametrize("folder, kind, words", REFUSED_KINDS, ids=[case[0] for case in REFUSED_KINDS])
 @pytest.mark.parametrize("engine", ["torch", "mlx"])
 @pytest.mark.parametrize("task", ["embed", "rerank"])
-def test_unsupported_outputs_are_refused_before_loading(folders, no_engine, folder, kind, words, engine, task):
+def test_unsupported_outputs_are_refused_before_loading(folders, no_engine, folder, kind, words, engine,
+                                                        task):
     assert detect_model(folders[folder]).kind == kind
     config = ModelConfig(name=f"my-{folder}", engine=engine, task=task)
     with pytest.raises(ModelRefused) as refused:

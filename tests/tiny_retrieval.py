@@ -90,7 +90,8 @@ def build_tiny_pylate_colbert(path: Path, seed: int = 0, dim: int = 32) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     transformers.BertModel(_config()).eval().save_pretrained(str(path))
     save_tokenizer(path)
-    (path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 179, "do_lower_case": False}))
+    bert_config = {"max_seq_length": 179, "do_lower_case": False}
+    (path / "sentence_bert_config.json").write_text(json.dumps(bert_config))
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Dense", "type": "pylate.models.Dense.Dense"},
@@ -98,8 +99,9 @@ def build_tiny_pylate_colbert(path: Path, seed: int = 0, dim: int = 32) -> Path:
     (path / "modules.json").write_text(json.dumps(modules, indent=2))
     dense = path / "1_Dense"
     dense.mkdir(exist_ok=True)
-    (dense / "config.json").write_text(json.dumps({"in_features": 64, "out_features": dim, "bias": False,
-                                                   "activation_function": "torch.nn.modules.linear.Identity"}))
+    dense_config = {"in_features": 64, "out_features": dim, "bias": False,
+                    "activation_function": "torch.nn.modules.linear.Identity"}
+    (dense / "config.json").write_text(json.dumps(dense_config))
     from safetensors.torch import save_file
 
     save_file({"linear.weight": torch.randn(dim, 64) * WIDE_INIT}, str(dense / "model.safetensors"))

@@ -1,4 +1,4 @@
-"""What a model folder is, read from its files alone (no torch, no weights), and whether this server serves it.
+"""What a model folder is, read from its files alone (no torch, no weights), and whether the server serves it.
 
 A folder whose outputs are not what the configured task serves must be refused at start-up: loaded
 anyway, sentence-transformers would *convert* it (a SPLADE ``SparseEncoder`` or a ColBERT
@@ -30,7 +30,7 @@ from gateway.engines.dual_encoders import DUAL_ENCODER_TYPES
 from gateway.engines.vlm_formats import is_vision_language
 
 Kind = Literal[
-    "dense",             # sentence vectors: a sentence-transformers pipeline, or a plain encoder (mean pooling)
+    "dense",             # sentence vectors: a sentence-transformers pipeline, or a plain encoder
     "bge_m3",            # BGE-M3: dense pipeline served; its sparse and ColBERT heads beside it are not
     "dual_encoder",      # CLIP / SigLIP text and image towers
     "vision_language",   # Qwen2-VL / Qwen3-VL embedders
@@ -186,7 +186,8 @@ def detect_model(path: str | Path) -> Detection:
     if st_type == "CrossEncoder" or (modules is None and classifier_heads):
         if "LogitScore" in classes or any(a.endswith("ForCausalLM") for a in architectures):
             return Detection("decoder_reranker", f"a decoder reranker ({architecture}, yes/no logits)")
-        return _classifier_or_cross_encoder(hf_config, classifier_heads[0] if classifier_heads else architecture)
+        head = classifier_heads[0] if classifier_heads else architecture
+        return _classifier_or_cross_encoder(hf_config, head)
 
     heads = [name for name in BGE_M3_HEADS if (folder / name).is_file()]
     if heads and modules is not None:
@@ -196,16 +197,17 @@ def detect_model(path: str | Path) -> Detection:
     if modules is not None:
         return Detection("dense", f"a dense embedder (SentenceTransformer: {pipeline})")
     if heads:
-        return Detection("unknown", f"FlagEmbedding heads ({', '.join(heads)}) without a sentence-transformers "
-                                    "pipeline (no modules.json): the dense head's pooling is not declared")
+        return Detection("unknown", f"FlagEmbedding heads ({', '.join(heads)}) without modules.json: the "
+                                    "pooling of BGE-M3's dense vectors is not declared")
     if not hf_config:
         return Detection("unknown", "a folder with neither modules.json nor config.json (no model)")
     if any(a.endswith("ForCausalLM") for a in architectures):
         # Qwen3-Embedding and Qwen3-Reranker folders both say Qwen3ForCausalLM (MLX conversions often drop
         # modules.json): the configured task tells them apart
         if "Qwen3ForCausalLM" in architectures:
+            both = {"embed": "dense", "rerank": "rerank"}
             return Detection("decoder", "a Qwen3 causal LM without modules.json (a Qwen3-Embedding or "
-                                        "Qwen3-Reranker folder)", served={"embed": "dense", "rerank": "rerank"})
+                                        "Qwen3-Reranker folder)", served=both)
         return Detection("decoder", f"a causal LM ({architecture}) without modules.json")
     return Detection("dense", f"a plain transformers encoder ({architecture}; no modules.json: mean pooling, "
                               "as sentence-transformers does)")
