@@ -118,6 +118,22 @@ def test_served_kinds_are_recognised(folders):
     assert bge.kind == "bge_m3" and bge.tasks == {"embed": "dense"}
 
 
+def test_cross_encoders_saved_by_sentence_transformers_stay_rerankers(folders, tmp_path):
+    from sentence_transformers import CrossEncoder
+
+    for source, kind in (("cross-encoder", "cross_encoder"), ("qwen3-reranker", "decoder_reranker")):
+        saved = tmp_path / source
+        CrossEncoder(str(folders[source]), device="cpu", local_files_only=True).save(str(saved))
+        assert '"model_type": "CrossEncoder"' in (saved / "config_sentence_transformers.json").read_text()
+        assert (detect_model(saved).kind, detect_model(saved).tasks) == (kind, {"rerank": "rerank"})
+
+
+def test_a_folder_without_a_model_is_refused(no_engine, tmp_path):
+    with pytest.raises(ModelRefused, match="model 'm': detected a folder with neither modules.json nor "
+                                           "config.json"):
+        load_engine(ModelConfig(name="m"), str(tmp_path))
+
+
 def test_a_stanford_colbert_checkpoint_is_multi_vector(folders, tmp_path):
     folder = tmp_path / "stanford"
     shutil.copytree(folders["dense"], folder, ignore=shutil.ignore_patterns("modules.json", "1_Pooling",
