@@ -128,6 +128,19 @@ def test_cross_encoders_saved_by_sentence_transformers_stay_rerankers(folders, t
         assert (detect_model(saved).kind, detect_model(saved).tasks) == (kind, {"rerank": "rerank"})
 
 
+def test_a_cross_encoder_checkpoint_with_a_dense_pipeline_takes_either_task(folders, tmp_path):
+    folder = tmp_path / "both"
+    shutil.copytree(folders["cross-encoder"], folder)
+    shutil.copy(folders["dense"] / "modules.json", folder)  # the checkpoint keeps its classification head
+    shutil.copytree(folders["dense"] / "1_Pooling", folder / "1_Pooling")
+    assert detect_model(folder).tasks == {"embed": "dense", "rerank": "rerank"}
+    config = ModelConfig(name="m", engine="torch", task="rerank", dtype="float32")
+    both, plain = load_engine(config, str(folder)), load_engine(config, str(folders["cross-encoder"]))
+    pairs = [("capital of France", "Paris is the capital"), ("capital of France", "bananas")]
+    scores = [engine.score(engine.tokenize_pairs(pairs)) for engine in (both, plain)]
+    np.testing.assert_allclose(*scores, atol=1e-5)  # the checkpoint's own head, not a new random one
+
+
 def test_a_folder_without_a_model_is_refused(no_engine, tmp_path):
     with pytest.raises(ModelRefused, match="model 'm': detected a folder with neither modules.json nor "
                                            "config.json"):

@@ -195,6 +195,12 @@ def detect_model(path: str | Path) -> Detection:
                          note=f"only its dense vectors are served; the sparse and ColBERT heads "
                               f"({', '.join(heads)}) are not served yet")
     if modules is not None:
+        if classifier_heads and _label_count(hf_config) == 1:
+            # a one-logit cross-encoder checkpoint that also ships a dense pipeline: the task picks which
+            # (sentence-transformers' CrossEncoder loads the checkpoint's own head)
+            return Detection("dense", f"a dense pipeline ({pipeline}) over a one-logit cross-encoder "
+                                      f"checkpoint ({classifier_heads[0]})",
+                             served={"embed": "dense", "rerank": "rerank"})
         return Detection("dense", f"a dense embedder (SentenceTransformer: {pipeline})")
     if heads:
         return Detection("unknown", f"FlagEmbedding heads ({', '.join(heads)}) without modules.json: the "
