@@ -170,3 +170,12 @@ def test_bge_m3_serves_its_dense_head_and_says_the_others_are_not_served(folders
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     reference = SentenceTransformer(str(folders["bge-m3"]), device="cpu", local_files_only=True).encode(texts)
     np.testing.assert_allclose(vectors, reference, atol=1e-5)
+
+
+def test_bge_m3_serves_the_same_dense_vectors_on_mlx(folders):
+    pytest.importorskip("mlx.core")
+    texts = ["hybrid retrieval with dense vectors", "a second text"]
+    vectors = [engine.embed(engine.tokenize(texts)) for engine in (
+        load_engine(ModelConfig(name="m3", engine="mlx", quantize="none"), str(folders["bge-m3"])),
+        load_engine(ModelConfig(name="m3", engine="torch", dtype="float32"), str(folders["bge-m3"])))]
+    np.testing.assert_allclose(*vectors, atol=1e-4)
