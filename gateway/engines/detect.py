@@ -14,7 +14,8 @@ The folder is recognised from, in this order:
   ``pylate.*`` module are multi-vector; ``LogitScore`` is a decoder reranker;
 - ``config.json``: a CLIP / SigLIP ``model_type`` (dual encoder), a Qwen2-VL / Qwen3-VL backbone
   (vision-language embedder), ``HF_ColBERT`` (Stanford ColBERT), ``*ForSequenceClassification`` (a one-logit
-  cross-encoder, or a classifier when it has several outputs), ``Qwen3ForCausalLM`` (Qwen3-Reranker);
+  cross-encoder, or a classifier when it has several outputs), ``*ForCausalLM`` without ``modules.json``
+  (a decoder embedder; for ``Qwen3ForCausalLM`` also a Qwen3-Reranker: the configured task decides);
 - FlagEmbedding's BGE-M3 layout: ``sparse_linear.pt`` / ``colbert_linear.pt`` beside a dense pipeline.
 """
 
