@@ -10,6 +10,7 @@ Engines are looked up by name in ``ENGINES``; ``load_engine`` picks one for a mo
 from __future__ import annotations
 
 import importlib
+import logging
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from gateway.errors import UnprocessableInput
 if TYPE_CHECKING:
     from gateway.config import ModelConfig
     from gateway.inputs import InputItem
+
+log = logging.getLogger(__name__)
 
 Task = Literal["embed", "rerank"]
 
@@ -289,14 +292,25 @@ def load_engine(config: ModelConfig, path: str, **options: object) -> Engine:
         options: engine-specific settings passed to the loader (MLX: ``memory_fraction``); loaders
             ignore the ones they do not use.
 
+    The folder is recognised first (``detect.detect_model``, from its configuration files alone): one whose
+    outputs this server does not serve with ``config.task`` (a SPLADE or ColBERT folder, a classifier, a
+    cross-encoder configured as an embedder...) is refused before any weight is read.
+
     Raises:
+        ModelRefused (a ValueError): the folder's outputs are not served with ``config.task``; the message
+            names the model, what was detected and what is supported.
         ValueError: unknown engine name.
         ImportError: the engine's libraries are not installed (e.g. mlx without the ``[mlx]`` extra).
         ValueError: the config's ``modalities`` ask for more than the model takes, or the engine cannot
             serve the architecture (CLIP on MLX).
     """
+    from gateway.engines.detect import check_servable, detect_model
     from gateway.engines.dual_encoders import apply_modalities
 
+    detection = detect_model(path)
+    check_servable(config.name, config.task, detection)
+    if detection.note:
+        log.warning("model %s: detected %s; %s", config.name, detection.what, detection.note)
     module_name, func_name = ENGINES[resolve_engine_name(config.engine)].split(":")
     loader = getattr(importlib.import_module(module_name), func_name)
     engine = loader(config, path, **options)

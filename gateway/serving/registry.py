@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from gateway.config import ModelConfig, Settings
 from gateway.engines import Engine, load_engine, resolve_engine_name
+from gateway.engines.detect import ModelRefused
 from gateway.engines.dual_encoders import read_hf_config
 from gateway.engines.memory import free_memory
 from gateway.engines.sources import resolve_model_path
@@ -170,6 +171,10 @@ class Registry:
             engine, runner = await self.loader(served, on_batch)
             stage = "warm-up"
             await _warm_up(served, engine, runner)
+        except ModelRefused as exc:  # a folder whose outputs are not served: the reason is the whole story
+            log.error("refused model %s: %s", served.name, exc)
+            served.state, served.error = "failed", f"{type(exc).__name__}: {exc}"
+            return
         except Exception as exc:  # noqa: BLE001 - a bad model must not take the server down
             log.exception("model %s failed at %s", served.name, stage)
             served.state, served.error = "failed", f"{stage} failed: {failure_cause(exc, runner)}"
