@@ -36,7 +36,8 @@ def test_readme_embed_request_gives_the_openai_routes_vectors(http, path):
     assert [row["embedding"] for row in body["embeddings"]] == body["vectors"]
     assert [row["index"] for row in body["embeddings"]] == [0, 1]
     assert [row["text"] for row in body["embeddings"]] == texts
-    assert body["dim"] == 384 and body["num_texts"] == 2 and body["model_info"] == "sentence-transformers/" + MODEL
+    assert body["dim"] == 384 and body["num_texts"] == 2
+    assert body["model_info"] == "sentence-transformers/" + MODEL
     usage = body["usage"]
     assert usage["total_texts"] == 2 and usage["total_tokens"] > 4 and usage["normalize"] is True
     assert usage["batch_size"] == 2  # embed-rerank cuts batch_size (default 32) to the text count
