@@ -164,3 +164,41 @@ def test_info_and_health_routes(http):
     assert health["service"]["name"] and health["backend"]["model_loaded"] is True
     assert health["performance"]["embedding_dimension"] == 384 and health["uptime"] >= 0
     assert health["system"]["memory_total_gb"] > 0
+
+
+def test_auth_metrics_logs_and_cache_apply_as_on_every_route(production_server):
+    from compat_tests.production import (
+        ADMIN_KEY,
+        QUERY,
+        QUERY_ONLY_KEY,
+        STRICT,
+        access_record,
+        bearer,
+        sample,
+        scrape,
+    )
+
+    url = production_server.url
+    unauthorized = httpx.post(f"{url}/api/v1/embed/", json={"texts": ["x"]})
+    assert unauthorized.status_code == 401 and unauthorized.json()["status_code"] == 401
+    tkr = httpx.post(f"{url}/embed/text", json={"texts": ["x"]})
+    assert tkr.status_code == 401 and "API key" in tkr.json()["detail"]
+    forbidden = httpx.post(f"{url}/api/v1/embed/", json={"texts": ["x"], "model": STRICT},
+                           headers=bearer(QUERY_ONLY_KEY))
+    assert forbidden.status_code == 403 and forbidden.json()["status_code"] == 403
+    before = scrape(production_server)
+    texts = [f"cached text {i}" for i in range(3)]
+    first = httpx.post(f"{url}/api/v1/embed/", json={"texts": texts, "model": QUERY},
+                       headers={**bearer(ADMIN_KEY), "x-request-id": "seed-embed-1"}, timeout=60)
+    again = httpx.post(f"{url}/api/v1/embed", json={"texts": texts, "model": QUERY},
+                       headers=bearer(ADMIN_KEY), timeout=60)
+    after = scrape(production_server)
+    assert first.headers["x-cache-hits"] == "0" and again.headers["x-cache-hits"] == "3"
+    assert again.json()["vectors"] == first.json()["vectors"]
+    route = {"route": "/api/v1/embed", "model": QUERY}
+    assert sample(after, "gateway_requests_total", method="POST", status="200", **route) - \
+        sample(before, "gateway_requests_total", method="POST", status="200", **route) == 2
+    inputs = sample(after, "gateway_inputs_total", **route) - sample(before, "gateway_inputs_total", **route)
+    assert inputs == 3  # the repeated texts came from the cache
+    record = access_record(production_server, "seed-embed-1")
+    assert record["route"] == "/api/v1/embed" and record["model"] == QUERY and record["status"] == 200
