@@ -78,6 +78,14 @@ def test_a_text_too_long_with_the_error_strategy_is_400_in_embed_reranks_shape(h
     assert http.post("/api/v1/embed/", json={"texts": ["word " * 2000]}).status_code == 200
 
 
+def test_max_tokens_override_cuts_the_input(http):
+    long_text = "word " * 100
+    short = http.post("/api/v1/embed/", json={"texts": [long_text], "max_tokens_override": 6}).json()
+    assert short["usage"]["total_tokens"] == 6  # special tokens included
+    full = http.post("/api/v1/embed/", json={"texts": [long_text]}).json()
+    assert full["usage"]["total_tokens"] == 102 and full["vectors"] != short["vectors"]
+
+
 def test_unknown_model_is_404_in_embed_reranks_shape(http):
     response = http.post("/api/v1/embed/", json={"texts": ["x"], "model": "nope"})
     assert response.status_code == 404
