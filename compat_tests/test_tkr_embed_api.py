@@ -16,7 +16,7 @@ import uuid
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from compat_tests.server import run_server
 from compat_tests.test_image_embeddings import picture, png, png_claiming
@@ -71,8 +71,8 @@ def unit(vector: np.ndarray) -> np.ndarray:
     return vector / np.linalg.norm(vector)
 
 
-def image_part(data: bytes) -> dict:
-    return {"type": "image_url", "image_url": {"url": uri(data)}}
+def image_part(data: bytes, kind: str = "jpeg") -> dict:
+    return {"type": "image_url", "image_url": {"url": uri(data, kind)}}
 
 
 def test_embed_text_gives_the_first_text_models_vectors(http):
@@ -104,6 +104,21 @@ def test_embed_image_upload_gives_the_same_vector_as_a_data_uri(http):
     raw = http.post("/embed/image", data={"normalize": "false", "model": CLIP},
                     files={"file": ("cat.jpg", data, "image/jpeg")}).json()
     np.testing.assert_allclose(raw["embeddings"][0], reference, atol=1e-6)  # what /v1/embeddings returns
+
+
+def test_an_uploads_exif_orientation_is_applied(http):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    buffer = io.BytesIO()
+    CAT.save(buffer, "JPEG", quality=90, exif=exif)
+    body = http.post("/embed/image", files={"file": ("cat.jpg", buffer.getvalue(), "image/jpeg")}).json()
+    decoded = Image.open(io.BytesIO(buffer.getvalue()))
+    upright, as_stored = ImageOps.exif_transpose(decoded), decoded.convert("RGB")
+    assert upright.size == (40, 48)
+    np.testing.assert_allclose(body["embeddings"][0], unit(v1(http, CLIP, image_part(png(upright), "png"))),
+                               atol=1e-6)
+    assert not np.allclose(body["embeddings"][0], unit(v1(http, CLIP, image_part(png(as_stored), "png"))),
+                           atol=1e-3)
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="no curl")

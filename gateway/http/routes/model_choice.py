@@ -4,7 +4,7 @@ may use."""
 
 from __future__ import annotations
 
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, NotReady
 from gateway.serving import request_context
 from gateway.serving.multimodal import served_modalities
 from gateway.serving.registry import Registry, ServedModel
@@ -15,6 +15,7 @@ def first_model(registry: Registry, modality: str = "text", *, fuses: bool = Fal
     ``fuses``). A model whose modalities are not known yet (still loading) counts as text-only.
 
     Raises:
+        NotReady: none can yet, but a model still loading might (503).
         InvalidRequest: no served model can (400, naming what is missing).
     """
     visible = set(request_context.visible_names(registry.names))
@@ -24,6 +25,8 @@ def first_model(registry: Registry, modality: str = "text", *, fuses: bool = Fal
             if not fuses or _fuses(served):
                 return served.name
     wanted = "fuses a text and an image into one vector" if fuses else f"embeds {modality} inputs"
+    if any(m.config.task == "embed" and m.state == "loading" for m in usable):
+        raise NotReady(f"no loaded model {wanted} yet; models are still loading")
     raise InvalidRequest(f"no served model {wanted}; name one with 'model'", param="model")
 
 
