@@ -143,6 +143,9 @@ def test_rerank_batch(http):
     answers = http.post("/api/v1/rerank/batch", json=requests).json()
     assert [[r["index"] for r in a["results"]] for a in answers] == [[2], [0, 1]]
     assert [a["num_passages"] for a in answers] == [3, 3]
+    bad = http.post("/api/v1/rerank/batch", json=[requests[0], {"query": "q", "passages": ["a"], "top_k": 0}])
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", 1, "top_k"]
+    assert "batch item 1" in bad.json()["detail"][0]["msg"]
     too_many = http.post("/api/v1/rerank/batch", json=requests * 6)
     assert too_many.status_code == 400 and "Maximum 10" in too_many.json()["detail"]
 

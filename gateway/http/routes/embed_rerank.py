@@ -14,12 +14,12 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
 from gateway import __version__
-from gateway.errors import NotReady
+from gateway.errors import GatewayError, NotReady
 from gateway.http.error_handlers import register_error_format
 from gateway.http.routes.common import cancel_on_disconnect, offload
 from gateway.http.routes.model_choice import first_model
 from gateway.protocol import embed_rerank as er
-from gateway.protocol.fastapi_errors import decode_json
+from gateway.protocol.fastapi_errors import ValidationFailed, decode_json
 from gateway.serving import rerank as rerank_service
 from gateway.serving import service
 from gateway.serving.registry import Registry, ServedModel
@@ -78,9 +78,23 @@ async def rerank_batch(request: Request, state: State) -> Response[bytes]:
     """Up to 10 rerank requests, answered in order."""
     data = decode_json(await request.body(), list[er.RerankRequest])
     er.check_batch(data)
-    answers = [await cancel_on_disconnect(request, _rerank(state.registry, item, batch=True))
-               for item in data]
+    answers = await cancel_on_disconnect(request, _rerank_all(state.registry, data))
     return Response(er.encode(answers), media_type="application/json")
+
+
+async def _rerank_all(registry: Registry, requests: list[er.RerankRequest]) -> list[dict]:
+    """Each request of a batch in turn; the first one refused fails the batch, naming its position (as
+    embed-rerank's ``Error in batch item <i>``)."""
+    answers = []
+    for i, data in enumerate(requests):
+        try:
+            answers.append(await _rerank(registry, data, batch=True))
+        except GatewayError as error:
+            error.message = f"Error in batch item {i}: {error.message}"
+            if isinstance(error, ValidationFailed):
+                error.loc = [error.loc[0], i, *error.loc[1:]]
+            raise
+    return answers
 
 
 async def _rerank(registry: Registry, data: er.RerankRequest, *, batch: bool) -> dict:
