@@ -17,11 +17,15 @@ from gateway.protocol.nulls import NullAsDefault
 
 
 class SimilarityInput(msgspec.Struct):
+    """``inputs``: the sentence to compare with, and the sentences compared."""
+
     source_sentence: str
     sentences: list[str]
 
 
 class SimilarityParameters(NullAsDefault, kw_only=True):
+    """``parameters``: as on TEI's ``/embed``."""
+
     truncate: bool | None = None  # None: the model's truncation policy
     truncation_direction: Literal["Left", "Right", "left", "right"] | None = "Right"
     prompt_name: str | None = None

@@ -46,6 +46,8 @@ class SimilarityRequest(NullAsDefault, kw_only=True):
 
 
 class Embeddings(msgspec.Struct):
+    """tkr-embed's ``EmbeddingResponse``: ``shape`` is ``[n, dim]``, ``processing_time`` in seconds."""
+
     embeddings: list[list[float]]
     shape: list[int]
     model: str
