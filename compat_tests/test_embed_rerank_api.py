@@ -213,3 +213,22 @@ def test_auth_metrics_logs_and_cache_apply_as_on_every_route(production_server):
     assert inputs == 3  # the repeated texts came from the cache
     record = access_record(production_server, "seed-embed-1")
     assert record["route"] == "/api/v1/embed" and record["model"] == QUERY and record["status"] == 200
+
+
+def test_rate_limits_count_the_seed_routes(tmp_path):
+    import secrets
+
+    from compat_tests.server import run_server
+
+    key = f"sk-seed-{secrets.token_hex(8)}"
+    (tmp_path / "limits.toml").write_text(f'[[api_keys]]\nkey = "{key}"\nname = "seed"\nrpm = 2\n')
+    auth = {"Authorization": f"Bearer {key}"}
+    with run_server(tmp_path, args=["--config", str(tmp_path / "limits.toml")]) as limited, \
+            httpx.Client(base_url=limited.url, headers=auth, timeout=60) as client:
+        assert client.post("/api/v1/embed/", json={"texts": ["one"]}).status_code == 200
+        assert client.post("/embed/text", json={"texts": ["two"]}).status_code == 200
+        refused = client.post("/api/v1/rerank/", json={"query": "q", "passages": ["a"]})
+        assert refused.status_code == 429 and refused.json()["status_code"] == 429
+        assert int(refused.headers["retry-after"]) >= 1
+        tkr = client.post("/embed/image", files={"file": ("a.png", b"x", "image/png")})
+        assert tkr.status_code == 429 and isinstance(tkr.json()["detail"], str)
