@@ -201,6 +201,7 @@ def test_health_and_info_keep_their_fields_and_add_tkr_embeds(http):
     assert info["model_path"] == MINILM and info["framework"] == "PyTorch" and info["load_time"] > 0
     clip = http.get("/info", params={"model": CLIP}).json()
     assert clip["supported_modalities"] == ["text", "image"] and clip["embedding_dim"] == 24
+    assert clip["model_path"] == CLIP  # a local folder's path is not shown
 
 
 def truncated_png() -> bytes:

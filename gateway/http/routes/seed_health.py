@@ -15,6 +15,7 @@ answers whatever the models' state.
 from __future__ import annotations
 
 import os
+import re
 import time
 from datetime import datetime
 from importlib import metadata
@@ -29,6 +30,7 @@ from gateway.serving.memory import process_memory
 from gateway.serving.registry import Registry, ServedModel
 
 GIB = 1024 ** 3
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # org/name, as the hub spells repo ids
 FRAMEWORKS = {"mlx": "MLX", "torch": "PyTorch", "ray": "Ray Serve"}
 
 
@@ -65,7 +67,7 @@ def info_fields(served: ServedModel) -> dict:
     """tkr-embed's ``/info`` fields for one served model."""
     spec = served.engine.spec if served.engine else None
     return {
-        "model_path": served.config.source or served.name,
+        "model_path": _hub_id(served),
         "framework": FRAMEWORKS.get(served.engine_name, served.engine_name),
         "mlx_version": _version("mlx") if served.engine_name == "mlx" else None,
         "embedding_dim": spec.dim if spec else None,
@@ -73,6 +75,13 @@ def info_fields(served: ServedModel) -> dict:
         "load_time": served.load_ms / 1000 if served.load_ms is not None else None,
         "memory_usage_gb": _memory_gb(),
     }
+
+
+def _hub_id(served: ServedModel) -> str:
+    """The model's Hugging Face repo id, or its served name when it comes from a local folder (whose path
+    says nothing to a client and something about the server's disk)."""
+    source = served.config.source
+    return source if source and HUB_ID.fullmatch(source) else served.name
 
 
 def _default(registry: Registry) -> ServedModel:
