@@ -9,6 +9,7 @@ from litestar import Response, get
 from litestar.datastructures import State
 
 from gateway import __version__
+from gateway.http.routes.seed_health import with_seed_fields
 from gateway.serving.memory import Memory, process_memory
 from gateway.serving.multimodal import served_modalities
 from gateway.serving.registry import Registry, ServedModel
@@ -66,14 +67,14 @@ def model_health(served: ServedModel) -> ModelHealth:
 async def health(state: State) -> Health:
     """Always 200 while the process is up; ``status`` is ``ok`` once every model is ready."""
     registry: Registry = state.registry
-    return Health(
+    return with_seed_fields(Health(  # + tkr-embed's and embed-rerank's fields (seed_health.py)
         status="ok" if registry.all_ready else "degraded",
         version=__version__,
         uptime_s=round(time.monotonic() - state.started_monotonic, 3),
         models=[model_health(m) for m in registry.models],
         cache=registry.cache_health(),
         memory=process_memory(),
-    )
+    ), state)
 
 
 @get("/ready", tags=["Operations"], summary="Readiness")

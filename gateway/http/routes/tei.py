@@ -16,6 +16,7 @@ from gateway import __version__
 from gateway.errors import InvalidRequest, UnprocessableInput
 from gateway.http.error_handlers import register_error_format
 from gateway.http.routes.common import cancel_on_disconnect, json_only, offload
+from gateway.http.routes.seed_health import info_fields
 from gateway.protocol import tei
 from gateway.serving import service
 from gateway.serving.registry import Registry, ServedModel
@@ -82,11 +83,11 @@ async def info(state: State, model: str | None = None) -> tei.Info:
     registry: Registry = state.registry
     served = registry.get(model or registry.models[0].name)
     engine, runner = served.ready()
-    return tei.to_info(
+    return {**info_fields(served), **msgspec.to_builtins(tei.to_info(  # + tkr-embed's fields
         served.name, served.config.revision, engine.spec, batch_tokens=runner.batch_tokens,
         max_inputs=registry.settings.max_inputs_per_request,
         auto_truncate=served.config.truncation == "truncate", version=__version__,
-    )
+    ))}
 
 
 def _prompt(served: ServedModel, name: str | None) -> str | None:
