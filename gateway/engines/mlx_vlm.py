@@ -2,9 +2,10 @@
 
 The backbones are mlx-vlm's own ``qwen2_vl`` and ``qwen3_vl_embedding`` model classes; this module adds
 what mlx-vlm lacks for serving them as embedders: a loader that reads both transformers 4 and 5 folder
-layouts, drops the LM head, and quantizes by memory (``mlx_quantize``; the vision tower stays in full
-precision), and a last-token pooled forward pass over a right-padded batch. Prompts, images and tokens
-are prepared exactly as for the torch engine (``vlm_inputs``), so both engines feed identical inputs.
+layouts, drops the LM head, and quantizes by size (``mlx_quantize``: when the weights exceed a quarter
+of memory; the vision tower stays in full precision), and a last-token pooled forward pass over a
+right-padded batch. Prompts, images and tokens are prepared exactly as for the torch engine
+(``vlm_inputs``), so both engines feed identical inputs.
 
 Threading: one lane. Each call evaluates its result and returns numpy (no lazy graph leaves the engine);
 mlx-vlm's per-call position caches are cleared before every pass, so no state carries between batches.
