@@ -106,8 +106,9 @@ class ModelConfig(BaseModel):
         dtype: number format of the forward pass: ``auto`` (the hardware's fast format, see
             ``gateway.engines.precision``), ``float32``, ``bfloat16`` or ``float16``. Output vectors and
             scores are float32 whatever it is. None inherits the server's ``dtype`` (default ``auto``).
-        quantize: MLX weight quantization at load: ``auto`` (by the machine's memory), ``none``, ``q8``
-            or ``q4``; pre-quantized folders load as they are. None inherits the server's ``quantize``.
+        quantize: MLX weight quantization at load: ``auto`` (only weights over a quarter of memory),
+            ``none``, ``q8`` or ``q4``; pre-quantized folders load as they are. None inherits the server's
+            ``quantize``.
         modalities: override what one input may hold (``["text"]`` or ``["text", "image"]``); default:
             detected from the model folder.
         ray: replicas and resources of this model's deployment on Ray Serve (``RayDeployment``).

@@ -30,6 +30,7 @@ class ModelHealth(msgspec.Struct):
     modalities: list[str] | None = None  # what the model embeds (None: not known before it loads)
     dtype: str | None = None  # number format of the forward pass (None: not loaded)
     quantization: str | None = None  # MLX weight quantization (q8, q4), None at full precision
+    quantization_reason: str | None = None  # why MLX chose it (e.g. the weights fit a quarter of memory)
 
 
 class Health(msgspec.Struct):
@@ -60,6 +61,7 @@ def model_health(served: ServedModel) -> ModelHealth:
         modalities=served_modalities(served),
         dtype=engine.spec.dtype if engine else None,
         quantization=engine.spec.quantization if engine else None,
+        quantization_reason=engine.spec.quantization_reason if engine else None,
     )
 
 
