@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from compat_tests.conftest import DEFAULT_ALIAS, DEFAULT_MODEL
-from compat_tests.production import QUERY, RERANKER, STRICT
+from compat_tests.production import ADMIN_KEY, QUERY, RERANKER, STRICT, bearer
 from compat_tests.server import run_server
 from gateway import __version__
 from gateway.engines import resolve_engine_name
@@ -43,9 +43,9 @@ def model_states(url: str) -> set[str] | None:
 
 
 def test_health_reports_every_model(production_server):
-    first = httpx.get(f"{production_server.url}/health").json()
+    first = httpx.get(f"{production_server.url}/health", headers=bearer(ADMIN_KEY)).json()
     time.sleep(0.05)
-    health = httpx.get(f"{production_server.url}/health").json()
+    health = httpx.get(f"{production_server.url}/health", headers=bearer(ADMIN_KEY)).json()
     assert health["status"] == "ok" and health["version"] == __version__
     assert health["uptime_s"] > first["uptime_s"] > 0
     models = {m["name"]: m for m in health["models"]}

@@ -86,7 +86,8 @@ def serve(args: argparse.Namespace) -> None:
     # On SIGTERM uvicorn stops accepting, lets in-flight requests finish (for up to shutdown_timeout_s),
     # and only then runs the lifespan shutdown that stops the model runners.
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
-                log_config=None, timeout_graceful_shutdown=settings.shutdown_timeout_s)
+                log_config=None, timeout_graceful_shutdown=settings.shutdown_timeout_s,
+                timeout_keep_alive=settings.keep_alive_timeout_s)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
