@@ -20,7 +20,6 @@ documented in ``uvicorn.server.Server.shutdown``.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import socket
@@ -73,15 +72,20 @@ class GatewayServer(uvicorn.Server):
         if waiting:
             log.info("Taking %d connections that arrived as the server stopped listening", len(waiting))
         loop = asyncio.get_running_loop()
-        protocol = functools.partial(self.config.http_protocol_class, config=self.config,
-                                     server_state=self.server_state, app_state=self.lifespan.state)
         for connection in waiting:
             connection.setblocking(False)
             try:
-                await loop.connect_accepted_socket(protocol, connection)
+                await loop.connect_accepted_socket(self._draining_protocol, connection)
             except OSError:  # the client went away meanwhile
                 connection.close()
         await super().shutdown(sockets)  # closes the (already closed) listeners, then drains as usual
+
+    def _draining_protocol(self) -> asyncio.Protocol:
+        """A protocol for a connection taken during shutdown: it answers one request, then closes."""
+        protocol = self.config.http_protocol_class(config=self.config, server_state=self.server_state,
+                                                   app_state=self.lifespan.state)
+        protocol.draining = True
+        return protocol
 
     def _stop_listening(self) -> list[socket.socket]:
         """Accept what the kernel queued on every listening socket, then close them, with no await in
