@@ -83,6 +83,11 @@ def test_serve_ray_starts_a_local_cluster_serves_and_cleans_up_on_sigterm(tmp_pa
             time.sleep(0.5)
         assert not [pid for pid in cluster if alive(pid)], "processes of the local Ray cluster outlived it"
         assert key not in log_path.read_text(errors="replace")
+        # nor in any file of the cluster's session (Ray's logs, the controller's and the replicas'); the
+        # key is random, so other sessions in the same folder cannot match it
+        sessions = Path(os.environ.get("RAY_TMPDIR", "/tmp/ray"))
+        files = [path for path in sessions.glob("session_*/**/*") if path.is_file() and not path.is_symlink()]
+        assert files and not [path for path in files if key.encode() in path.read_bytes()]
     finally:
         if process.poll() is None:
             process.kill()
