@@ -148,7 +148,8 @@ def test_ready_turns_200_after_warm_up_and_sigterm_drains_in_flight_requests(tmp
         assert response.status_code == 200
         assert [row["index"] for row in response.json()["data"]] == list(range(2048))
         wait_for_log(server, "Finished server process")
-        assert server.process.wait(5) == 0  # no interpreter teardown after the server has finished
+        # no interpreter teardown once the server has finished: 0.06-0.08 s here (with it: 2.3-10 s)
+        assert server.process.wait(2) == 0
     log = server.log()
     # SIGTERM came while the request was in flight, and it was answered before the models stopped
     assert log.index("Shutting down") < log.index("POST /v1/embeddings 200") < log.index(
