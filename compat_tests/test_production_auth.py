@@ -95,10 +95,12 @@ def test_health_with_a_key_shows_the_models_it_may_use(production_server):
     assert admin["status"] == "ok" and admin["uptime_s"] > 0
     assert {m["name"] for m in admin["models"]} == {STRICT, QUERY, RERANKER}
     assert admin["memory"]["rss_bytes"] > 0 and admin["cache"]["backend"] == "memory"
+    assert admin["system"]["memory_total_gb"] > 0  # the seed projects' fields (seed_health.py)
 
     limited = httpx.get(f"{production_server.url}/health", headers=bearer(QUERY_ONLY_KEY)).json()
     assert [(m["name"], m["aliases"]) for m in limited["models"]] == [(QUERY, [QUERY_ALIAS])]
     assert limited["memory"] is None and limited["cache"] is None  # process-wide: for unrestricted keys
+    assert "system" not in limited and "backend" not in limited  # the seed fields name the default model
     assert STRICT not in str(limited) and RERANKER not in str(limited)
 
 

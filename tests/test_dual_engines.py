@@ -16,6 +16,7 @@ from PIL import Image
 from gateway.config import ModelConfig
 from gateway.engines import InputTooLong, load_engine, resolve_engine_name
 from gateway.engines.dual_encoders import read_hf_config, vision_tokens
+from gateway.errors import UnprocessableInput
 from gateway.inputs import ImagePart, InputItem, TextPart
 from tests.tiny_dual import build_tiny_clip, build_tiny_siglip
 from tests.tiny_models import minilm_dir
@@ -116,7 +117,7 @@ def test_images_count_their_vision_tokens(folders, engines):
 
 def test_encode_items_refuses_several_parts_and_maps_too_long_texts(engines):
     engine = engines["clip", "torch"]
-    with pytest.raises(ValueError, match="does not fuse"):
+    with pytest.raises(UnprocessableInput, match="does not fuse"):
         engine.encode_items([InputItem([TextPart("a"), ImagePart("x", "base64", image=images()[0])])])
     with pytest.raises(InputTooLong) as error:
         engine.encode_items([image_item(images()[0]), InputItem.of_text("word " * 100)], truncate=False)

@@ -3,7 +3,8 @@
 With API keys configured, ``/health`` answers everyone (probes need no key) but discloses only ``status``
 to a caller without a valid key (missing or wrong: still 200, so a probe with a stale key keeps working).
 A valid key sees the version, uptime and the models it may use (``/v1/models``' rule); the cache state
-(whose error text may name the Redis host) and the process memory only to a key allowed every model.
+(whose error text may name the Redis host), the process memory and the seed projects' fields (default model,
+machine memory: ``seed_health``) only to a key allowed every model.
 Without API keys, everyone sees everything.
 """
 
@@ -16,6 +17,7 @@ from litestar import Response, get
 from litestar.datastructures import State
 
 from gateway import __version__
+from gateway.http.routes.seed_health import with_seed_fields
 from gateway.serving import request_context
 from gateway.serving.memory import Memory, process_memory
 from gateway.serving.multimodal import served_modalities
@@ -87,7 +89,7 @@ async def health(state: State) -> Health | PublicHealth:
     if keyed and (info is None or info.api_key is None):
         return PublicHealth(status=status)
     every_model = not keyed or info is None or info.allowed_models is None
-    return Health(
+    health = Health(
         status=status,
         version=__version__,
         uptime_s=round(time.monotonic() - state.started_monotonic, 3),
@@ -96,6 +98,9 @@ async def health(state: State) -> Health | PublicHealth:
         cache=registry.cache_health() if every_model else None,
         memory=process_memory() if every_model else None,
     )
+    # + tkr-embed's and embed-rerank's fields (seed_health.py): they describe the default model and the
+    # machine, so only for callers that see every model
+    return with_seed_fields(health, state) if every_model else health
 
 
 @get("/ready", tags=["Operations"], summary="Readiness")
