@@ -8,6 +8,7 @@ default ``config/gateway.toml`` when it exists), then the defaults below. Every 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -196,6 +197,10 @@ class Settings(BaseSettings):
     max_rerank_documents: int = Field(default=10_000, gt=0)
     request_timeout_s: float = Field(default=300.0, gt=0)
     shutdown_timeout_s: float = Field(default=30.0, ge=0)  # SIGTERM: wait this long for in-flight requests
+    # idle keep-alive connections stay open this long: longer than client pools keep them (httpx 5 s,
+    # aiohttp 15 s), so the client closes first; at uvicorn's 5 s a request sent on a connection the
+    # server was closing died unanswered (README "Running in production")
+    keep_alive_timeout_s: float = Field(default=75.0, gt=0)
 
     # Batching
     # padded tokens per forward pass; None: by device (2048 on CPU, 16384 on a GPU: batching.py)
@@ -244,7 +249,12 @@ class Settings(BaseSettings):
                      mode="before")
     @classmethod
     def _split_commas(cls, value: object, info: ValidationInfo) -> object:
-        if isinstance(value, str):
+        if isinstance(value, str) and info.field_name == "api_keys" and value.lstrip().startswith("["):
+            try:  # a JSON list of keys: [{"key": ..., "name": ..., "models": [...]}, ...]
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON list of keys ({exc.msg})") from None
+        elif isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         if info.field_name == "api_keys" and isinstance(value, list):  # bare strings: unrestricted keys
             return [{"key": item} if isinstance(item, str) else item for item in value]
