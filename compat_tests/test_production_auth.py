@@ -76,8 +76,8 @@ def test_a_limited_key_sees_only_its_models(production_server):
     assert STRICT not in caught.value.message and QUERY in caught.value.message
 
 
-def test_health_and_ready_need_no_key(production_server):
-    for path in ("/health", "/ready"):
+def test_health_and_probes_need_no_key(production_server):
+    for path in ("/health", "/ready", "/health/ready", "/health/live"):  # the last two: embed-rerank's probes
         assert httpx.get(f"{production_server.url}{path}").status_code == 200
 
 

@@ -4,7 +4,8 @@ Guards run after routing and before the handler reads the body, so an unauthenti
 makes the server buffer a large body, and their errors render in the called route's wire format
 (``openai.AuthenticationError`` on OpenAI routes, ``{"message"}`` on Cohere routes, ...).
 
-- With API keys configured, every route but ``/health`` and ``/ready`` (the OpenAPI docs included)
+- With API keys configured, every route but ``/health`` and the probes (``/ready``, ``/health/ready``,
+  ``/health/live``; the OpenAPI docs are not public)
   needs ``Authorization: Bearer <key>``: missing or wrong -> 401. ``/metrics`` needs
   ``metrics_api_key`` instead when that is set.
 - ``/health`` answers everyone, but discloses details only to a valid key: the guard records the key
@@ -38,7 +39,8 @@ from gateway.serving.rate_limits import RateLimiter
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PATHS = frozenset({"/health", "/ready"})
+# probes: /ready and embed-rerank's /health/ready and /health/live disclose nothing but up or not
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/health/ready", "/health/live"})
 HEALTH_PATH = "/health"  # public, but a valid key there unlocks the details of its models
 METRICS_PATH = "/metrics"
 MISSING_KEY = ("You didn't provide an API key. Send it in the Authorization header using Bearer auth "
@@ -189,7 +191,7 @@ def make_guards(settings: Settings, models: list[ModelConfig], limiter: RateLimi
         log.warning("No API keys configured (GATEWAY_API_KEYS or [[api_keys]]): every route is open to "
                     "anyone who can reach this server")
     else:
-        log.info("API keys required on every route but /health and /ready (%d keys); /health shows only "
+        log.info("API keys required on every route but /health and the probes (%d keys); /health shows only "
                  "its status without one", len(settings.api_keys))
     guards = [HostGuard(settings.allowed_hosts)] if settings.allowed_hosts else []
     if keys.keys or keys.metrics_keys:  # an open server needs no guard: each costs a copy per request
