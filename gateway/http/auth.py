@@ -4,8 +4,9 @@ Guards run after routing and before the handler reads the body, so an unauthenti
 makes the server buffer a large body, and their errors render in the called route's wire format
 (``openai.AuthenticationError`` on OpenAI routes, ``{"message"}`` on Cohere routes, ...).
 
-- With API keys configured, every route but ``/health`` and ``/ready`` (the OpenAPI docs included)
-  needs ``Authorization: Bearer <key>``: missing or wrong -> 401. ``/metrics`` needs
+- With API keys configured, every route but ``/health``, ``/ready`` and static files holding no data
+  (``PUBLIC_STATIC``: the console's page, swagger-ui's scripts) needs ``Authorization: Bearer <key>``
+  (the OpenAPI docs included): missing or wrong -> 401. ``/metrics`` needs
   ``metrics_api_key`` instead when that is set.
 - A key limited to some models gets 403 for the others: the guard stores the key's models in the
   request context and ``Registry.get`` checks them once the body names a model.
@@ -36,6 +37,9 @@ from gateway.serving.rate_limits import RateLimiter
 log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset({"/health", "/ready"})
+# route ``opt`` flag of static files holding no data (the console's page and scripts, swagger-ui's files):
+# the key guard lets them through; their data comes from keyed routes (gateway.http.routes.ui)
+PUBLIC_STATIC = "public_static"
 METRICS_PATH = "/metrics"
 MISSING_KEY = ("You didn't provide an API key. Send it in the Authorization header using Bearer auth "
                "(Authorization: Bearer YOUR_KEY).")
@@ -117,9 +121,9 @@ class ApiKeyGuard:
         metrics_keys = [ApiKey(key=metrics_key, name="metrics")] if has_metrics_key else []
         self.metrics_keys = KeyRing(metrics_keys, models)
 
-    def __call__(self, connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    def __call__(self, connection: ASGIConnection, handler: BaseRouteHandler) -> None:
         path = _path(connection)
-        if connection.scope["method"] == "OPTIONS" or path in PUBLIC_PATHS:
+        if connection.scope["method"] == "OPTIONS" or path in PUBLIC_PATHS or handler.opt.get(PUBLIC_STATIC):
             return
         ring = self.metrics_keys if path == METRICS_PATH and self.metrics_keys else self.keys
         if not ring:
