@@ -1,0 +1,235 @@
+"""The browser console (``GET /ui``) in a real browser: Debian's chromium driven by Playwright, against real
+servers (the default MiniLM model; a second one with an API key).
+
+Screenshots of each view are saved to ``$GATEWAY_SCREENSHOTS`` (default: ``screenshots/`` at the repository
+root, gitignored), with the page weight of a first load in ``page-weight.txt``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from compat_tests.conftest import DEFAULT_ALIAS
+from compat_tests.server import RunningServer, run_server
+
+CHROMIUM = os.environ.get("GATEWAY_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+SCREENSHOTS = Path(os.environ.get("GATEWAY_SCREENSHOTS", Path(__file__).resolve().parents[1] / "screenshots"))
+KEY = "sk-console-browser-test"
+TIMEOUT_MS = 60_000  # a loaded 2-core CI box: events, never sleeps, but generous waits
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the [test] extra)")
+if not (shutil.which(CHROMIUM) or Path(CHROMIUM).is_file()):
+    pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium; or set GATEWAY_CHROMIUM)",
+                allow_module_level=True)
+
+expect = sync_api.expect
+expect.set_options(timeout=TIMEOUT_MS)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Page:
+    """A fresh browser page that records console errors and uncaught exceptions."""
+
+    def __init__(self, browser) -> None:
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(TIMEOUT_MS)
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def shot(self, name: str) -> None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=SCREENSHOTS / name, full_page=True)
+
+
+@pytest.fixture
+def page(browser) -> Iterator[Page]:
+    opened = Page(browser)
+    yield opened
+    opened.context.close()
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with run_server(tmp_path_factory.mktemp("console-keyed"), env={"GATEWAY_API_KEYS": KEY}) as running:
+        yield running
+
+
+def open_console(page: Page, server: RunningServer, view: str = "models") -> None:
+    page.page.goto(f"{server.url}/ui#{view}")
+    page.page.wait_for_selector("body[data-loaded=true]")  # /health and /v1/models answered
+
+
+def cells(page) -> np.ndarray:
+    """The heatmap's values as shown, (n, n)."""
+    rows = page.locator("#heatmap tbody tr")
+    return np.array([[float(t) for t in rows.nth(i).locator("td").all_text_contents()] for i in range(rows.count())])
+
+
+def curl_body(snippet: str) -> dict:
+    """The JSON body of a curl snippet ``... -d '<json>'`` (single quotes escaped as ``'\\''``)."""
+    quoted = snippet.split(" -d ", 1)[1]
+    return json.loads(quoted[1:-1].replace("'\\''", "'"))
+
+
+def test_the_model_cards_match_health_with_no_console_errors(server, page):
+    open_console(page, server)
+    health = httpx.get(f"{server.url}/health").json()
+    cards = page.page.locator("article.card")
+    expect(cards).to_have_count(len(health["models"]))
+    for model in health["models"]:
+        card = page.page.locator(f'article.card[data-model="{model["name"]}"]')
+        expect(card.locator("h3")).to_have_text(model["name"])
+        field = lambda name: card.locator(f'dd[data-field="{name}"]')  # noqa: E731
+        expect(field("state")).to_have_text(model["state"])
+        expect(field("engine")).to_have_text(model["engine"])
+        expect(field("device")).to_have_text(model["device"])
+        expect(field("task")).to_have_text(model["task"])
+        expect(field("precision")).to_have_text(", ".join(filter(None, [model["dtype"], model["quantization"]])))
+        expect(field("modalities")).to_have_text(", ".join(model["modalities"]))
+        expect(field("queue")).to_have_text(f'{model["queued_inputs"]} inputs')
+        expect(field("aliases")).to_have_text(", ".join(model["aliases"]))
+    expect(page.page.locator("#version")).to_have_text(f'v{health["version"]}')
+    expect(page.page.locator("#view-models .note")).to_contain_text("admin API")
+    page.shot("console-models.png")
+    assert page.errors == []
+
+
+def test_the_heatmap_shows_the_apis_cosines_and_the_exact_request(server, page):
+    texts = ["A cat sits on the mat.", "A kitten rests on a rug.", "Stocks fell sharply today.",
+             "<img src=x onerror=alert(1)> & 'quotes'"]  # shown as text, never parsed as HTML
+    open_console(page, server, "playground")
+    page.page.fill("#sim-texts", "\n".join(texts))
+    page.page.click("#sim-run")
+    page.page.wait_for_selector("#heatmap td")
+    expect(page.page.locator("#heatmap tbody tr")).to_have_count(len(texts))
+
+    model = page.page.locator("#sim-model").input_value()
+    answer = httpx.post(f"{server.url}/v1/embeddings", json={"model": model, "input": texts}, timeout=60).json()
+    vectors = np.array([row["embedding"] for row in sorted(answer["data"], key=lambda r: r["index"])])
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    np.testing.assert_allclose(cells(page.page), unit @ unit.T, atol=1e-3)
+
+    header = page.page.locator("#heatmap thead th").nth(4)
+    assert header.get_attribute("title") == texts[3]  # the raw text, escaped by the DOM
+    assert page.page.locator("#heatmap img").count() == 0
+    curl = page.page.locator('#sim-snippets pre[data-snippet="curl"]').text_content()
+    assert curl_body(curl) == {"model": model, "input": texts, "encoding_format": "float"}
+    assert curl.startswith(f"curl {server.url}/v1/embeddings ")
+    python = page.page.locator('#sim-snippets pre[data-snippet="Python (openai)"]').text_content()
+    compact = json.dumps(texts, separators=(",", ":"))  # JSON.stringify's spelling, also a Python literal
+    assert f"client.embeddings.create(model={json.dumps(model)}, input={compact}" in python
+    compile(python, "snippet", "exec")  # the snippet is valid Python
+    page.shot("console-playground-similarity.png")
+    assert page.errors == []
+
+
+def test_a_rerank_shows_the_apis_order_with_scores(server, page):
+    query = "Where do cats sleep?"
+    documents = ["Stock prices dropped on Monday.", "Cats often sleep on soft blankets.",
+                 "The recipe needs two eggs.", "A kitten naps in a basket."]
+    open_console(page, server, "playground")
+    page.page.fill("#rerank-query", query)
+    page.page.fill("#rerank-docs", "\n".join(documents))
+    page.page.click("#rerank-run")
+    results = page.page.locator("#rerank-results li")
+    expect(results).to_have_count(len(documents))
+
+    model = page.page.locator("#rerank-model").input_value()
+    answer = httpx.post(f"{server.url}/v2/rerank", json={"model": model, "query": query, "documents": documents},
+                        timeout=60).json()
+    api_order = [r["index"] for r in answer["results"]]
+    assert [int(results.nth(i).get_attribute("data-index")) for i in range(len(documents))] == api_order
+    shown = [float(s) for s in page.page.locator("#rerank-results .score").all_text_contents()]
+    np.testing.assert_allclose(shown, [r["relevance_score"] for r in answer["results"]], atol=1e-4)
+    assert page.page.locator("#rerank-results .doc").all_text_contents() == [documents[i] for i in api_order]
+    curl = page.page.locator('#rerank-snippets pre[data-snippet="curl"]').text_content()
+    assert curl_body(curl) == {"model": model, "query": query, "documents": documents}
+    compile(page.page.locator('#rerank-snippets pre[data-snippet="Python (cohere)"]').text_content(), "s", "exec")
+    page.shot("console-playground-rerank.png")
+    assert page.errors == []
+
+
+def test_live_load_charts_the_servers_metrics(server, page):
+    open_console(page, server, "load")
+    page.page.wait_for_selector("#view-load[data-points]")  # two scrapes of /metrics made a first point
+    texts = [f"load test sentence number {i}" for i in range(64)]
+    for _ in range(4):
+        assert httpx.post(f"{server.url}/v1/embeddings", json={"model": DEFAULT_ALIAS, "input": texts},
+                          timeout=60).status_code == 200
+    # the next scrapes see the requests: the window's largest rates and latencies become positive, and
+    # the three repeats were served from the embedding cache
+    for chart in ("requests", "texts", "latency", "batch", "cache"):
+        page.page.wait_for_function(  # a function, not an expression: the page's CSP forbids eval
+            "chart => Number(document.getElementById(`chart-${chart}`).parentElement.dataset.max) > 0", arg=chart)
+    assert page.page.locator("#view-load canvas").count() >= 5  # uPlot drew the five charts
+    page.shot("console-live-load.png")
+    assert page.errors == []
+
+
+def test_page_weight_of_a_first_load(server, browser):
+    opened = Page(browser)
+    sizes: dict[str, int] = {}
+
+    def finished(request) -> None:
+        size = request.sizes()
+        sizes[request.url] = size["responseBodySize"] + size["responseHeadersSize"]
+
+    opened.page.on("requestfinished", finished)
+    open_console(opened, server)
+    opened.page.wait_for_selector("article.card")
+    opened.page.wait_for_load_state("networkidle")
+    static = {url: size for url, size in sizes.items() if urllib.parse.urlsplit(url).path.startswith("/ui")}
+    total = sum(static.values())
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / "page-weight.txt").write_text(
+        f"first load of /ui: {total} bytes for the page and its files, {sum(sizes.values())} bytes with the "
+        f"API calls\n" + "".join(f"{size:>8} {url}\n" for url, size in sorted(sizes.items())))
+    assert set(map(lambda u: urllib.parse.urlsplit(u).path, static)) >= {
+        "/ui", "/ui/static/app.js", "/ui/static/app.css", "/ui/static/vendor/uPlot.iife.min.js"}
+    assert all(urllib.parse.urlsplit(url).netloc == urllib.parse.urlsplit(server.url).netloc for url in sizes)
+    opened.context.close()
+
+
+def test_a_wrong_key_shows_a_clear_message_and_the_right_key_opens_the_console(keyed_server, page):
+    page.page.goto(f"{keyed_server.url}/ui")
+    expect(page.page.locator("#key-panel")).to_be_visible()
+    expect(page.page.locator("#key-message")).to_contain_text("needs an API key")
+
+    page.page.fill("#key-input", "sk-wrong")
+    page.page.click("#key-form button[type=submit]")
+    expect(page.page.locator("#key-message")).to_contain_text("refused this API key")
+    expect(page.page.locator("#key-message")).to_contain_text("401")
+    expect(page.page.locator("article.card")).to_have_count(0)
+    page.shot("console-wrong-key.png")
+    assert not re.search("sk-wrong", page.page.content())  # the key is never shown
+
+    page.page.fill("#key-input", KEY)
+    page.page.click("#key-form button[type=submit]")
+    expect(page.page.locator("#key-panel")).to_be_hidden()
+    expect(page.page.locator("article.card")).to_have_count(1)
+    assert page.page.evaluate("sessionStorage.getItem('gateway.apiKey')") == KEY
+    assert page.page.evaluate("localStorage.length") == 0  # kept for this tab only
+    page.page.goto(f"{keyed_server.url}/ui#load")  # the stored key also reads /metrics
+    page.page.wait_for_selector("#view-load[data-points]")
+    expect(page.page.locator("#load-error")).to_be_empty()
