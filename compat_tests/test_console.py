@@ -83,7 +83,8 @@ def open_console(page: Page, server: RunningServer, view: str = "models") -> Non
 def cells(page) -> np.ndarray:
     """The heatmap's values as shown, (n, n)."""
     rows = page.locator("#heatmap tbody tr")
-    return np.array([[float(t) for t in rows.nth(i).locator("td").all_text_contents()] for i in range(rows.count())])
+    return np.array([[float(text) for text in rows.nth(i).locator("td").all_text_contents()]
+                     for i in range(rows.count())])
 
 
 def curl_body(snippet: str) -> dict:
@@ -100,12 +101,16 @@ def test_the_model_cards_match_health_with_no_console_errors(server, page):
     for model in health["models"]:
         card = page.page.locator(f'article.card[data-model="{model["name"]}"]')
         expect(card.locator("h3")).to_have_text(model["name"])
-        field = lambda name: card.locator(f'dd[data-field="{name}"]')  # noqa: E731
+
+        def field(name: str, card=card):
+            return card.locator(f'dd[data-field="{name}"]')
+
         expect(field("state")).to_have_text(model["state"])
         expect(field("engine")).to_have_text(model["engine"])
         expect(field("device")).to_have_text(model["device"])
         expect(field("task")).to_have_text(model["task"])
-        expect(field("precision")).to_have_text(", ".join(filter(None, [model["dtype"], model["quantization"]])))
+        precision = ", ".join(filter(None, [model["dtype"], model["quantization"]]))
+        expect(field("precision")).to_have_text(precision)
         expect(field("modalities")).to_have_text(", ".join(model["modalities"]))
         expect(field("queue")).to_have_text(f'{model["queued_inputs"]} inputs')
         expect(field("aliases")).to_have_text(", ".join(model["aliases"]))
@@ -125,7 +130,8 @@ def test_the_heatmap_shows_the_apis_cosines_and_the_exact_request(server, page):
     expect(page.page.locator("#heatmap tbody tr")).to_have_count(len(texts))
 
     model = page.page.locator("#sim-model").input_value()
-    answer = httpx.post(f"{server.url}/v1/embeddings", json={"model": model, "input": texts}, timeout=60).json()
+    answer = httpx.post(f"{server.url}/v1/embeddings", json={"model": model, "input": texts},
+                        timeout=60).json()
     vectors = np.array([row["embedding"] for row in sorted(answer["data"], key=lambda r: r["index"])])
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     np.testing.assert_allclose(cells(page.page), unit @ unit.T, atol=1e-3)
@@ -156,16 +162,17 @@ def test_a_rerank_shows_the_apis_order_with_scores(server, page):
     expect(results).to_have_count(len(documents))
 
     model = page.page.locator("#rerank-model").input_value()
-    answer = httpx.post(f"{server.url}/v2/rerank", json={"model": model, "query": query, "documents": documents},
-                        timeout=60).json()
+    body = {"model": model, "query": query, "documents": documents}
+    answer = httpx.post(f"{server.url}/v2/rerank", json=body, timeout=60).json()
     api_order = [r["index"] for r in answer["results"]]
     assert [int(results.nth(i).get_attribute("data-index")) for i in range(len(documents))] == api_order
     shown = [float(s) for s in page.page.locator("#rerank-results .score").all_text_contents()]
     np.testing.assert_allclose(shown, [r["relevance_score"] for r in answer["results"]], atol=1e-4)
     assert page.page.locator("#rerank-results .doc").all_text_contents() == [documents[i] for i in api_order]
     curl = page.page.locator('#rerank-snippets pre[data-snippet="curl"]').text_content()
-    assert curl_body(curl) == {"model": model, "query": query, "documents": documents}
-    compile(page.page.locator('#rerank-snippets pre[data-snippet="Python (cohere)"]').text_content(), "s", "exec")
+    assert curl_body(curl) == body
+    python = page.page.locator('#rerank-snippets pre[data-snippet="Python (cohere)"]').text_content()
+    compile(python, "snippet", "exec")
     page.shot("console-playground-rerank.png")
     assert page.errors == []
 
@@ -181,7 +188,8 @@ def test_live_load_charts_the_servers_metrics(server, page):
     # the three repeats were served from the embedding cache
     for chart in ("requests", "texts", "latency", "batch", "cache"):
         page.page.wait_for_function(  # a function, not an expression: the page's CSP forbids eval
-            "chart => Number(document.getElementById(`chart-${chart}`).parentElement.dataset.max) > 0", arg=chart)
+            "chart => Number(document.getElementById(`chart-${chart}`).parentElement.dataset.max) > 0",
+            arg=chart)
     assert page.page.locator("#view-load canvas").count() >= 5  # uPlot drew the five charts
     page.shot("console-live-load.png")
     assert page.errors == []
