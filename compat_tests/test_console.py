@@ -7,6 +7,8 @@ root, gitignored), with the page weight of a first load in ``page-weight.txt``.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import re
@@ -27,6 +29,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--no-first-run"]
 SCREENSHOTS = Path(os.environ.get("GATEWAY_SCREENSHOTS", Path(__file__).resolve().parents[1] / "screenshots"))
 KEY = "sk-console-browser-test"
+CLIP, RERANKER = "tiny-clip", "tiny-reranker"
 TIMEOUT_MS = 60_000  # a loaded 2-core CI box: events, never sleeps, but generous waits
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the [test] extra)")
@@ -71,8 +74,45 @@ def page(browser) -> Iterator[Page]:
 
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with run_server(tmp_path_factory.mktemp("console-keyed"), env={"GATEWAY_API_KEYS": KEY}) as running:
+    """An API key, a tiny random CLIP (texts and images) and a tiny random cross-encoder."""
+    from tests.tiny_dual import build_tiny_clip
+    from tests.tiny_models import build_tiny_cross_encoder
+
+    workdir = tmp_path_factory.mktemp("console-keyed")
+    (workdir / "gateway.toml").write_text(
+        f'[[models]]\nname = "{CLIP}"\nsource = "{build_tiny_clip(workdir / "clip")}"\n\n'
+        f'[[models]]\nname = "{RERANKER}"\nsource = "{build_tiny_cross_encoder(workdir / "reranker")}"\n'
+        'task = "rerank"\n')
+    args = ["--config", str(workdir / "gateway.toml"), "--engine", "torch"]
+    with run_server(workdir, env={"GATEWAY_API_KEYS": KEY}, args=args) as running:
         yield running
+
+
+def enter_key(page: Page, key: str) -> None:
+    page.page.fill("#key-input", key)
+    page.page.click("#key-form button[type=submit]")
+
+
+def png_base64(seed: int) -> str:
+    """A small random PNG, base64."""
+    from PIL import Image
+
+    pixels = np.random.default_rng(seed).integers(0, 255, (40, 50, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+# A drop of image files on the drop zone, as the browser fires it for files dragged from the desktop.
+DROP = """([names, contents]) => {
+  const transfer = new DataTransfer();
+  names.forEach((name, i) => {
+    const bytes = Uint8Array.from(atob(contents[i]), (c) => c.charCodeAt(0));
+    transfer.items.add(new File([bytes], name, { type: "image/png" }));
+  });
+  document.getElementById("drop-zone").dispatchEvent(
+    new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+}"""
 
 
 def open_console(page: Page, server: RunningServer, view: str = "models") -> None:
@@ -224,20 +264,58 @@ def test_a_wrong_key_shows_a_clear_message_and_the_right_key_opens_the_console(k
     expect(page.page.locator("#key-panel")).to_be_visible()
     expect(page.page.locator("#key-message")).to_contain_text("needs an API key")
 
-    page.page.fill("#key-input", "sk-wrong")
-    page.page.click("#key-form button[type=submit]")
+    enter_key(page, "sk-wrong")
     expect(page.page.locator("#key-message")).to_contain_text("refused this API key")
     expect(page.page.locator("#key-message")).to_contain_text("401")
     expect(page.page.locator("article.card")).to_have_count(0)
     page.shot("console-wrong-key.png")
     assert not re.search("sk-wrong", page.page.content())  # the key is never shown
 
-    page.page.fill("#key-input", KEY)
-    page.page.click("#key-form button[type=submit]")
+    enter_key(page, KEY)
     expect(page.page.locator("#key-panel")).to_be_hidden()
-    expect(page.page.locator("article.card")).to_have_count(1)
+    expect(page.page.locator("article.card")).to_have_count(2)
+    reranker_task = page.page.locator(f'article.card[data-model="{RERANKER}"] dd[data-field="task"]')
+    expect(reranker_task).to_have_text("rerank")
     assert page.page.evaluate("sessionStorage.getItem('gateway.apiKey')") == KEY
     assert page.page.evaluate("localStorage.length") == 0  # kept for this tab only
     page.page.goto(f"{keyed_server.url}/ui#load")  # the stored key also reads /metrics
     page.page.wait_for_selector("#view-load[data-points]")
     expect(page.page.locator("#load-error")).to_be_empty()
+
+
+def test_dropped_images_join_the_heatmap_and_a_cross_encoder_reranks(keyed_server, page):
+    # the key as the key form stores it, before the page's script runs: no 401 on the way
+    page.context.add_init_script(f"sessionStorage.setItem('gateway.apiKey', {json.dumps(KEY)})")
+    open_console(page, keyed_server, "playground")
+    page.page.select_option("#sim-model", CLIP)
+    expect(page.page.locator("#drop-zone")).to_have_text("Drop images here")
+    texts = ["a photo of a cat", "a red square"]
+    images = [png_base64(seed) for seed in range(2)]
+    page.page.fill("#sim-texts", "\n".join(texts))
+    page.page.evaluate(DROP, [["one.png", "two.png"], images])
+    expect(page.page.locator("#dropped-images img")).to_have_count(2)
+    page.page.click("#sim-run")
+    expect(page.page.locator("#heatmap tbody tr")).to_have_count(4)
+
+    inputs = [*texts, *({"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64}"}}
+                        for b64 in images)]
+    headers = {"Authorization": f"Bearer {KEY}"}
+    answer = httpx.post(f"{keyed_server.url}/v1/embeddings", json={"model": CLIP, "input": inputs},
+                        headers=headers, timeout=60).json()
+    vectors = np.array([row["embedding"] for row in sorted(answer["data"], key=lambda r: r["index"])])
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    np.testing.assert_allclose(cells(page.page), unit @ unit.T, atol=1e-3)
+    curl = page.page.locator('#sim-snippets pre[data-snippet="curl"]')
+    expect(curl).to_contain_text("characters)")  # the image data is shortened on screen
+
+    expect(page.page.locator("#rerank-model")).to_have_value(RERANKER)  # a cross-encoder first
+    page.page.click("#rerank-run")
+    results = page.page.locator("#rerank-results li")
+    expect(results).to_have_count(3)
+    body = {"model": RERANKER, "query": page.page.locator("#rerank-query").input_value(),
+            "documents": page.page.locator("#rerank-docs").input_value().split("\n")}
+    ranked = httpx.post(f"{keyed_server.url}/v2/rerank", json=body, headers=headers, timeout=60).json()
+    assert [int(results.nth(i).get_attribute("data-index")) for i in range(3)] == \
+        [r["index"] for r in ranked["results"]]
+    page.shot("console-playground-images.png")
+    assert page.errors == []
