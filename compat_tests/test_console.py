@@ -60,9 +60,9 @@ class Page:
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
 
-    def shot(self, name: str) -> None:
+    def shot(self, name: str, full_page: bool = True) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=SCREENSHOTS / name, full_page=True)
+        self.page.screenshot(path=SCREENSHOTS / name, full_page=full_page)
 
 
 @pytest.fixture
@@ -318,4 +318,16 @@ def test_dropped_images_join_the_heatmap_and_a_cross_encoder_reranks(keyed_serve
     assert [int(results.nth(i).get_attribute("data-index")) for i in range(3)] == \
         [r["index"] for r in ranked["results"]]
     page.shot("console-playground-images.png")
+    assert page.errors == []
+
+
+def test_the_swagger_docs_render_offline_from_local_files(server, page):
+    urls: list[str] = []
+    page.page.on("request", lambda request: urls.append(request.url))
+    page.page.goto(f"{server.url}/schema/swagger")
+    expect(page.page.locator(".opblock").first).to_be_visible()  # swagger-ui rendered the operations
+    expect(page.page.locator(".opblock-summary-path", has_text="/v1/embeddings").first).to_be_visible()
+    host = urllib.parse.urlsplit(server.url).netloc
+    assert all(urllib.parse.urlsplit(url).netloc == host for url in urls if not url.startswith("data:")), urls
+    page.shot("swagger-offline.png", full_page=False)
     assert page.errors == []

@@ -8,8 +8,8 @@ script or style, no other origin), so a model name or text that slipped past the
 could not run.
 
 - ``GET /ui``: ``static/index.html``; ``GET /ui/static/...``: its script, style and the vendored uPlot.
-- ``GET /static/swagger-ui/...``: the swagger-ui files of the ``swagger-ui-bundle`` package, which the
-  ``/schema/swagger`` page loads instead of a CDN (``swagger_plugin``).
+- ``GET /static/swagger-ui/...``: swagger-ui's files (``ui/swagger-ui``, from npm's ``swagger-ui-dist``),
+  which the ``/schema/swagger`` page loads instead of a CDN (``docs_plugins``).
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from pathlib import Path
 from litestar import Response, get
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
 from litestar.static_files import create_static_files_router
-from swagger_ui_bundle import swagger_ui_path
 
 from gateway.http.auth import PUBLIC_STATIC
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "ui" / "static"
+# swagger-ui-dist from npm, vendored (PyPI's swagger-ui-bundle holds swagger-ui 4, which refuses the
+# OpenAPI 3.1 schema Litestar writes): see its README there
+SWAGGER_DIR = Path(__file__).resolve().parents[1] / "ui" / "swagger-ui"
 SWAGGER_PREFIX = "/static/swagger-ui"
 # 'self' only: no inline script or style, no eval, no other origin; data:/blob: images are the dropped
 # images' previews; frame-ancestors: no clickjacking frame around a page that holds a key.
@@ -59,7 +61,7 @@ def console_routes() -> list:
 
 def swagger_routes() -> list:
     """The swagger-ui files (JS, CSS, favicon) the docs page loads."""
-    return [create_static_files_router(SWAGGER_PREFIX, directories=[Path(str(swagger_ui_path))],
+    return [create_static_files_router(SWAGGER_PREFIX, directories=[SWAGGER_DIR],
                                        name="swagger_ui", opt={PUBLIC_STATIC: True})]
 
 
