@@ -23,6 +23,7 @@ import pytest
 
 from compat_tests.conftest import DEFAULT_ALIAS
 from compat_tests.server import RunningServer, run_server
+from compat_tests.test_production_lifecycle import get_or_none, wait_until
 
 CHROMIUM = os.environ.get("GATEWAY_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -330,4 +331,23 @@ def test_the_swagger_docs_render_offline_from_local_files(server, page):
     host = urllib.parse.urlsplit(server.url).netloc
     assert all(urllib.parse.urlsplit(url).netloc == host for url in urls if not url.startswith("data:")), urls
     page.shot("swagger-offline.png", full_page=False)
+    assert page.errors == []
+
+
+def test_a_model_that_failed_to_load_shows_its_cause(tmp_path, page):
+    workdir = tmp_path / "broken"
+    workdir.mkdir()
+    missing = workdir / "no-such-model"
+    (workdir / "gateway.toml").write_text(f'[[models]]\nname = "<b>broken</b>"\nsource = "{missing}"\n')
+    with run_server(workdir, args=["--config", str(workdir / "gateway.toml")], wait_ready=False) as broken:
+        wait_until(lambda: get_or_none(f"{broken.url}/health") is not None, what="the port")
+        page.page.goto(f"{broken.url}/ui")
+        card = page.page.locator("article.card")
+        expect(card.locator('dd[data-field="state"]')).to_have_text("failed")  # polled until the load fails
+        cause = httpx.get(f"{broken.url}/health").json()["models"][0]["error"]
+        assert cause
+        expect(card.locator('dd[data-field="cause"]')).to_have_text(cause)
+        expect(card.locator("h3")).to_have_text("<b>broken</b>")  # a name is text, never markup
+        assert card.locator("h3 b").count() == 0
+        page.shot("console-failed-model.png")
     assert page.errors == []
