@@ -221,6 +221,8 @@ class Settings(BaseSettings):
     # client when no keys are set; None: unlimited
     rate_limit_rpm: int | None = Field(default=None, gt=0)  # requests per minute
     rate_limit_tpm: int | None = Field(default=None, gt=0)  # model tokens per minute
+    ui: bool = Field(default=True, description="Serve the browser console at GET /ui (README \"Console\"); "
+                     "false: /ui answers 404. Its data comes from the API routes, behind the same keys.")
 
     # Images (gateway.media; README "Image embeddings" says why these defaults)
     max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0)  # encoded size of one image

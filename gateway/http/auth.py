@@ -4,10 +4,10 @@ Guards run after routing and before the handler reads the body, so an unauthenti
 makes the server buffer a large body, and their errors render in the called route's wire format
 (``openai.AuthenticationError`` on OpenAI routes, ``{"message"}`` on Cohere routes, ...).
 
-- With API keys configured, every route but ``/health`` and the probes (``/ready``, ``/health/ready``,
-  ``/health/live``; the OpenAPI docs are not public)
-  needs ``Authorization: Bearer <key>``: missing or wrong -> 401. ``/metrics`` needs
-  ``metrics_api_key`` instead when that is set.
+- With API keys configured, every route but ``/health``, the probes (``/ready``, ``/health/ready``,
+  ``/health/live``) and static files holding no data (``PUBLIC_STATIC``: the console's page, swagger-ui's
+  scripts) needs ``Authorization: Bearer <key>`` (the OpenAPI document included): missing or wrong -> 401.
+  ``/metrics`` needs ``metrics_api_key`` instead when that is set.
 - ``/health`` answers everyone, but discloses details only to a valid key: the guard records the key
   (if any) and never refuses, so a probe with a stale key still reads ``status``
   (``gateway.http.routes.system``).
@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 # probes: /ready and embed-rerank's /health/ready and /health/live disclose nothing but up or not
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/health/ready", "/health/live"})
 HEALTH_PATH = "/health"  # public, but a valid key there unlocks the details of its models
+# route ``opt`` flag of static files holding no data (the console's page and scripts, swagger-ui's files):
+# the key guard lets them through; their data comes from keyed routes (gateway.http.routes.ui)
+PUBLIC_STATIC = "public_static"
 METRICS_PATH = "/metrics"
 MISSING_KEY = ("You didn't provide an API key. Send it in the Authorization header using Bearer auth "
                "(Authorization: Bearer YOUR_KEY).")
@@ -123,12 +126,12 @@ class ApiKeyGuard:
         metrics_keys = [ApiKey(key=metrics_key, name="metrics")] if has_metrics_key else []
         self.metrics_keys = KeyRing(metrics_keys, models)
 
-    def __call__(self, connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    def __call__(self, connection: ASGIConnection, handler: BaseRouteHandler) -> None:
         path = _path(connection)
         if path == HEALTH_PATH and self.keys:
             self._note_key(connection, required=False)
             return
-        if connection.scope["method"] == "OPTIONS" or path in PUBLIC_PATHS:
+        if connection.scope["method"] == "OPTIONS" or path in PUBLIC_PATHS or handler.opt.get(PUBLIC_STATIC):
             return
         ring = self.metrics_keys if path == METRICS_PATH and self.metrics_keys else self.keys
         if ring:
