@@ -84,6 +84,7 @@ class ModelServer:
             "failing": stats.failing,
             "last_error": stats.last_error,
             "dropped_items": stats.dropped_items,
+            "non_finite": stats.non_finite,
             "queued_items": self.runner.queued_items,
             "queued_tokens": self.runner.queued_tokens,
             "device": self.engine.spec.device,

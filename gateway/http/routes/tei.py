@@ -13,10 +13,11 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
 from gateway import __version__
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, UnprocessableInput
 from gateway.http.error_handlers import register_error_format
 from gateway.http.offload import big_response, offload
 from gateway.http.routes.common import cancel_on_disconnect, json_only
+from gateway.http.routes.seed_health import info_fields
 from gateway.protocol import tei
 from gateway.protocol.openai import float_rows
 from gateway.serving import service
@@ -90,7 +91,7 @@ async def decode(data: tei.DecodeRequest, state: State) -> list[str]:
     try:
         return await served.tokenize(engine.decode, tei.id_lists(data.ids),
                                      skip_special_tokens=data.skip_special_tokens)
-    except ValueError as exc:
+    except UnprocessableInput as exc:  # an id outside the vocabulary
         raise tei.TokenizerError(str(exc), param="ids") from None
 
 
@@ -100,11 +101,11 @@ async def info(state: State, model: str | None = None) -> tei.Info:
     registry: Registry = state.registry
     served = registry.get(model or registry.models[0].name)
     engine, runner = served.ready()
-    return tei.to_info(
+    return {**info_fields(served), **msgspec.to_builtins(tei.to_info(  # + tkr-embed's fields
         served.name, served.config.revision, engine.spec, batch_tokens=runner.batch_tokens,
         max_inputs=registry.settings.max_inputs_per_request,
         auto_truncate=served.config.truncation == "truncate", version=__version__,
-    )
+    ))}
 
 
 def _prompt(served: ServedModel, name: str | None) -> str | None:
