@@ -17,6 +17,10 @@ exception handlers render it in the wire format of the route that was called
     ├── EngineFailure (500, api_error): a forward pass raised
     └── NotReady (503, api_error): the model is still loading
         └── ModelUnavailable (503, Retry-After): no replica can take it now (Ray Serve)
+
+    UnprocessableInput (no status of its own): raised by engines for an input the model cannot process;
+    the serving layer turns it, and only it, into an ``InvalidRequest`` naming the request's field. Any
+    other exception an engine raises is a server bug: a 500 with a request id and a logged traceback.
 """
 
 from __future__ import annotations
@@ -143,3 +147,16 @@ class ModelUnavailable(NotReady):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_s)}
+
+
+class UnprocessableInput(Exception):
+    """This input cannot be processed by this model: the client's fault, answered with a 400.
+
+    Engines (and image preparation) raise it at the places where the input itself is wrong: a token id
+    outside the vocabulary, a text holding tokens reserved for images, an image the processor cannot
+    take (aspect ratio, size), several parts for a model that does not fuse them, a text with no tokens.
+    The message says what is wrong and names the input's index where known; it is sent to the client.
+
+    It is deliberately not a ``ValueError``: the serving layer catches only this class for a 400, so a
+    ``ValueError`` from a bug in an engine or a library is a 500, never blamed on the client.
+    """

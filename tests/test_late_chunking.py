@@ -13,6 +13,7 @@ import torch
 from gateway.config import ModelConfig
 from gateway.engines import load_engine
 from gateway.engines.late_chunking import SpanTokens, special_frame
+from gateway.errors import UnprocessableInput
 from tests import tiny_models
 
 CHUNKS = [
@@ -60,7 +61,7 @@ def test_joined_tokens_hold_each_input_once_in_order(minilm):
     for text, (a, b) in zip(CHUNKS, joined.spans, strict=True):
         assert joined.ids[a:b] == engine.tokenizer(text, add_special_tokens=False)["input_ids"]
     assert [b for _, b in joined.spans[:-1]] == [a for a, _ in joined.spans[1:]]  # contiguous
-    with pytest.raises(ValueError, match="input 1 has no tokens"):
+    with pytest.raises(UnprocessableInput, match="input 1 has no tokens"):
         engine.tokenize_joined(["ok", "\u200b"])
 
 

@@ -15,6 +15,7 @@ import pytest
 from gateway.config import ModelConfig
 from gateway.engines import InputTooLong, load_engine
 from gateway.engines.pooling import l2_normalize
+from gateway.errors import UnprocessableInput
 from gateway.inputs import ImagePart, InputItem, TextPart
 from tests.tiny_vlm import build_tiny_qwen2_vl, build_tiny_qwen3_vl, sample_image
 from tests.vlm_reference import Reference
@@ -147,11 +148,11 @@ def test_images_beyond_the_models_limit_are_an_error(folders):
 
 def test_inputs_the_model_cannot_embed_are_refused(torch_engines):
     engine = torch_engines["qwen3-vl"]
-    with pytest.raises(ValueError, match="aspect ratio"):
+    with pytest.raises(UnprocessableInput, match="aspect ratio"):
         engine.encode_items([InputItem([image_part(sample_image(2, 500))])])
-    with pytest.raises(ValueError, match="reserved for images"):
+    with pytest.raises(UnprocessableInput, match="reserved for images"):
         engine.encode_items([InputItem.of_text("look: <|image_pad|>")])
-    with pytest.raises(ValueError, match="need an image"):
+    with pytest.raises(UnprocessableInput, match="need an image"):
         engine.tokens_from_ids([[1, 2, engine.image_token_id]])
     with pytest.raises(ValueError, match="does not score pairs"):
         engine.tokenize_pairs([("q", "d")])

@@ -66,6 +66,7 @@ class RemoteRunner:
             self.replica_failing = replica_stats["failing"]
             self.stats.last_batch_ms = replica_stats["last_batch_ms"]
             self.stats.dropped_items = replica_stats["dropped_items"]
+            self.stats.non_finite = replica_stats.get("non_finite", 0)
             self.stats.last_error = replica_stats["last_error"]
             self.queued_items = replica_stats["queued_items"]
             self.queued_tokens = replica_stats["queued_tokens"]

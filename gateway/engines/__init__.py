@@ -10,6 +10,7 @@ Engines are looked up by name in ``ENGINES``; ``load_engine`` picks one for a mo
 from __future__ import annotations
 
 import importlib
+import logging
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -17,9 +18,13 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
+from gateway.errors import UnprocessableInput
+
 if TYPE_CHECKING:
     from gateway.config import ModelConfig
     from gateway.inputs import InputItem
+
+log = logging.getLogger(__name__)
 
 Task = Literal["embed", "rerank"]
 
@@ -75,6 +80,8 @@ class ModelSpec:
         prompts: named prompts the model defines (e.g. ``{"query": "Instruct: ...\\nQuery: "}``).
         dtype: dtype of the weights the forward pass runs in (``float32``, ``float16``, ``bfloat16``...).
         quantization: MLX weight quantization (``q8``, ``q4``...), None when the weights are not quantized.
+        quantization_reason: why the MLX engine chose ``quantization`` (``mlx_quantize.QuantizeChoice``),
+            None on engines that do not quantize.
         modalities: what one input may hold: ``("text",)``, or ``("text", "image")`` for CLIP/SigLIP and
             vision-language embedders.
         fuses: whether one input may hold several parts (text and images together, or several images)
@@ -98,6 +105,7 @@ class ModelSpec:
     prompts: dict[str, str] = field(default_factory=dict)
     dtype: str = "float32"
     quantization: str | None = None
+    quantization_reason: str | None = None
     modalities: tuple[str, ...] = ("text",)
     fuses: bool = False
     architecture: str = ""
@@ -123,7 +131,7 @@ class TokenSpan:
     stop: int | None
 
 
-class InputTooLong(ValueError):
+class InputTooLong(UnprocessableInput):
     """An input exceeds ``max_tokens`` and the model's truncation policy is ``reject``.
 
     Attributes:
@@ -183,7 +191,7 @@ class Engine(Protocol):
         gives them), used as they are except for truncation like ``tokenize``'s.
 
         Raises:
-            ValueError: an id is outside the vocabulary.
+            UnprocessableInput: an id is outside the vocabulary.
             InputTooLong: an input is too long and ``truncate`` is False.
         """
         ...
@@ -208,7 +216,7 @@ class Engine(Protocol):
         """Token ids back to text, one string per id list.
 
         Raises:
-            ValueError: an id is outside the vocabulary.
+            UnprocessableInput: an id is outside the vocabulary.
         """
         ...
 
@@ -232,8 +240,9 @@ class Engine(Protocol):
 
         Raises:
             InputTooLong: the text of an input is too long and ``truncate`` is False.
-            ValueError: an input the model cannot embed (e.g. several parts for a model that does not
-                fuse, or an image outside the processor's limits), with a message naming the reason.
+            UnprocessableInput: an input the model cannot embed (e.g. several parts for a model that does
+                not fuse, or an image outside the processor's limits), with a message naming the reason.
+                Any other exception is a server bug (500), never a client error.
         """
         ...
 
@@ -286,14 +295,25 @@ def load_engine(config: ModelConfig, path: str, **options: object) -> Engine:
         options: engine-specific settings passed to the loader (MLX: ``memory_fraction``); loaders
             ignore the ones they do not use.
 
+    The folder is recognised first (``detect.detect_model``, from its configuration files alone): one whose
+    outputs this server does not serve with ``config.task`` (a SPLADE or ColBERT folder, a classifier, a
+    cross-encoder configured as an embedder...) is refused before any weight is read.
+
     Raises:
+        ModelRefused (a ValueError): the folder's outputs are not served with ``config.task``; the message
+            names the model, what was detected and what is supported.
         ValueError: unknown engine name.
         ImportError: the engine's libraries are not installed (e.g. mlx without the ``[mlx]`` extra).
         ValueError: the config's ``modalities`` ask for more than the model takes, or the engine cannot
             serve the architecture (CLIP on MLX).
     """
+    from gateway.engines.detect import check_servable, detect_model
     from gateway.engines.dual_encoders import apply_modalities
 
+    detection = detect_model(path)
+    check_servable(config.name, config.task, detection)
+    if detection.note:
+        log.warning("model %s: detected %s; %s", config.name, detection.what, detection.note)
     module_name, func_name = ENGINES[resolve_engine_name(config.engine)].split(":")
     loader = getattr(importlib.import_module(module_name), func_name)
     engine = loader(config, path, **options)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from gateway.engines import InputTooLong, ModelSpec, Tokens
+from gateway.errors import UnprocessableInput
 from gateway.inputs import InputItem
 
 DUAL_ENCODER_TYPES = {"clip": "CLIP", "siglip": "SigLIP"}  # model_type -> family name
@@ -115,7 +116,7 @@ class DualEncoderInputs:
 
         Raises:
             InputTooLong: a text is too long and ``truncate`` is False (index into ``items``).
-            ValueError: an input of several parts (dual encoders do not fuse), or an undecoded image.
+            UnprocessableInput: an input of several parts (dual encoders do not fuse).
         """
         check_single_parts(items, self.spec.name)
         out: list[Tokens | None] = [None] * len(items)
@@ -155,10 +156,12 @@ def split_by_modality(batch: list[Tokens]) -> tuple[list[int], list[int]]:
 
 
 def check_single_parts(items: list[InputItem], model: str) -> None:
-    """Raises ValueError for an input of several parts, or an image part that was not decoded."""
+    """Raises UnprocessableInput for an input of several parts; RuntimeError for an image part that was
+    not decoded (the serving layer decodes every image first: a bug, not the client's fault)."""
     for index, item in enumerate(items):
         if not item.is_single_part:
-            raise ValueError(f"input {index} holds {len(item.parts)} parts, but model {model!r} embeds one "
-                             "text or one image per input (it does not fuse parts into one vector)")
+            raise UnprocessableInput(f"input {index} holds {len(item.parts)} parts, but model {model!r} "
+                                     "embeds one text or one image per input (it does not fuse parts into "
+                                     "one vector)")
         if item.images and item.images[0].image is None:
-            raise ValueError(f"input {index}: the image was not decoded")
+            raise RuntimeError(f"input {index}: the image was not decoded")

@@ -23,6 +23,7 @@ from transformers import PreTrainedTokenizerBase
 
 from gateway.engines import InputTooLong, Tokens
 from gateway.engines.windows import WINDOW_CHARS_PER_TOKEN
+from gateway.errors import UnprocessableInput
 
 
 @dataclass(slots=True)
@@ -58,7 +59,7 @@ def join_inputs(tokenizer: PreTrainedTokenizerBase, texts: list[str], prompt: st
     in full, so a huge request costs no more than one that fits.
 
     Raises:
-        ValueError: a text has no tokens (nothing to pool), naming its index.
+        UnprocessableInput: a text has no tokens (nothing to pool), naming its index.
         InputTooLong: the sequence is longer than ``limit`` (``index``: the text where it overflowed;
             ``length``: the tokens counted so far, a lower bound).
     """
@@ -84,7 +85,7 @@ def join_inputs(tokenizer: PreTrainedTokenizerBase, texts: list[str], prompt: st
                     raise InputTooLong(start + offset, total, limit, at_least=start + offset < len(texts) - 1)
     empty = next((i for i, piece in enumerate(pieces) if not piece), None)
     if empty is not None:
-        raise ValueError(f"input {empty} has no tokens")
+        raise UnprocessableInput(f"input {empty} has no tokens")
     spans = []
     for piece in pieces:
         spans.append((len(ids), len(ids) + len(piece)))

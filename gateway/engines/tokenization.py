@@ -19,6 +19,7 @@ from gateway.engines.windows import (
     WINDOW_MAX_CHARS_PER_TOKEN,
     char_window,
 )
+from gateway.errors import UnprocessableInput
 
 
 def encode(
@@ -192,11 +193,11 @@ class HFTokenization:
         return out
 
     def check_ids(self, ids: list[list[int]]) -> None:
-        """Raises ValueError when an id is outside the tokenizer's vocabulary."""
+        """Raises UnprocessableInput when an id is outside the tokenizer's vocabulary."""
         vocab = len(self.tokenizer)
         bad = next((i for row in ids for i in row if not 0 <= i < vocab), None)
         if bad is not None:
-            raise ValueError(f"token id {bad} is not in this model's vocabulary (0..{vocab - 1})")
+            raise UnprocessableInput(f"token id {bad} is not in this model's vocabulary (0..{vocab - 1})")
 
     def tokenize_pairs(self, pairs: list[tuple[str, str]], *, truncate: bool = True) -> list[Tokens]:
         """See ``Engine.tokenize_pairs``; Qwen3 rerankers get their official yes/no prompt."""

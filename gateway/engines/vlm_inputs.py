@@ -31,6 +31,7 @@ from gateway.engines.tokenization import HFTokenization
 from gateway.engines.vlm_batch import VlmImages
 from gateway.engines.vlm_formats import IMAGE_TOKEN, VISION_TOKENS, VlmFormat, chat_messages, fixed_prompt
 from gateway.engines.windows import WINDOW_CHARS_PER_TOKEN, char_window
+from gateway.errors import UnprocessableInput
 from gateway.inputs import InputItem, TextPart
 
 _SENTINEL = "\x00gateway-text\x00"  # stands for the input's text while rendering a chat template
@@ -99,10 +100,11 @@ class VlmTokenization(HFTokenization):
         """See ``Engine.tokens_from_ids``; ids of the vision tokens are refused (they need images).
 
         Raises:
-            ValueError: an id outside the vocabulary or one of the vision tokens.
+            UnprocessableInput: an id outside the vocabulary or one of the vision tokens.
         """
         if any(i in self._vision_ids for row in ids for i in row):
-            raise ValueError("the vision tokens (<|image_pad|>, <|vision_start|>...) need an image input")
+            raise UnprocessableInput("the vision tokens (<|image_pad|>, <|vision_start|>...) need an image "
+                                     "input")
         return super().tokens_from_ids(ids, **options)
 
     def tokenize_pairs(self, pairs: list[tuple[str, str]], *, truncate: bool = True) -> list[Tokens]:
@@ -122,15 +124,15 @@ class VlmTokenization(HFTokenization):
 
         Raises:
             InputTooLong: an input is too long and ``truncate`` is False, or its images alone pass the limit.
-            ValueError: an image outside the processor's limits (aspect ratio over 200), or a text
-                holding one of the vision tokens.
+            UnprocessableInput: an image outside the processor's limits (aspect ratio over 200), or a
+                text holding one of the vision tokens.
         """
         instruction = self.format.instruction(prompt)
         out = []
         for index, item in enumerate(items):
             text = " ".join(part.text for part in item.parts if isinstance(part, TextPart))
             if any(token in text for token in VISION_TOKENS):
-                raise ValueError(f"input {index}: the text holds a token reserved for images "
+                raise UnprocessableInput(f"input {index}: the text holds a token reserved for images "
                                  f"({', '.join(VISION_TOKENS)})")
             images = [self.prepare_image(part.image, index) for part in item.images]
             out.append(self._encode(index, instruction, text, images, truncate, max_tokens, truncation_side))
@@ -145,7 +147,7 @@ class VlmTokenization(HFTokenization):
             ``(patches, dim)`` float32 patch rows and the ``(3,)`` int64 grid.
 
         Raises:
-            ValueError: an aspect ratio over 200, which the processor refuses.
+            UnprocessableInput: an aspect ratio over 200, which the processor refuses.
         """
         from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 
@@ -153,8 +155,8 @@ class VlmTokenization(HFTokenization):
         try:
             height, width = smart_resize(image.height, image.width, bounds.factor, bounds.min_pixels,
                                          bounds.max_pixels)
-        except ValueError as exc:
-            raise ValueError(f"input {index}: the image cannot be embedded: {exc}") from None
+        except ValueError as exc:  # smart_resize's refusal of the image's shape: the input's fault
+            raise UnprocessableInput(f"input {index}: the image cannot be embedded: {exc}") from None
         image = image.convert("RGB").resize((width, height), Image.Resampling.BICUBIC)
         resize = {"do_resize": False} if bounds.processor_min_pixels is None else {}
         features = self.image_processor(images=[image], return_tensors="np", **resize)

@@ -7,6 +7,7 @@ message leaks nothing; the server keeps serving.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from gateway.errors import (
     RouteNotFound,
 )
 from gateway.protocol import openai
+from gateway.serving import request_context
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,11 @@ def from_http_exception(exc: HTTPException) -> GatewayError:
     """Translate Litestar's own exceptions (routing, body parsing, validation, size) to ours."""
     if isinstance(exc, NotFoundException):
         return RouteNotFound("Unknown route. See /schema for the API.")
-    if isinstance(exc, MethodNotAllowedException):
-        return MethodNotAllowed(f"Method not allowed. {exc.detail}")
+    if isinstance(exc, MethodNotAllowedException):  # Litestar's detail only repeats "Method Not Allowed"
+        allow = (exc.headers or {}).get("allow", "")
+        allowed = [m.strip() for m in allow.split(",") if m.strip() not in ("", "OPTIONS")]
+        return MethodNotAllowed(f"Method not allowed: this route takes {', '.join(allowed)}." if allowed
+                                else "Method not allowed on this route.")
     if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
         return PayloadTooLarge("The request body is too large.")
     if isinstance(exc, ValidationException):
@@ -86,7 +91,7 @@ def _validation_error(exc: ValidationException) -> InvalidRequest:
 
 
 def handle_gateway_error(request: Request, exc: GatewayError) -> Response:
-    return render(request, exc)
+    return render(request, with_request_id(exc) if exc.status == 500 else exc)
 
 
 def handle_http_exception(request: Request, exc: HTTPException) -> Response:
@@ -94,8 +99,22 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response:
+    """A bug (an engine's ``ValueError`` included): the traceback is logged with the request id, and the
+    client gets a 500 naming that id (also in ``X-Request-ID``) and nothing of the cause."""
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return render(request, GatewayError("The server had an error while processing your request."))
+    error = GatewayError("The server had an error while processing your request.")
+    return render(request, with_request_id(error))
+
+
+def with_request_id(error: GatewayError) -> GatewayError:
+    """A server error whose message ends with the request's id, for the client to quote (a copy: one
+    ``EngineFailure`` fails every request of a batch)."""
+    info = request_context.current()
+    if info is None or not info.request_id:
+        return error
+    named = copy.copy(error)
+    named.message = f"{error.message.rstrip('.')} (request id {info.request_id})."
+    return named
 
 
 EXCEPTION_HANDLERS = {

@@ -26,12 +26,13 @@ BATCH_TOKEN_BUCKETS = (64, 256, 1024, 4096, 16384, 65536, 262144)
 
 
 class ModelStateCollector(Collector):
-    """Per-model gauges read at scrape time: queue depth, readiness, load time."""
+    """Per-model gauges read at scrape time: queue depth, readiness, load time; and the count of outputs
+    that held NaN or infinity (their requests failed with a 500)."""
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         def gauge(name: str, documentation: str) -> GaugeMetricFamily:
             return GaugeMetricFamily(name, documentation, labels=["model"])
 
@@ -39,6 +40,9 @@ class ModelStateCollector(Collector):
         queued_tokens = gauge("gateway_queue_tokens", "Tokens waiting for the model's engine")
         ready = gauge("gateway_model_ready", "1 when loaded, warmed up and not failing, else 0")
         load = gauge("gateway_model_load_seconds", "Time to load and warm up the model")
+        non_finite = CounterMetricFamily("gateway_non_finite_outputs", "Vectors or scores the model returned "
+                                         "with NaN or infinity (never sent: their requests failed with a "
+                                         "500)", labels=["model"])
         for served in self.registry.models:
             runner = served.runner
             queued.add_metric([served.name], runner.queued_items if runner else 0)
@@ -47,7 +51,8 @@ class ModelStateCollector(Collector):
             ready.add_metric([served.name], 1.0 if ok else 0.0)
             if served.load_ms is not None:
                 load.add_metric([served.name], served.load_ms / 1000)
-        yield from (queued, queued_tokens, ready, load)
+            non_finite.add_metric([served.name], runner.stats.non_finite if runner else 0)
+        yield from (queued, queued_tokens, ready, load, non_finite)
 
 
 class CacheCollector(Collector):

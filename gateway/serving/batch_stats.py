@@ -34,6 +34,7 @@ class BatchStats:
     last_error: str | None = None
     failing: bool = False
     dropped_items: int = 0  # inputs of finished requests dropped before reaching the engine
+    non_finite: int = 0  # outputs (vectors, scores) holding NaN or infinity: their requests failed
 
     def record(self, size: int, padded: int, ms: float) -> None:
         """Count a successful batch of ``size`` inputs, ``padded`` tokens, ``ms`` of engine time."""

@@ -7,7 +7,7 @@ must fit the model's context: it is never truncated, since that would drop whole
 from __future__ import annotations
 
 from gateway.engines import InputTooLong
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, UnprocessableInput
 from gateway.serving import request_context
 from gateway.serving.registry import Registry
 from gateway.serving.service import (
@@ -60,7 +60,7 @@ async def embed_late_chunked(
             length = str(len(joined))
         except InputTooLong as exc:  # the engine stopped counting once past the context
             joined, length = None, exc.length_text
-        except ValueError as exc:  # an input without tokens
+        except UnprocessableInput as exc:  # an input without tokens
             raise InvalidRequest(f"'{param}': {exc}", param=param) from None
         if joined is None or len(joined) > spec.max_tokens:
             raise InvalidRequest(

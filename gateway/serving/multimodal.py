@@ -16,7 +16,7 @@ from typing import Literal
 
 from gateway.config import Settings
 from gateway.engines import InputTooLong, ModelSpec, Tokens
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, UnprocessableInput
 from gateway.inputs import InputItem, TextPart
 from gateway.media.limits import FetchPolicy, ImageLimits, ImageRejected
 from gateway.serving import service
@@ -184,7 +184,7 @@ async def prepare(served: ServedModel, items: list[InputItem], settings: Setting
                                        short=len(items) <= service.SHORT_INPUTS)
     except InputTooLong as exc:
         raise service.too_long_error(exc, param) from None
-    except ValueError as exc:
+    except UnprocessableInput as exc:  # only the engine's input refusal is the client's fault
         raise InvalidRequest(f"'{param}': {exc}", param=param) from None
     finally:
         for item in items:

@@ -13,9 +13,11 @@ from typing import Any, Literal
 
 from gateway.config import ModelConfig, Settings
 from gateway.engines import Engine, load_engine, resolve_engine_name
+from gateway.engines.detect import ModelRefused
 from gateway.engines.dual_encoders import read_hf_config
+from gateway.engines.memory import free_memory
 from gateway.engines.sources import resolve_model_path
-from gateway.errors import ModelNotFound, NotReady
+from gateway.errors import EngineFailure, ModelNotFound, NotReady
 from gateway.serving import request_context
 from gateway.serving.admission import Admission
 from gateway.serving.embedding_cache import build_cache
@@ -24,8 +26,14 @@ from gateway.serving.tokenizer_queue import TokenizerQueue
 
 log = logging.getLogger(__name__)
 LoadState = Literal["loading", "ready", "failed"]
+RUNNER_JOIN_S = 30.0  # a failed model's runner threads are idle: they exit at once once stopped
 # (served model, on_batch callback or None) -> its engine and a runner-shaped object (``run(kind, tokens)``)
 ModelLoader = Callable[["ServedModel", Callable | None], Awaitable[tuple[Engine, Runner]]]
+
+
+def tokenizer_executor() -> TokenizerQueue:
+    """A model's one tokenizer thread (started on first use), short calls first (``tokenizer_queue``)."""
+    return TokenizerQueue()
 
 
 @dataclass(eq=False)
@@ -45,7 +53,7 @@ class ServedModel:
     load_ms: float | None = None
     engine: Engine | None = None
     runner: Runner | None = None
-    tokenizer_thread: TokenizerQueue = field(default_factory=TokenizerQueue)
+    tokenizer_thread: TokenizerQueue = field(default_factory=lambda: tokenizer_executor())
     tokenizer_lock: threading.Lock = field(default_factory=threading.Lock)
     cache: Any = None  # its embedding cache (``embedding_cache.ModelCache``), None when off
     admission: Admission = field(default_factory=Admission)
@@ -157,20 +165,37 @@ class Registry:
                 await self._load(served, on_batch(served.name) if on_batch else None)
 
     async def _load(self, served: ServedModel, on_batch: Callable | None) -> None:
+        """Load and warm up one model. On failure the model is ``failed`` with the cause in ``error``
+        (``/health``), and nothing of it stays alive: its runner threads are stopped and joined, its
+        tokenizer thread shut down, its engine dropped and the memory allocators' caches emptied."""
         start = time.perf_counter()
+        engine = runner = None
+        stage = "loading"
         try:
             engine, runner = await self.loader(served, on_batch)
+            stage = "warm-up"
             await _warm_up(served, engine, runner)
-        except Exception as exc:  # noqa: BLE001 - a bad model must not take the server down
-            log.exception("failed to load model %s", served.name)
+        except ModelRefused as exc:  # a folder whose outputs are not served: the reason is the whole story
+            log.error("refused model %s: %s", served.name, exc)
             served.state, served.error = "failed", f"{type(exc).__name__}: {exc}"
             return
-        served.engine, served.runner = engine, runner
-        served.load_ms = (time.perf_counter() - start) * 1000
-        served.state = "ready"
-        spec = engine.spec
-        log.info("model %s ready on %s/%s (%s%s) in %.0f ms", served.name, spec.engine, spec.device,
-                 spec.dtype, f", {spec.quantization}" if spec.quantization else "", served.load_ms)
+        except Exception as exc:  # noqa: BLE001 - a bad model must not take the server down
+            log.exception("model %s failed at %s", served.name, stage)
+            served.state, served.error = "failed", f"{stage} failed: {failure_cause(exc, runner)}"
+        else:
+            served.engine, served.runner = engine, runner
+            served.load_ms = (time.perf_counter() - start) * 1000
+            served.state = "ready"
+            spec = engine.spec
+            log.info("model %s ready on %s/%s (%s%s) in %.0f ms", served.name, spec.engine, spec.device,
+                     spec.dtype, f", {spec.quantization}" if spec.quantization else "", served.load_ms)
+            return
+        # Failed (and out of the except block, so the exception and its frames are gone): free it all.
+        if runner is not None:
+            runner.stop()
+            await asyncio.to_thread(runner.join, RUNNER_JOIN_S)
+        engine = runner = None  # the last references to the model's weights
+        await release(served)
 
     async def _load_local(self, served: ServedModel, on_batch: Callable | None) -> tuple[Engine, Runner]:
         """The model's weights in this process, off the event loop, and a runner for them."""
@@ -210,6 +235,25 @@ class Registry:
             served.tokenizer_thread.shutdown(wait=False)
         if self.redis is not None:
             await self.redis.close()
+
+
+def failure_cause(exc: Exception, runner: Runner | None) -> str:
+    """``Type: message`` of what made a load or warm-up fail. A forward pass that raised reaches the
+    caller as the runner's generic ``EngineFailure`` (what clients get): the engine's own exception is in
+    the runner's ``stats.last_error``."""
+    if isinstance(exc, EngineFailure) and runner is not None and runner.stats.last_error:
+        return runner.stats.last_error
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def release(served: ServedModel) -> None:
+    """Free what a model that failed to load still holds once its runner is stopped and dropped: shut
+    down its tokenizer thread, collect the engine and empty the device memory caches (``free_memory``).
+    A later ``load_all`` retries the model: it gets a fresh tokenizer executor (no thread until used)."""
+    idle, served.tokenizer_thread = served.tokenizer_thread, tokenizer_executor()
+    await asyncio.to_thread(idle.shutdown, True)  # idle: no request tokenizes for a model that is not ready
+    served.engine = served.runner = None
+    await asyncio.to_thread(free_memory)
 
 
 async def _warm_up(served: ServedModel, engine: Engine, runner: Runner) -> None:

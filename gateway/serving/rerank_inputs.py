@@ -16,7 +16,7 @@ import numpy as np
 from gateway.config import ModelConfig
 from gateway.engines import Engine, InputTooLong, Tokens
 from gateway.engines.windows import WINDOW_CHARS_PER_TOKEN, char_window
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, UnprocessableInput
 from gateway.serving.prompted import prompted_tokenizer
 
 Overflow = Literal["chunk", "truncate", "truncate_left", "reject"]
@@ -121,5 +121,5 @@ def _tokenize(func: Callable, inputs: list, truncate: bool, param: str, cross: b
             param=param,
             code="context_length_exceeded",
         ) from None
-    except ValueError as exc:  # a text the model cannot embed (a vision-language model's image token)
+    except UnprocessableInput as exc:  # a text the model cannot embed (a vision-language model's image token)
         raise InvalidRequest(f"'{param}': {exc}", param=param) from None

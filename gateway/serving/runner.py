@@ -130,7 +130,8 @@ class Runner:
                 ``max_queue_wait_s`` to drain with these inputs (a request larger than either is admitted
                 only into an empty queue); ``Retry-After`` estimates the wait.
             NotReady: the runner is stopping (server shutdown).
-            EngineFailure: the engine raised while running a batch holding these inputs.
+            EngineFailure: the engine raised while running a batch holding these inputs, or returned a
+                NaN or an infinity for one of them (counted in ``stats.non_finite``).
         """
         if not inputs:
             return np.zeros((0, self.engine.spec.dim) if kind == "embed" else (0,), np.float32)
@@ -272,6 +273,8 @@ class Runner:
         ms = (time.perf_counter() - start) * 1000
         if len(rows) != len(batch):
             raise RuntimeError(f"the engine returned {len(rows)} rows for a batch of {len(batch)}")
+        if bad := non_finite_rows(rows):  # before any row reaches a request (or the embedding cache)
+            self._fail_non_finite(batch, bad)
         with self._cond:  # lanes finish batches concurrently
             self.stats.record(len(batch), padded, ms)
         if self.on_batch is not None:
@@ -293,6 +296,18 @@ class Runner:
                     finished.append(job)
         self._settle(finished, None)
 
+    def _fail_non_finite(self, batch: list[Item], bad: list[int]) -> None:
+        """Fail the requests owning the rows at ``bad`` (NaN or infinity: an fp16 overflow, broken weights):
+        a 500 rather than ``null`` vectors or a NaN score that sorts last. The batch's other requests get
+        their rows; the runner is not marked failing (the next inputs may be fine)."""
+        jobs = list({id(batch[i].job): batch[i].job for i in bad if not batch[i].job.done}.values())
+        with self._cond:
+            self.stats.non_finite += len(bad)
+        log.error("engine %s returned non-finite values (NaN or infinity) for %d of a batch of %d inputs; "
+                  "%d requests fail", self.engine.spec.name, len(bad), len(batch), len(jobs))
+        self._settle(jobs, EngineFailure("the model produced non-finite values (NaN or infinity) for this "
+                                         "request's inputs; nothing was returned"))
+
     def _fail(self, batch: list[Item], exc: Exception) -> None:
         log.error("engine %s failed on a batch of %d", self.engine.spec.name, len(batch), exc_info=exc)
         self.stats.failing, self.stats.last_error = True, f"{type(exc).__name__}: {exc}"
@@ -311,6 +326,16 @@ class Runner:
                 loop.call_soon_threadsafe(_resolve, loop_jobs, error)
             except RuntimeError:  # that event loop is closed: nobody is waiting any more
                 log.debug("dropped results for a closed event loop")
+
+
+def non_finite_rows(rows) -> list[int]:
+    """Positions of the rows holding a NaN or an infinity: ``rows`` is an ``(n, ...)`` array (vectors,
+    scores) or a sequence of arrays (late chunking's span vectors). Cost: 0.4-0.9 ns per value on this
+    2-core box (40 us for 256 x 384, 7 ms for 2,048 x 4,096), against forward passes of ms to seconds."""
+    if isinstance(rows, np.ndarray):
+        finite = np.isfinite(rows.reshape(len(rows), -1)).all(axis=1)
+        return np.flatnonzero(~finite).tolist()
+    return [i for i, row in enumerate(rows) if not np.isfinite(np.asarray(row)).all()]
 
 
 def _resolve(jobs: list[Job], error: BaseException | None) -> None:

@@ -21,7 +21,7 @@ from gateway.config import Settings
 from gateway.engines import Engine, InputTooLong, Tokens
 from gateway.engines.pooling import l2_normalize
 from gateway.engines.windows import WINDOW_CHARS_PER_TOKEN
-from gateway.errors import InvalidRequest, RequestTimeout
+from gateway.errors import InvalidRequest, RequestTimeout, UnprocessableInput
 from gateway.serving import request_context
 from gateway.serving.admission import Ticket
 from gateway.serving.embedding_cache import embed_cached
@@ -273,8 +273,8 @@ async def tokenize(
                 raise InputTooLong(start + exc.index, exc.length, exc.limit, exc.at_least) from None
     except InputTooLong as exc:
         raise too_long_error(exc, param) from None
-    except ValueError as exc:  # a text the model cannot embed (a vision-language model's image token)
-        raise InvalidRequest(f"'{param}': {exc}", param=param) from None
+    except UnprocessableInput as exc:  # e.g. a vision-language model's image token in a text; nothing else
+        raise InvalidRequest(f"'{param}': {exc}", param=param) from None  # is the client's fault
     check_token_total(sum(len(t) for t in tokens), settings, param)
     return tokens
 
@@ -287,7 +287,7 @@ def _tokenize_mixed(engine: Engine, inputs: list[str | list[int]], param: str, p
     Raises:
         InputTooLong: with the input's index in ``inputs``.
         InvalidRequest: a token id outside the vocabulary (naming ``param``).
-        ValueError: a text the model cannot embed.
+        UnprocessableInput: a text the model cannot embed.
     """
     tokenize_texts = prompted_tokenizer(engine, prompt)
     at_ids = [i for i, item in enumerate(inputs) if not isinstance(item, str)]
@@ -302,7 +302,7 @@ def _tokenize_mixed(engine: Engine, inputs: list[str | list[int]], param: str, p
             converted = convert([inputs[i] for i in positions], **options)
         except InputTooLong as exc:
             raise InputTooLong(positions[exc.index], exc.length, exc.limit, exc.at_least) from None
-        except ValueError as exc:  # from tokens_from_ids: an id outside the vocabulary
+        except UnprocessableInput as exc:  # from tokens_from_ids: an id outside the vocabulary
             if convert is tokenize_texts:
                 raise
             raise InvalidRequest(f"'{param}' holds an invalid token id: {exc}", param=param) from None

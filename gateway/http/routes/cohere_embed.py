@@ -10,13 +10,12 @@ from litestar.datastructures import State
 
 from gateway.errors import InvalidRequest
 from gateway.http.error_handlers import register_error_format
-from gateway.http.routes.common import cancel_on_disconnect, json_only, offload
+from gateway.http.offload import big_response, offload
+from gateway.http.routes.common import cancel_on_disconnect, json_only
 from gateway.protocol import cohere_embed
 from gateway.protocol.cohere_embed import EmbedRequest, EmbedRequestV2
 from gateway.serving import multimodal, service
 from gateway.serving.registry import Registry
-
-BIG_RESPONSE_ROWS = 32  # encode larger responses off the event loop
 
 register_error_format(["/v1/embed", "/v2/embed"], cohere_embed.error_body)
 
@@ -55,7 +54,7 @@ async def _embed(data: EmbedRequest, registry: Registry, api_version: str) -> Re
     )
     texts = [item.text for item in items if not item.images]
     images = [cohere_embed.ImageMeta(i.width, i.height, i.format, i.bit_depth) for i in result.images]
-    body = await offload(len(items) > BIG_RESPONSE_ROWS, cohere_embed.to_embed_response, result.vectors,
+    body = await offload(big_response(result.vectors), cohere_embed.to_embed_response, result.vectors,
                          texts, data.embedding_types, result.text_tokens, api_version, images or None,
                          result.image_tokens)
     return Response(body, media_type="application/json")

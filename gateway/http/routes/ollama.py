@@ -16,14 +16,14 @@ from litestar.datastructures import State
 
 from gateway.errors import InvalidRequest, ModelNotFound
 from gateway.http.error_handlers import register_error_format
-from gateway.http.routes.common import cancel_on_disconnect, offload
+from gateway.http.offload import big_response, offload
+from gateway.http.routes.common import cancel_on_disconnect
 from gateway.protocol import ollama
 from gateway.protocol.openai import float_rows
 from gateway.serving import rerank as rerank_service
 from gateway.serving import service
 from gateway.serving.registry import Registry
 
-BIG_RESPONSE_ROWS = 64  # encode larger responses off the event loop
 PATHS = ["/api/embed", "/api/embeddings", "/api/rerank", "/api/tags", "/api/show", "/api/ps", "/api/version",
          # Ollama routes this server does not have: their 404 / 405 answer in Ollama's shape too
          "/api/generate", "/api/chat", "/api/pull", "/api/push", "/api/create", "/api/copy", "/api/delete"]
@@ -64,7 +64,7 @@ async def embed(data: ollama.EmbedRequest, state: State, request: Request) -> Re
         result = await cancel_on_disconnect(request, _ollama_too_long(work))
         vectors, tokens = result.vectors, result.tokens
     total = time.perf_counter_ns() - start
-    body = await offload(len(texts) > BIG_RESPONSE_ROWS, ollama.to_embed_response, vectors, data.model,
+    body = await offload(big_response(vectors), ollama.to_embed_response, vectors, data.model,
                          tokens, total, loaded - start)
     return Response(body, media_type="application/json")
 

@@ -18,7 +18,8 @@ from litestar.datastructures import State
 
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.http.error_handlers import register_error_format
-from gateway.http.routes.common import cancel_on_disconnect, json_only, offload
+from gateway.http.offload import offload
+from gateway.http.routes.common import cancel_on_disconnect, json_only
 from gateway.protocol import cohere_rerank, tei_rerank, voyage
 from gateway.protocol.cohere_rerank import RerankRequest
 from gateway.protocol.tei_rerank import TeiRerankRequest
