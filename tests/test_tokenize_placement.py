@@ -12,6 +12,7 @@ from gateway.engines import Tokens
 from gateway.serving import service
 from gateway.serving.registry import ServedModel
 from gateway.serving.service import TINY_INPUT_CHARS
+from gateway.serving.tokenizer_queue import TokenizerQueue
 
 
 def thread_name() -> str:
@@ -94,3 +95,26 @@ def test_the_embedding_service_tokenizes_only_tiny_requests_inline():
     assert engine.threads[0] == loop_thread
     assert all(name.startswith("tokenizer") for name in engine.threads[1:])
     served.tokenizer_thread.shutdown()
+
+
+def test_a_short_call_goes_before_waiting_long_ones_and_a_cancelled_one_is_skipped():
+    queue = TokenizerQueue()
+    gate, started, order = threading.Event(), threading.Event(), []
+
+    def call(label: str) -> str:
+        if label == "running":
+            started.set()
+            assert gate.wait(10)
+        order.append(label)
+        return label
+
+    running = queue.submit(call, "running")
+    assert started.wait(10)  # the thread is busy: what follows waits
+    waiting = [queue.submit(call, f"long {i}") for i in range(3)]
+    cancelled = queue.submit(call, "gone")
+    short = queue.submit(call, "short", short=True)
+    assert cancelled.cancel()  # its caller left before it started
+    gate.set()
+    assert short.result(10) == "short" and [f.result(10) for f in waiting] and running.result(10)
+    assert order == ["running", "short", "long 0", "long 1", "long 2"]
+    queue.shutdown()
