@@ -37,8 +37,9 @@ T = TypeVar("T")
 TINY_INPUT_CHARS = 128
 # Larger requests are tokenized this many inputs at a time, each chunk queued when the previous one is
 # done, and requests of at most SHORT_INPUTS inputs and SHORT_CHARS characters go in the tokenizer's short
-# lane: a one-text request waits for one chunk of a bulk request (MiniLM: 64 texts of ~400 characters take
-# ~15 ms), not for whole 1,000-text requests (~0.3 s each, queued behind one another).
+# lane: a one-text request waits for one chunk of a bulk request (MiniLM: 64 of the bench's mixed texts,
+# ~200 characters each, took ~4 ms), not for whole 1,000-text requests (~60 ms each, queued behind one
+# another, several times that on a busy machine).
 TOKENIZE_CHUNK = 64
 SHORT_INPUTS = 8
 SHORT_CHARS = 4096
