@@ -66,3 +66,16 @@ def test_every_page_is_in_the_navigation():
     listed = set(re.findall(r":\s*([\w./-]+\.md)\s*$", nav, flags=re.MULTILINE))
     pages = {str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").rglob("*.md")}
     assert pages == listed
+
+
+def test_the_readme_is_a_front_page_whose_links_resolve():
+    readme = (ROOT / "README.md").read_text()
+    lines = readme.splitlines()
+    assert len(lines) <= 250
+    for marker in ("<!-- serve-command -->", "<!-- test-command -->"):  # .ci/run reads the line 2 below
+        at = lines.index(marker)
+        assert lines[at + 1] == "```bash" and lines[at + 2].startswith("python3 -m venv .venv && ")
+    targets = re.findall(r"\]\(((?!https?:|#)[^)#]+)(?:#[^)]*)?\)", readme)
+    assert any(t.startswith("docs/") for t in targets)
+    broken = [t for t in targets if not (ROOT / t).exists()]
+    assert not broken, f"README links to missing files: {broken}"
