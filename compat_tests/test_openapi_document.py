@@ -12,6 +12,7 @@ from __future__ import annotations
 import httpx
 import jsonschema
 import pytest
+from openapi_spec_validator import validate
 
 from compat_tests.conftest import DEFAULT_MODEL
 
@@ -46,6 +47,12 @@ def resolve(document: dict, schema: dict) -> dict:
     while "$ref" in schema:
         schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
     return schema
+
+
+def test_the_document_is_valid_openapi(document):
+    """The hand-made request and response schemas keep the document valid OpenAPI 3.1."""
+    assert document["openapi"].startswith("3.1")
+    validate(document)
 
 
 def test_every_post_route_documents_its_request_and_200_bodies(document):
