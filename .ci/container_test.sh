@@ -10,8 +10,9 @@
 #    so the container runs the same torch as the test suite; cached by their hash), and build the image
 #    with `docker build --network none --build-arg WHEELHOUSE=...`;
 # 4. run it with --network host on a free loopback port, wait for /ready, compare one embedding with the
-#    checkout's own server (.ci/container_compare.py), check the HEALTHCHECK turns healthy and the user is
-#    not root; then remove exactly the container it started and stop exactly the dockerd it started.
+#    checkout's own server (.ci/container_compare.py); run it also with its defaults and --network none,
+#    and check its HEALTHCHECK turns healthy and its user is not root; then remove exactly the containers
+#    it started and stop exactly the dockerd it started.
 #
 # No Docker daemon can be started here (not root, no apt, no privileges): prints "SKIP ..." and exits 0.
 # Anything wrong once the daemon runs (build, start, readiness, a different vector) exits non-zero.
@@ -40,10 +41,10 @@ flock -w 1800 9 || { echo "FAIL: another container test held $cache/lock for 30 
 tmp=$(mktemp -d /tmp/gateway-container-test.XXXXXX)
 export DOCKER_HOST="unix://$tmp/docker.sock"
 dockerd_pid=""
-container_id=""
+container_ids=()
 cleanup() {
     status=$?
-    if [ -n "$container_id" ]; then docker rm -f "$container_id" >/dev/null 2>&1 || true; fi
+    if [ ${#container_ids[@]} -gt 0 ]; then docker rm -f "${container_ids[@]}" >/dev/null 2>&1 || true; fi
     if [ -n "$dockerd_pid" ]; then
         kill "$dockerd_pid" 2>/dev/null || true
         # bounded wait for the daemon to exit (it stops its containerd first)
@@ -114,26 +115,36 @@ log "image $image built: $((size / 1000000)) MB ($((size / 1048576)) MiB)"
 current=$(docker image inspect -f '{{.Id}}' "$image")
 if [ -n "$previous" ] && [ "$previous" != "$current" ]; then docker rmi "$previous" >/dev/null 2>&1 || true; fi
 
+# Two containers side by side. The first as an operator runs it, with the image's defaults (0.0.0.0:8000,
+# its HEALTHCHECK on that port) and no network at all (--network none: only its own loopback): it must turn
+# healthy. The second with --network host on a free loopback port (GATEWAY_HOST keeps it on loopback,
+# GATEWAY_PORT moves it off 8000): its vector is compared with the checkout's server.
+offline_id=$(docker run -d --network none "$image")
+container_ids+=("$offline_id")
 port=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-# --network host: no bridge exists; GATEWAY_HOST keeps the server on loopback, GATEWAY_PORT moves it (and
-# the HEALTHCHECK, which reads it) off 8000.
-container_id=$(docker run -d --network host -e GATEWAY_HOST=127.0.0.1 -e GATEWAY_PORT="$port" "$image")
-log "container ${container_id:0:12} on 127.0.0.1:$port"
+served_id=$(docker run -d --network host -e GATEWAY_HOST=127.0.0.1 -e GATEWAY_PORT="$port" "$image")
+container_ids+=("$served_id")
+log "containers ${offline_id:0:12} (--network none, defaults) and ${served_id:0:12} (127.0.0.1:$port)"
 if ! python .ci/container_compare.py --container-url "http://127.0.0.1:$port" --timeout-s 300; then
-    docker logs "$container_id" 2>&1 | tail -30
+    docker logs "$served_id" 2>&1 | tail -30
     exit 1
 fi
 
-user=$(docker exec "$container_id" id -u)
+user=$(docker exec "$offline_id" id -u)
 [ "$user" != 0 ] || { echo "FAIL: the container runs as root"; exit 1; }
 health=starting
-for _ in $(seq 120); do  # the first health check runs one --interval (15 s) after the start
-    health=$(docker inspect -f '{{.State.Health.Status}}' "$container_id")
+for _ in $(seq 360); do  # bounded: the first check runs one --interval (15 s) after the start
+    health=$(docker inspect -f '{{.State.Health.Status}}' "$offline_id")
     [ "$health" = starting ] || break
     sleep 0.5
 done
-[ "$health" = healthy ] || { echo "FAIL: HEALTHCHECK says $health"; docker inspect -f '{{json .State.Health}}' "$container_id"; exit 1; }
-log "HEALTHCHECK healthy, uid $user"
-docker rm -f "$container_id" >/dev/null
-container_id=""
+if [ "$health" != healthy ]; then
+    echo "FAIL: the HEALTHCHECK of the container run with no network says $health"
+    docker inspect -f '{{json .State.Health}}' "$offline_id"
+    docker logs "$offline_id" 2>&1 | tail -30
+    exit 1
+fi
+log "container run with no network: HEALTHCHECK healthy, uid $user"
+docker rm -f "${container_ids[@]}" >/dev/null
+container_ids=()
 log "PASS container test ($(( $(date +%s) - started )) s)"
