@@ -8,6 +8,7 @@ default ``config/gateway.toml`` when it exists), then the defaults below. Every 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -106,8 +107,9 @@ class ModelConfig(BaseModel):
         dtype: number format of the forward pass: ``auto`` (the hardware's fast format, see
             ``gateway.engines.precision``), ``float32``, ``bfloat16`` or ``float16``. Output vectors and
             scores are float32 whatever it is. None inherits the server's ``dtype`` (default ``auto``).
-        quantize: MLX weight quantization at load: ``auto`` (by the machine's memory), ``none``, ``q8``
-            or ``q4``; pre-quantized folders load as they are. None inherits the server's ``quantize``.
+        quantize: MLX weight quantization at load: ``auto`` (only weights over a quarter of memory),
+            ``none``, ``q8`` or ``q4``; pre-quantized folders load as they are. None inherits the server's
+            ``quantize``.
         modalities: override what one input may hold (``["text"]`` or ``["text", "image"]``); default:
             detected from the model folder.
         ray: replicas and resources of this model's deployment on Ray Serve (``RayDeployment``).
@@ -195,6 +197,10 @@ class Settings(BaseSettings):
     max_rerank_documents: int = Field(default=10_000, gt=0)
     request_timeout_s: float = Field(default=300.0, gt=0)
     shutdown_timeout_s: float = Field(default=30.0, ge=0)  # SIGTERM: wait this long for in-flight requests
+    # idle keep-alive connections stay open this long: longer than client pools keep them (httpx 5 s,
+    # aiohttp 15 s), so the client closes first; at uvicorn's 5 s a request sent on a connection the
+    # server was closing died unanswered (README "Running in production")
+    keep_alive_timeout_s: float = Field(default=75.0, gt=0)
 
     # Batching
     # padded tokens per forward pass; None: by device (2048 on CPU, 16384 on a GPU: batching.py)
@@ -215,6 +221,8 @@ class Settings(BaseSettings):
     # client when no keys are set; None: unlimited
     rate_limit_rpm: int | None = Field(default=None, gt=0)  # requests per minute
     rate_limit_tpm: int | None = Field(default=None, gt=0)  # model tokens per minute
+    ui: bool = Field(default=True, description="Serve the browser console at GET /ui (README \"Console\"); "
+                     "false: /ui answers 404. Its data comes from the API routes, behind the same keys.")
 
     # Images (gateway.media; README "Image embeddings" says why these defaults)
     max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0)  # encoded size of one image
@@ -243,7 +251,12 @@ class Settings(BaseSettings):
                      mode="before")
     @classmethod
     def _split_commas(cls, value: object, info: ValidationInfo) -> object:
-        if isinstance(value, str):
+        if isinstance(value, str) and info.field_name == "api_keys" and value.lstrip().startswith("["):
+            try:  # a JSON list of keys: [{"key": ..., "name": ..., "models": [...]}, ...]
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON list of keys ({exc.msg})") from None
+        elif isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         if info.field_name == "api_keys" and isinstance(value, list):  # bare strings: unrestricted keys
             return [{"key": item} if isinstance(item, str) else item for item in value]
