@@ -3,8 +3,9 @@
 Waits (bounded) for the container's ``/ready``, starts the checkout's own server (``python -m gateway serve``
 from this environment, as the test suite does) on a free loopback port, embeds the same text on both through
 ``POST /v1/embeddings`` (float32 rows), and fails unless the vectors agree: cosine >= 0.9999 and every
-component within 1e-5. Only loopback is contacted. Exit status 0: they agree; 1: they do not, or a server
-never became ready.
+component within 1e-5. It also fails unless both serve the same OpenAPI document and the container serves
+the files its package carries (Swagger UI, the console). Only loopback is contacted. Exit status 0: all
+agree; 1: something differs, or a server never became ready.
 
     python .ci/container_compare.py --container-url http://127.0.0.1:PORT [--timeout-s 300]
 """
@@ -60,6 +61,11 @@ def embed(base_url: str) -> list[float]:
         return json.load(response)["data"][0]["embedding"]
 
 
+def get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read()
+
+
 def compare(got: list[float], want: list[float]) -> tuple[float, float]:
     """(cosine, largest absolute difference) of two vectors of the same length."""
     if len(got) != len(want):
@@ -89,6 +95,7 @@ def main() -> int:
         try:
             wait_ready(f"http://127.0.0.1:{port}", args.timeout_s, server)
             want = embed(f"http://127.0.0.1:{port}")
+            want_document = json.loads(get(f"http://127.0.0.1:{port}/schema/openapi.json"))
         except Exception:
             log.seek(0)
             sys.stderr.write(log.read().decode(errors="replace")[-4000:])
@@ -97,6 +104,14 @@ def main() -> int:
             server.terminate()
             server.wait(timeout=60)
 
+    if json.loads(get(f"{args.container_url}/schema/openapi.json")) != want_document:
+        print("FAIL: the container's OpenAPI document differs from the checkout's", file=sys.stderr)
+        return 1
+    for page in ("/schema/swagger", "/ui"):  # package data (static files) made it into the image
+        if b"<html" not in get(f"{args.container_url}{page}").lower():
+            print(f"FAIL: {page} serves no HTML page", file=sys.stderr)
+            return 1
+    print("same OpenAPI document; /schema/swagger and /ui serve their pages")
     cosine, diff = compare(got, want)
     print(f"container vs checkout, {len(got)} dims: cosine {cosine:.7f}, max |diff| {diff:.2e}")
     if cosine < MIN_COSINE or diff > MAX_ABS_DIFF:
