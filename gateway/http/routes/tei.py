@@ -16,6 +16,7 @@ from gateway import __version__
 from gateway.errors import InvalidRequest, UnprocessableInput
 from gateway.http.error_handlers import register_error_format
 from gateway.http.offload import big_response, offload
+from gateway.http.openapi_bodies import documented
 from gateway.http.routes.common import cancel_on_disconnect, json_only
 from gateway.http.routes.seed_health import info_fields
 from gateway.protocol import tei
@@ -29,7 +30,8 @@ TOKEN_SLICE = 4096  # tokens encoded per msgspec call
 register_error_format(["/", "/embed", "/tokenize", "/decode", "/info"], tei.error_body)
 
 
-@post(["/embed", "/"], status_code=200, before_request=json_only, tags=["TEI"], summary="Embed (TEI)")
+@post(["/embed", "/"], status_code=200, before_request=json_only, tags=["TEI"], summary="Embed (TEI)",
+      operation_class=documented(response=list[list[float]], response_description="one vector per input"))
 async def embed(data: tei.EmbedRequest, state: State, request: Request) -> Response[bytes]:
     """Embed ``inputs``; answers a bare list of float lists, in input order."""
     registry: Registry = state.registry
