@@ -55,7 +55,9 @@ def _encode_rows(vectors) -> bytes:
     return msgspec.json.encode(float_rows(vectors))
 
 
-@post("/tokenize", status_code=200, before_request=json_only, tags=["TEI"], summary="Tokenize (TEI)")
+@post("/tokenize", status_code=200, before_request=json_only, tags=["TEI"], summary="Tokenize (TEI)",
+      operation_class=documented(response=list[list[tei.SimpleToken]],
+                                 response_description="each input's tokens with UTF-8 byte offsets"))
 async def tokenize(data: tei.TokenizeRequest, state: State) -> Response[bytes]:
     """The served model's tokens of each input, with UTF-8 byte offsets (untruncated)."""
     registry: Registry = state.registry
