@@ -76,9 +76,32 @@ def test_a_limited_key_sees_only_its_models(production_server):
     assert STRICT not in caught.value.message and QUERY in caught.value.message
 
 
-def test_health_and_ready_need_no_key(production_server):
-    for path in ("/health", "/ready"):
+def test_health_and_probes_need_no_key(production_server):
+    for path in ("/health", "/ready", "/health/ready", "/health/live"):  # the last two: embed-rerank's probes
         assert httpx.get(f"{production_server.url}{path}").status_code == 200
+
+
+@pytest.mark.parametrize("headers", [{}, bearer("sk-wrong"), bearer(METRICS_KEY), {"X-API-Key": ADMIN_KEY}])
+def test_health_without_a_valid_key_tells_only_the_status(production_server, headers):
+    # a wrong key is no 401 here: a probe configured with a rotated key keeps reading the status
+    response = httpx.get(f"{production_server.url}/health", headers=headers)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert QUERY not in response.text and "memory" not in response.text
+
+
+def test_health_with_a_key_shows_the_models_it_may_use(production_server):
+    admin = httpx.get(f"{production_server.url}/health", headers=bearer(ADMIN_KEY)).json()
+    assert admin["status"] == "ok" and admin["uptime_s"] > 0
+    assert {m["name"] for m in admin["models"]} == {STRICT, QUERY, RERANKER}
+    assert admin["memory"]["rss_bytes"] > 0 and admin["cache"]["backend"] == "memory"
+    assert admin["system"]["memory_total_gb"] > 0  # the seed projects' fields (seed_health.py)
+
+    limited = httpx.get(f"{production_server.url}/health", headers=bearer(QUERY_ONLY_KEY)).json()
+    assert [(m["name"], m["aliases"]) for m in limited["models"]] == [(QUERY, [QUERY_ALIAS])]
+    assert limited["memory"] is None and limited["cache"] is None  # process-wide: for unrestricted keys
+    assert "system" not in limited and "backend" not in limited  # the seed fields name the default model
+    assert STRICT not in str(limited) and RERANKER not in str(limited)
 
 
 def test_the_openapi_docs_need_a_key(production_server):

@@ -1,9 +1,11 @@
 """``gateway serve --ray`` end to end: it starts a local Ray cluster, serves the same HTTP API on --port,
+API keys included (they reach the replicas through the cluster's environment, never the Serve config),
 and on SIGTERM tears everything down (its cluster's processes included) and exits 0."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -47,22 +49,30 @@ def alive(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process tree from /proc")
 def test_serve_ray_starts_a_local_cluster_serves_and_cleans_up_on_sigterm(tmp_path):
     port = free_port()
+    key = f"sk-ray-{secrets.token_hex(12)}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "RAY_ADDRESS"))}
     # a tokens-per-minute quota too: the ingress, which tokenizes, charges it (gateway.serving.rate_limits)
     env.update({"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "GATEWAY_RATE_LIMIT_TPM": "100000"})
+    # a named key from the config file: it travels as the JSON form of GATEWAY_API_KEYS
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[[api_keys]]\nkey = "{key}"\nname = "ray-client"\n')
     log_path = tmp_path / "serve-ray.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--ray", "--port", str(port)],
+        process = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--ray", "--port", str(port),
+                                    "--config", str(config)],
                                    cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(url, process, log_path, timeout_s=300)
-        response = httpx.post(f"{url}/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": "hi"},
-                              timeout=60)
+        body = {"model": "all-MiniLM-L6-v2", "input": "hi"}
+        assert httpx.post(f"{url}/v1/embeddings", json=body, timeout=60).status_code == 401
+        response = httpx.post(f"{url}/v1/embeddings", json=body, timeout=60,
+                              headers={"Authorization": f"Bearer {key}"})
         assert response.status_code == 200 and len(response.json()["data"]) == 1
         used = response.json()["usage"]["prompt_tokens"]
         assert response.headers["x-ratelimit-remaining-tokens"] == str(100_000 - used)
-        health = httpx.get(f"{url}/health", timeout=10).json()
+        assert httpx.get(f"{url}/health", timeout=10).json() == {"status": "ok"}
+        health = httpx.get(f"{url}/health", timeout=10, headers={"Authorization": f"Bearer {key}"}).json()
         assert health["models"][0]["state"] == "ready" and health["models"][0]["engine"] == "torch"
         cluster = descendants(process.pid)
         assert len(cluster) >= 3  # GCS, raylet, workers...
@@ -72,6 +82,12 @@ def test_serve_ray_starts_a_local_cluster_serves_and_cleans_up_on_sigterm(tmp_pa
         while any(alive(pid) for pid in cluster) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert not [pid for pid in cluster if alive(pid)], "processes of the local Ray cluster outlived it"
+        assert key not in log_path.read_text(errors="replace")
+        # nor in any file of the cluster's session (Ray's logs, the controller's and the replicas'); the
+        # key is random, so other sessions in the same folder cannot match it
+        sessions = Path(os.environ.get("RAY_TMPDIR", "/tmp/ray"))
+        files = [path for path in sessions.glob("session_*/**/*") if path.is_file() and not path.is_symlink()]
+        assert files and not [path for path in files if key.encode() in path.read_bytes()]
     finally:
         if process.poll() is None:
             process.kill()

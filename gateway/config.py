@@ -8,6 +8,7 @@ default ``config/gateway.toml`` when it exists), then the defaults below. Every 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -116,8 +117,9 @@ class ModelConfig(BaseModel):
         dtype: number format of the forward pass: ``auto`` (the hardware's fast format, see
             ``gateway.engines.precision``), ``float32``, ``bfloat16`` or ``float16``. Output vectors and
             scores are float32 whatever it is. None inherits the server's ``dtype`` (default ``auto``).
-        quantize: MLX weight quantization at load: ``auto`` (by the machine's memory), ``none``, ``q8``
-            or ``q4``; pre-quantized folders load as they are. None inherits the server's ``quantize``.
+        quantize: MLX weight quantization at load: ``auto`` (only weights over a quarter of memory),
+            ``none``, ``q8`` or ``q4``; pre-quantized folders load as they are. None inherits the server's
+            ``quantize``.
         modalities: override what one input may hold (``["text"]`` or ``["text", "image"]``); default:
             detected from the model folder.
         ray: replicas and resources of this model's deployment on Ray Serve (``RayDeployment``).
@@ -155,8 +157,8 @@ class ModelConfig(BaseModel):
         "Number format of the forward pass: `auto` (the hardware's fast format), `float32`, `bfloat16` or "
         "`float16`. Vectors and scores are float32 whatever it is. Default: the server's `dtype`."))
     quantize: Literal["auto", "none", "q8", "q4"] | None = Field(default=None, description=(
-        "MLX weight quantization at load: `auto` (by the machine's memory), `none`, `q8` or `q4`; "
-        "pre-quantized folders load as they are. Default: the server's `quantize`."))
+        "MLX weight quantization at load: `auto` (only weights over a quarter of memory), `none`, `q8` or "
+        "`q4`; pre-quantized folders load as they are. Default: the server's `quantize`."))
     modalities: list[Literal["text", "image"]] | None = Field(default=None, description=(
         "Override what one input may hold (`[\"text\"]` refuses images). Default: detected from the "
         "model folder."))
@@ -226,9 +228,9 @@ class Settings(BaseSettings):
         "AMX / AVX512-BF16, bfloat16 or float16 on CUDA, float16 on MPS, else float32), `float32`, "
         "`bfloat16`, `float16`. Vectors and scores are float32 whatever it is."))
     quantize: Literal["auto", "none", "q8", "q4"] = Field(default="auto", description=(
-        "MLX weight quantization at load of models that set no `quantize`: `auto` (full precision with "
-        "64 GB of memory or more, 8-bit from 32 GB, else 4-bit), `none`, `q8`, `q4`. Pre-quantized folders "
-        "load as they are."))
+        "MLX weight quantization at load of models that set no `quantize`: `auto` (full precision unless "
+        "the weights exceed a quarter of memory, then 8-bit, else 4-bit), `none`, `q8`, `q4`. Pre-quantized "
+        "folders load as they are."))
     models: list[ModelConfig] = Field(default_factory=list, description=(
         "The served models (`[[models]]` tables in the TOML file; the model table below)."))
 
@@ -254,6 +256,12 @@ class Settings(BaseSettings):
         "Seconds a request may wait for its model (queue and forward passes); longer: 408."))
     shutdown_timeout_s: float = Field(default=30.0, ge=0, description=(
         "On SIGTERM: stop accepting, then wait this many seconds for in-flight requests."))
+    # idle keep-alive connections stay open this long: longer than client pools keep them (httpx 5 s,
+    # aiohttp 15 s), so the client closes first; at uvicorn's 5 s a request sent on a connection the
+    # server was closing died unanswered (docs/production.md)
+    keep_alive_timeout_s: float = Field(default=75.0, gt=0, description=(
+        "Seconds idle keep-alive connections stay open: longer than client pools keep them (httpx 5 s, "
+        "aiohttp 15 s), so a client never sends a request on a connection the server is closing."))
 
     # Batching
     # padded tokens per forward pass; None: by device (2048 on CPU, 16384 on a GPU: batching.py)
@@ -273,7 +281,8 @@ class Settings(BaseSettings):
 
     # Security
     api_keys: Annotated[list[ApiKey], NoDecode] = Field(default_factory=list, description=(
-        "API keys: comma-separated unrestricted keys, or `[[api_keys]]` tables (the key table below). "
+        "API keys: comma-separated unrestricted keys, `[[api_keys]]` tables (the key table below), or in "
+        "the environment a JSON list of such tables. "
         "When set, every route but `/health` and `/ready` needs `Authorization: Bearer <key>`. "
         "Empty: the server is open (a warning is logged at start-up)."))
     metrics_api_key: SecretStr | None = Field(default=None, description=(
@@ -291,6 +300,9 @@ class Settings(BaseSettings):
     rate_limit_tpm: int | None = Field(default=None, gt=0, description=(
         "Model tokens per minute (as usage counts them), per API key without its own `tpm` (with no keys: "
         "one quota shared by every client). Default: unlimited."))
+    ui: bool = Field(default=True, description=(
+        "Serve the browser console at `GET /ui` (docs: Console); `false`: `/ui` answers 404. Its data "
+        "comes from the API routes, behind the same keys."))
 
     # Images (gateway.media; docs/images.md says why these defaults)
     max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0, description=(
@@ -338,7 +350,12 @@ class Settings(BaseSettings):
                      mode="before")
     @classmethod
     def _split_commas(cls, value: object, info: ValidationInfo) -> object:
-        if isinstance(value, str):
+        if isinstance(value, str) and info.field_name == "api_keys" and value.lstrip().startswith("["):
+            try:  # a JSON list of keys: [{"key": ..., "name": ..., "models": [...]}, ...]
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON list of keys ({exc.msg})") from None
+        elif isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         if info.field_name == "api_keys" and isinstance(value, list):  # bare strings: unrestricted keys
             return [{"key": item} if isinstance(item, str) else item for item in value]

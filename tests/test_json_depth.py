@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -35,3 +36,24 @@ def test_a_body_nested_past_the_limit_is_a_400_and_one_at_it_passes():
     with pytest.raises(InvalidRequest) as info:
         check_json_depth(b"[" * 300_000 + b"]" * 300_000, 32)
     assert info.value.status == 400 and "300000 levels" in info.value.message
+
+
+def test_random_bodies_with_escapes_and_brackets_in_strings_match_a_decoder():
+    rng = random.Random(22)
+    leaves = ["a[", '\\"{', "\\", "x]\\\\", 1, '}"[', "", '\\\\"[', '\\\\\\"]]', None]
+
+    def value(level):
+        roll = rng.random()
+        if level > 6 or roll < 0.3:
+            return rng.choice(leaves)
+        if roll < 0.65:
+            return [value(level + 1) for _ in range(rng.randint(0, 3))]
+        return {rng.choice(["k[", 'q"', "\\"]) + str(i): value(level + 1) for i in range(rng.randint(0, 3))}
+
+    def depth(v):
+        children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else None
+        return 0 if children is None else 1 + max((depth(c) for c in children), default=0)
+
+    for _ in range(3000):
+        v = value(0)
+        assert json_depth(json.dumps(v).encode()) == depth(v)

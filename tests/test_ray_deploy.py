@@ -4,6 +4,7 @@ install never imports ray. The cluster tests are in ``compat_tests/ray_serve``."
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import pickle
 import subprocess
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from gateway.config import ModelConfig, RayDeployment, load_settings
+from gateway.config import ConfigError, ModelConfig, RayDeployment, load_settings
 from gateway.engines import ModelSpec, Tokens
 from gateway.errors import EngineFailure, ModelUnavailable, Overloaded
 
@@ -56,7 +57,7 @@ def test_serve_config_is_valid_secret_free_and_rescales_without_changing_args(tm
     assert app["import_path"] == "gateway.deploy.ray_app:build"
     assert [d["name"] for d in app["deployments"]] == ["model-m1", "model-m2", "ingress"]
     assert app["deployments"][1]["autoscaling_config"]["max_replicas"] == 3
-    assert config["http_options"] == {"host": "127.0.0.1", "port": 9000}
+    assert config["http_options"] == {"host": "127.0.0.1", "port": 9000, "keep_alive_timeout_s": 75.0}
     assert "sk-secret" not in to_yaml(config, settings)
     rebuilt = load_settings(**app["args"])  # what the builder does on the cluster
     assert [(m.name, m.task) for m in rebuilt.served_models()] == [("m1", "embed"), ("m2", "rerank")]
@@ -65,7 +66,64 @@ def test_serve_config_is_valid_secret_free_and_rescales_without_changing_args(tm
     bigger = [m.model_copy(update={"ray": RayDeployment(replicas=2)}) for m in settings.models]
     rescaled = settings.model_copy(update={"models": bigger})
     assert settings_args(rescaled) == settings_args(settings)  # Serve then rescales in place
-    assert settings_args(settings, secrets=True)["api_keys"][0]["key"] == "sk-secret"
+
+
+KEYS_TOML = ('metrics_api_key = "sk-metrics-secret"\n'
+             '[[api_keys]]\nkey = "sk-admin-secret"\nname = "admin"\n'
+             '[[api_keys]]\nkey = "sk-tenant-secret"\nmodels = ["m1"]\ntpm = 500\n'
+             '[[models]]\nname = "m1"\n[[models]]\nname = "m2"\n')
+SECRETS = ("sk-metrics-secret", "sk-admin-secret", "sk-tenant-secret")
+
+
+def test_gateway_serve_ray_puts_no_key_in_the_serve_config_or_a_written_file(tmp_path, monkeypatch):
+    pytest.importorskip("ray.serve")
+    from gateway.deploy.launch import deploy_config
+    from gateway.deploy.serve_config import main as ray_config
+
+    config_file = tmp_path / "gateway.toml"
+    config_file.write_text(KEYS_TOML)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # forwarded in runtime_env, which the config shows too
+    settings = load_settings(config=str(config_file))
+    applied = repr(deploy_config(settings))  # what `gateway serve --ray` hands the Serve controller
+    assert "HF_HUB_OFFLINE" in applied and not [s for s in SECRETS if s in applied]
+    output = tmp_path / "serve.yaml"
+    ray_config(argparse.Namespace(config=str(config_file), model=None, host=None, port=None,
+                                  cluster_config=None, output=str(output)))
+    written = output.read_text()
+    assert "GATEWAY_API_KEYS" in written and not [s for s in SECRETS if s in written]
+
+
+def test_the_keys_travel_as_environment_variables_that_rebuild_them_exactly(tmp_path, monkeypatch):
+    from gateway.deploy.serve_config import secret_environment, settings_args
+
+    config_file = tmp_path / "gateway.toml"
+    config_file.write_text(KEYS_TOML)
+    settings = load_settings(config=str(config_file))
+    env = secret_environment(settings)
+    assert set(env) == {"GATEWAY_API_KEYS", "GATEWAY_METRICS_API_KEY"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    rebuilt = load_settings(**settings_args(settings, defaults=True))  # what each ingress replica does
+    assert rebuilt.api_keys == settings.api_keys and rebuilt.metrics_api_key == settings.metrics_api_key
+    expected = [("admin", None, None), (None, ["m1"], 500)]
+    assert [(k.name, k.models, k.tpm) for k in rebuilt.api_keys] == expected
+    monkeypatch.setenv("GATEWAY_API_KEYS", "[{broken")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "JSON" in str(caught.value) and "broken" not in str(caught.value)
+
+
+def test_no_deployment_is_bound_an_api_key(tmp_path):
+    pytest.importorskip("ray.serve")
+    from ray import cloudpickle
+
+    from gateway.deploy.ray_app import build
+
+    config_file = tmp_path / "gateway.toml"
+    config_file.write_text(KEYS_TOML)
+    app = build({"config": str(config_file)})  # the builder, as the Serve controller runs it
+    bound = cloudpickle.dumps(app)  # what the controller would store: every deployment's init arguments
+    assert not [s for s in SECRETS if s.encode() in bound]
 
 
 class FakeResponse:

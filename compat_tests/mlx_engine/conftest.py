@@ -7,7 +7,21 @@ import pytest
 
 from compat_tests.server import RunningServer, run_server
 
-pytest.importorskip("mlx.core")
+try:
+    import mlx.core  # noqa: F401
+
+    MLX_MISSING = None
+except ImportError as exc:
+    MLX_MISSING = f"mlx is not installed (pip install '.[mlx]'): {exc}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def mlx_installed() -> None:
+    """Skip this folder's tests, visibly, without mlx: before ``server`` (same scope, autouse first) starts
+    an MLX server. Not a module-level skip, which breaks ``pytest compat_tests/mlx_engine``: pytest cannot
+    skip from a conftest it loads at start-up."""
+    if MLX_MISSING:
+        pytest.skip(MLX_MISSING)
 
 
 @pytest.fixture(scope="session")

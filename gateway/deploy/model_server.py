@@ -40,8 +40,10 @@ class ModelServer:
 
     async def __init__(self, config: ModelConfig, settings: Settings) -> None:
         from gateway.cli import let_idle_openmp_threads_sleep
+        from gateway.http.request_log import disable_progress_bars
 
         let_idle_openmp_threads_sleep()  # before torch is imported in this worker process
+        disable_progress_bars()  # the replica's stderr goes to Ray's logs (and the driver's): no tqdm bars
         one_model = settings.model_copy(update={"model": None, "models": [config]})
         self.registry = Registry(one_model)
         await self.registry.load_all()

@@ -10,6 +10,10 @@ Litestar apps do not pickle, so Ray gets classes and settings, and each ingress 
 (``Ingress.__serve_build_asgi_app__``). ``build`` is the application builder named by the generated Serve
 config (``import_path: gateway.deploy.ray_app:build``).
 
+API keys are never bound into a deployment (the controller stores init arguments): each ingress replica
+reads them from its own process, ``GATEWAY_API_KEYS`` in its environment or its config file, by
+rebuilding the settings from the builder's ``args``.
+
 Serve docs: https://docs.ray.io/en/latest/serve/ (deployments, ``serve.ingress``, app builders).
 """
 
@@ -59,15 +63,23 @@ class Ingress:
     """Body of the HTTP ingress deployment: builds the Litestar app with remote model runners.
 
     Args:
-        settings: the server settings.
+        settings: the server settings, without API keys.
         models: served model name -> (deployment name, its ``DeploymentHandle``).
+        args: the builder's ``args``: rebuilt here, they give the keys of this replica's environment.
     """
 
-    def __init__(self, settings: Settings, models: dict[str, tuple[str, object]]) -> None:
+    def __init__(self, settings: Settings, models: dict[str, tuple[str, object]], args: dict) -> None:
         from gateway.http.request_log import configure_logging
 
-        configure_logging(settings)
-        self.settings, self.models = settings, models
+        keys = load_settings(**args)
+        self.settings = settings.model_copy(update={"api_keys": keys.api_keys,
+                                                    "metrics_api_key": keys.metrics_api_key})
+        configure_logging(self.settings)
+        self.models = models
+
+    def key_counts(self) -> tuple[int, bool]:
+        """How many API keys this replica checks, and whether a metrics key (``launch.check_keys``)."""
+        return len(self.settings.api_keys), self.settings.metrics_api_key is not None
 
     async def __serve_build_asgi_app__(self):
         """The app, once every model is reachable: Serve routes no request to this replica before."""
@@ -99,14 +111,16 @@ class Ingress:
         return load_remote
 
 
-def build_app(settings: Settings) -> Application:
-    """The Serve application for ``settings``: a deployment per served model, and the ingress.
+def build_app(settings: Settings, args: dict) -> Application:
+    """The Serve application for ``settings`` (built from the builder's ``args``): a deployment per served
+    model, and the ingress; none is bound the API keys.
 
     Raises:
         ImportError: Ray Serve is not installed (``pip install ".[ray]"``).
     """
     from ray import serve
 
+    settings = settings.model_copy(update={"api_keys": [], "metrics_api_key": None})
     models = {}
     for config in settings.served_models():
         name = deployment_name(config)
@@ -119,7 +133,7 @@ def build_app(settings: Settings) -> Application:
         serve.ingress()(Ingress), name=INGRESS, logging_config=LOGGING,
         **deployment_options(settings.ray_ingress, 0),
     )
-    return ingress.bind(settings, models)
+    return ingress.bind(settings, models, args)
 
 
 def build(args: dict) -> Application:
@@ -129,4 +143,4 @@ def build(args: dict) -> Application:
         args: the config's ``args``: ``config`` (TOML path on the cluster), and any setting to override
             (``model``, ``engine``...); ``GATEWAY_*`` variables of the replicas' environment apply too.
     """
-    return build_app(load_settings(**args))
+    return build_app(load_settings(**args), args)

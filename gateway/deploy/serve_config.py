@@ -19,28 +19,45 @@ SECRETS = {"api_keys", "metrics_api_key"}
 BUILDER = "gateway.deploy.ray_app:build"
 # In ``deployments`` or at the top of the config, not in ``args``: Serve then rescales a deployment whose
 # replica count changed without restarting it (``args`` changes restart the whole application).
-NOT_ARGS = {"config", "model", "host", "port", "ray_ingress", "ray_proxy_location"}
+NOT_ARGS = {"config", "model", "host", "port", "ray_ingress", "ray_proxy_location", "keep_alive_timeout_s"}
 
 
-def settings_args(settings: Settings, *, secrets: bool = False, defaults: bool = False) -> dict:
-    """The builder ``args`` that rebuild ``settings`` on the cluster (JSON-able).
+def settings_args(settings: Settings, *, defaults: bool = False) -> dict:
+    """The builder ``args`` that rebuild ``settings`` on the cluster (JSON-able), never its API keys:
+    the Serve controller stores its config and the dashboard shows it. The ingress replicas read the keys
+    from their own environment (``GATEWAY_API_KEYS``: ``secret_environment``) or config file.
 
     Args:
-        secrets: include API keys (``gateway serve --ray`` hands them to the controller; a written file
-            never holds them).
         defaults: include settings left at their defaults (an exact copy, whatever the cluster's
             environment); a written file keeps only what differs, for readability.
     """
     args = settings.model_dump(mode="json", exclude_defaults=not defaults, exclude=NOT_ARGS | SECRETS)
     args["models"] = [m.model_dump(mode="json", exclude_defaults=not defaults, exclude={"ray"})
                       for m in settings.served_models()]
-    if secrets:
-        if settings.api_keys:
-            args["api_keys"] = [{"key": k.key.get_secret_value(), "name": k.name, "models": k.models}
-                                for k in settings.api_keys]
-        if settings.metrics_api_key:
-            args["metrics_api_key"] = settings.metrics_api_key.get_secret_value()
     return args
+
+
+def secret_environment(settings: Settings) -> dict[str, str]:
+    """``GATEWAY_API_KEYS`` (a JSON list, names, models and quotas included) and
+    ``GATEWAY_METRICS_API_KEY`` for ``settings``' keys: the variables that give a process started with
+    them the same keys (``gateway serve --ray`` sets them before starting its local cluster)."""
+    import json
+
+    env = {}
+    if settings.api_keys:
+        keys = [{**k.model_dump(exclude_none=True), "key": k.key.get_secret_value()}
+                for k in settings.api_keys]
+        env["GATEWAY_API_KEYS"] = json.dumps(keys)
+    if settings.metrics_api_key is not None:
+        env["GATEWAY_METRICS_API_KEY"] = settings.metrics_api_key.get_secret_value()
+    return env
+
+
+def http_options(settings: Settings) -> dict:
+    """Serve's HTTP proxy options: where it listens, and the gateway's keep-alive timeout (Serve's own
+    default is uvicorn's 5 s, which races client connection pools)."""
+    return {"host": settings.host, "port": settings.port,
+            "keep_alive_timeout_s": settings.keep_alive_timeout_s}
 
 
 def serve_config(settings: Settings, args: dict, env: dict[str, str] | None = None) -> dict:
@@ -57,7 +74,7 @@ def serve_config(settings: Settings, args: dict, env: dict[str, str] | None = No
     deployments.append({"name": INGRESS, **deployment_options(settings.ray_ingress, 0)})
     config = {
         "proxy_location": settings.ray_proxy_location,
-        "http_options": {"host": settings.host, "port": settings.port},
+        "http_options": http_options(settings),
         "applications": [{"name": APP_NAME, "route_prefix": "/", "import_path": BUILDER, "args": args,
                           "deployments": deployments}],
     }

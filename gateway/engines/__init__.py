@@ -80,6 +80,8 @@ class ModelSpec:
         prompts: named prompts the model defines (e.g. ``{"query": "Instruct: ...\\nQuery: "}``).
         dtype: dtype of the weights the forward pass runs in (``float32``, ``float16``, ``bfloat16``...).
         quantization: MLX weight quantization (``q8``, ``q4``...), None when the weights are not quantized.
+        quantization_reason: why the MLX engine chose ``quantization`` (``mlx_quantize.QuantizeChoice``),
+            None on engines that do not quantize.
         modalities: what one input may hold: ``("text",)``, or ``("text", "image")`` for CLIP/SigLIP and
             vision-language embedders.
         fuses: whether one input may hold several parts (text and images together, or several images)
@@ -103,6 +105,7 @@ class ModelSpec:
     prompts: dict[str, str] = field(default_factory=dict)
     dtype: str = "float32"
     quantization: str | None = None
+    quantization_reason: str | None = None
     modalities: tuple[str, ...] = ("text",)
     fuses: bool = False
     architecture: str = ""

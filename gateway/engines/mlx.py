@@ -6,8 +6,9 @@ on mlx-lm. Tokenization uses the folder's Hugging Face tokenizer, like the torch
 engines feed identical token ids. Pooling and normalization follow the folder's sentence-transformers
 pipeline (``mlx_folder``), overridable by ``ModelConfig.pooling`` / ``normalize``.
 
-Full-precision folders are quantized at load by ``ModelConfig.quantize`` (``mlx_quantize.resolve_bits``:
-by the machine's memory for ``auto``); pre-quantized folders load as they are. Cross-encoder heads stay
+Full-precision folders are quantized at load by ``ModelConfig.quantize`` (``mlx_quantize.resolve``:
+for ``auto``, only when the weights exceed a quarter of the machine's memory); pre-quantized folders
+load as they are. Cross-encoder heads stay
 in full precision, and pooling and logits are computed in float32.
 
 Threading: MLX 0.32 gives every thread its own default stream, so the runner thread may run forward
@@ -32,7 +33,14 @@ from gateway.engines.dual_encoders import is_dual_encoder, mlx_refusal, read_hf_
 from gateway.engines.late_chunking import SpanTokens
 from gateway.engines.mlx_folder import FolderInfo, read_folder
 from gateway.engines.mlx_models import decoder_lm_logits, is_encoder, load_decoder, load_encoder, pool
-from gateway.engines.mlx_quantize import quantization_name, quantize_model, resolve_bits
+from gateway.engines.mlx_quantize import (
+    QuantizeChoice,
+    announce,
+    folder_weight_sizes,
+    quantization_name,
+    quantize_model,
+    resolve,
+)
 from gateway.engines.tokenization import HFTokenization, Qwen3RerankPrompt, is_qwen3_reranker
 from gateway.engines.vlm_formats import is_vision_language
 
@@ -104,18 +112,28 @@ def load_model(config: ModelConfig, path: str, hf_config: dict) -> nn.Module:
     raise ValueError(f"the MLX engine cannot rerank with {architectures or hf_config.get('model_type')}")
 
 
-def apply_quantize(model: nn.Module, config: ModelConfig, hf_config: dict) -> str | None:
-    """Quantize ``model`` in place as ``config.quantize`` asks (``mlx_quantize.resolve_bits``), skipping
-    cross-encoder classification heads (a few weights that set every score). Returns the model's
-    quantization name (``q8`` / ``q4``, also for a pre-quantized folder), None at full precision."""
+def quantize_choice(config: ModelConfig, path: str, hf_config: dict) -> QuantizeChoice:
+    """What ``config.quantize`` means for this folder (``mlx_quantize.resolve``), decided before loading:
+    sizes from the safetensors headers, without the LM head an embedder drops and with cross-encoder
+    classification heads kept at full precision, as ``apply_quantize`` does."""
+    shipped = hf_config.get("quantization") or hf_config.get("quantization_config")
+    prequantized = shipped["bits"] if isinstance(shipped, dict) and "bits" in shipped else None
+    drop_lm_head = config.task == "embed" and not is_encoder(hf_config)
+    return resolve(config.quantize, prequantized_bits=prequantized, sizes=lambda: folder_weight_sizes(
+        path, keep=lambda name: name.startswith("classifier"),
+        drop=lambda name: drop_lm_head and name.startswith("lm_head.")))
+
+
+def apply_quantize(model: nn.Module, hf_config: dict, choice: QuantizeChoice) -> str | None:
+    """Quantize ``model`` in place as ``choice`` says, skipping cross-encoder classification heads (a few
+    weights that set every score). Returns the model's quantization name (``q8`` / ``q4``, also for a
+    pre-quantized folder), None at full precision."""
     shipped = hf_config.get("quantization") or hf_config.get("quantization_config")
     prequantized = isinstance(shipped, dict) and "bits" in shipped
-    bits = resolve_bits(config.quantize, prequantized=prequantized)
-    if bits is not None:
-        quantize_model(model, bits, skip=lambda path: path.startswith("classifier"))
+    if choice.bits is not None:
+        quantize_model(model, choice.bits, skip=lambda path: path.startswith("classifier"))
         mx.eval(model.parameters())
-        log.info("quantized %s to %d bits at load", config.name, bits)
-    return quantization_name(shipped["bits"] if prequantized else bits)
+    return quantization_name(shipped["bits"] if prequantized else choice.bits)
 
 
 class MlxEngine(HFTokenization):
@@ -129,8 +147,10 @@ class MlxEngine(HFTokenization):
         self._encoder = is_encoder(hf_config)
         qwen3_reranker = is_qwen3_reranker(config.task, hf_config)
         self.rerank_prompt = Qwen3RerankPrompt(self.tokenizer) if qwen3_reranker else None
+        choice = quantize_choice(config, path, hf_config)
+        announce(config.name, choice)
         self.model = load_model(config, path, hf_config)
-        quantization = apply_quantize(self.model, config, hf_config)
+        quantization = apply_quantize(self.model, hf_config, choice)
         default_pooling, default_normalize = ("mean", False) if self._encoder else ("last", True)
         embeds = config.task == "embed"
         normalize = config.normalize if config.normalize is not None else folder.normalize
@@ -146,6 +166,7 @@ class MlxEngine(HFTokenization):
             prompts=folder.prompts,
             dtype=weights_dtype(self.model),
             quantization=quantization,
+            quantization_reason=choice.reason,
             architecture=str(hf_config.get("model_type", "")),
             parameters=parameter_count(self.model),
         )

@@ -2,9 +2,10 @@
 
 The backbones are mlx-vlm's own ``qwen2_vl`` and ``qwen3_vl_embedding`` model classes; this module adds
 what mlx-vlm lacks for serving them as embedders: a loader that reads both transformers 4 and 5 folder
-layouts, drops the LM head, and quantizes by memory (``mlx_quantize``; the vision tower stays in full
-precision), and a last-token pooled forward pass over a right-padded batch. Prompts, images and tokens
-are prepared exactly as for the torch engine (``vlm_inputs``), so both engines feed identical inputs.
+layouts, drops the LM head, and quantizes by size (``mlx_quantize``: when the weights exceed a quarter
+of memory; the vision tower stays in full precision), and a last-token pooled forward pass over a
+right-padded batch. Prompts, images and tokens are prepared exactly as for the torch engine
+(``vlm_inputs``), so both engines feed identical inputs.
 
 Threading: one lane. Each call evaluates its result and returns numpy (no lazy graph leaves the engine);
 mlx-vlm's per-call position caches are cleared before every pass, so no state carries between batches.
@@ -12,7 +13,7 @@ mlx-vlm's per-call position caches are cleared before every pass, so no state ca
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 from pathlib import Path
 
 import mlx.core as mx
@@ -24,15 +25,26 @@ from gateway.config import ModelConfig
 from gateway.engines import Tokens
 from gateway.engines.dual_encoders import read_hf_config
 from gateway.engines.mlx import device_name, parameter_count, weights_dtype
-from gateway.engines.mlx_quantize import quantization_name, quantize_model, resolve_bits
+from gateway.engines.mlx_quantize import (
+    announce,
+    folder_weight_sizes,
+    quantization_name,
+    quantize_model,
+    resolve,
+)
 from gateway.engines.vlm_batch import collate, last_positions
 from gateway.engines.vlm_formats import vlm_format, vlm_spec
 from gateway.engines.vlm_inputs import VlmTokenization
 
-log = logging.getLogger(__name__)
 # model_type -> the mlx-vlm model package serving it as an embedder
 MLX_PACKAGES = {"qwen2_vl": "qwen2_vl", "qwen3_vl": "qwen3_vl_embedding"}
 _VISION_MODULES = ("vision_tower",)
+
+
+def is_vision_weight(name: str) -> bool:
+    """Whether a checkpoint tensor belongs to the vision tower (``visual.*`` in Hugging Face layouts,
+    ``vision_tower.*`` in MLX ones), which stays at full precision."""
+    return "visual." in name or any(m in name for m in _VISION_MODULES)
 
 
 def mlx_vlm_config(hf_config: dict) -> dict:
@@ -111,18 +123,21 @@ class MlxVlmEngine(VlmTokenization):
         self.family = fmt.family
         self.model, mlx_config = load_vlm_model(path, hf_config)
         prequantized = mlx_config.get("quantization") is not None
-        bits = resolve_bits(config.quantize, prequantized=prequantized)
+        shipped_bits = mlx_config["quantization"]["bits"] if prequantized else None
+        choice = resolve(config.quantize, prequantized_bits=shipped_bits, sizes=lambda: folder_weight_sizes(
+            path, keep=is_vision_weight, drop=lambda name: "lm_head." in name))
+        announce(config.name, choice)
+        bits = choice.bits
         if bits is not None:
             quantize_model(self.model, bits, skip=lambda p: any(m in p for m in _VISION_MODULES))
-            log.info("quantized %s to %d bits at load", config.name, bits)
         for _, weight in tree_flatten(self.model.parameters()):  # one at a time: a quantized load never
             mx.eval(weight)  # holds the whole full-precision model in memory
         self.model.eval()
-        quantized = quantization_name(bits) or (
-            quantization_name(mlx_config["quantization"]["bits"]) if prequantized else None)
-        self.spec = vlm_spec(config, fmt, hf_config, engine="mlx", device=device_name(),
-                             dtype=weights_dtype(self.model), quantization=quantized,
-                             parameters=parameter_count(self.model))
+        quantized = quantization_name(bits if bits is not None else shipped_bits)
+        spec = vlm_spec(config, fmt, hf_config, engine="mlx", device=device_name(),
+                        dtype=weights_dtype(self.model), quantization=quantized,
+                        parameters=parameter_count(self.model))
+        self.spec = dataclasses.replace(spec, quantization_reason=choice.reason)
 
     def embed(self, batch: list[Tokens]) -> np.ndarray:
         """See ``Engine.embed``: ``(n, dim)`` float32 last-token states, before normalization."""

@@ -27,6 +27,7 @@ from gateway.http.routes import similarity as similarity_routes
 from gateway.http.routes import system as system_routes
 from gateway.http.routes import tei as tei_routes
 from gateway.http.routes import tkr_embed as tkr_embed_routes
+from gateway.http.routes import ui as ui_routes
 from gateway.http.routes import voyage_multimodal as voyage_multimodal_routes
 from gateway.http.routes.common import check_body
 from gateway.http.routes.uploads import MAX_FORM_PARTS
@@ -61,7 +62,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
         route_handlers=[*openai_routes.ROUTES, *rerank_routes.ROUTES, *system_routes.ROUTES,
                         *metrics_routes.ROUTES, *cohere_embed_routes.ROUTES, *tei_routes.ROUTES,
                         *voyage_multimodal_routes.ROUTES, *ollama_routes.ROUTES, *ollama_model_routes.ROUTES,
-                        *embed_rerank_routes.ROUTES, *tkr_embed_routes.ROUTES, *similarity_routes.ROUTES],
+                        *embed_rerank_routes.ROUTES, *tkr_embed_routes.ROUTES, *similarity_routes.ROUTES,
+                        *ui_routes.swagger_routes(), *(ui_routes.console_routes() if settings.ui else [])],
         state=State({"registry": registry, "settings": settings, "started_at": int(time.time()),
                      "started_monotonic": time.monotonic(), "metrics": metrics}),
         guards=make_guards(settings, [m.config for m in registry.models], limiter),
@@ -72,7 +74,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
         before_request=check_body,  # JSON depth and body size on every POST route (routes/common.py)
         request_max_body_size=settings.max_body_bytes,
         multipart_form_part_limit=MAX_FORM_PARTS,  # the upload routes' forms (routes/uploads.py)
-        openapi_config=OpenAPIConfig(title="gateway", version=__version__, path="/schema"),
+        openapi_config=OpenAPIConfig(title="gateway", version=__version__, path="/schema",
+                                     render_plugins=ui_routes.docs_plugins()),  # swagger-ui from the package
     )
     observe_requests(app, metrics)  # request ids, X-Process-Time, access log, request metrics
     return app

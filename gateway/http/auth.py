@@ -4,9 +4,13 @@ Guards run after routing and before the handler reads the body, so an unauthenti
 makes the server buffer a large body, and their errors render in the called route's wire format
 (``openai.AuthenticationError`` on OpenAI routes, ``{"message"}`` on Cohere routes, ...).
 
-- With API keys configured, every route but ``/health`` and ``/ready`` (the OpenAPI docs included)
-  needs ``Authorization: Bearer <key>``: missing or wrong -> 401. ``/metrics`` needs
-  ``metrics_api_key`` instead when that is set.
+- With API keys configured, every route but ``/health``, the probes (``/ready``, ``/health/ready``,
+  ``/health/live``) and static files holding no data (``PUBLIC_STATIC``: the console's page, swagger-ui's
+  scripts) needs ``Authorization: Bearer <key>`` (the OpenAPI document included): missing or wrong -> 401.
+  ``/metrics`` needs ``metrics_api_key`` instead when that is set.
+- ``/health`` answers everyone, but discloses details only to a valid key: the guard records the key
+  (if any) and never refuses, so a probe with a stale key still reads ``status``
+  (``gateway.http.routes.system``).
 - A key limited to some models gets 403 for the others: the guard stores the key's models in the
   request context and ``Registry.get`` checks them once the body names a model.
 - Keys are compared as SHA-256 digests with ``hmac.compare_digest`` against every key, so neither the
@@ -35,7 +39,12 @@ from gateway.serving.rate_limits import RateLimiter
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PATHS = frozenset({"/health", "/ready"})
+# probes: /ready and embed-rerank's /health/ready and /health/live disclose nothing but up or not
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/health/ready", "/health/live"})
+HEALTH_PATH = "/health"  # public, but a valid key there unlocks the details of its models
+# route ``opt`` flag of static files holding no data (the console's page and scripts, swagger-ui's files):
+# the key guard lets them through; their data comes from keyed routes (gateway.http.routes.ui)
+PUBLIC_STATIC = "public_static"
 METRICS_PATH = "/metrics"
 MISSING_KEY = ("You didn't provide an API key. Send it in the Authorization header using Bearer auth "
                "(Authorization: Bearer YOUR_KEY).")
@@ -117,17 +126,30 @@ class ApiKeyGuard:
         metrics_keys = [ApiKey(key=metrics_key, name="metrics")] if has_metrics_key else []
         self.metrics_keys = KeyRing(metrics_keys, models)
 
-    def __call__(self, connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    def __call__(self, connection: ASGIConnection, handler: BaseRouteHandler) -> None:
         path = _path(connection)
-        if connection.scope["method"] == "OPTIONS" or path in PUBLIC_PATHS:
+        if path == HEALTH_PATH and self.keys:
+            self._note_key(connection, required=False)
+            return
+        if connection.scope["method"] == "OPTIONS" or path in PUBLIC_PATHS or handler.opt.get(PUBLIC_STATIC):
             return
         ring = self.metrics_keys if path == METRICS_PATH and self.metrics_keys else self.keys
-        if not ring:
-            return
+        if ring:
+            self._note_key(connection, ring=ring)
+
+    def _note_key(self, connection: ASGIConnection, ring: KeyRing | None = None,
+                  required: bool = True) -> None:
+        """Record the presented key's label and models in the request context.
+
+        Raises:
+            AuthenticationFailed: no valid key of ``ring`` (default: the API keys) and ``required``.
+        """
         presented = bearer_token(connection.headers.get("authorization"))
-        key = ring.match(presented) if presented else None
+        key = (ring or self.keys).match(presented) if presented else None
         if key is None:
-            raise AuthenticationFailed(MISSING_KEY if presented is None else WRONG_KEY)
+            if required:
+                raise AuthenticationFailed(MISSING_KEY if presented is None else WRONG_KEY)
+            return
         info = request_context.current() or request_context.start("")
         info.api_key, info.allowed_models = key.label, key.models
 
@@ -172,7 +194,8 @@ def make_guards(settings: Settings, models: list[ModelConfig], limiter: RateLimi
         log.warning("No API keys configured (GATEWAY_API_KEYS or [[api_keys]]): every route is open to "
                     "anyone who can reach this server")
     else:
-        log.info("API keys required on every route but /health and /ready (%d keys)", len(settings.api_keys))
+        log.info("API keys required on every route but /health and the probes (%d keys); /health shows only "
+                 "its status without one", len(settings.api_keys))
     guards = [HostGuard(settings.allowed_hosts)] if settings.allowed_hosts else []
     if keys.keys or keys.metrics_keys:  # an open server needs no guard: each costs a copy per request
         guards.append(keys)

@@ -57,8 +57,11 @@ def from_http_exception(exc: HTTPException) -> GatewayError:
     """Translate Litestar's own exceptions (routing, body parsing, validation, size) to ours."""
     if isinstance(exc, NotFoundException):
         return RouteNotFound("Unknown route. See /schema for the API.")
-    if isinstance(exc, MethodNotAllowedException):
-        return MethodNotAllowed(f"Method not allowed. {exc.detail}")
+    if isinstance(exc, MethodNotAllowedException):  # Litestar's detail only repeats "Method Not Allowed"
+        allow = (exc.headers or {}).get("allow", "")
+        allowed = [m.strip() for m in allow.split(",") if m.strip() not in ("", "OPTIONS")]
+        return MethodNotAllowed(f"Method not allowed: this route takes {', '.join(allowed)}." if allowed
+                                else "Method not allowed on this route.")
     if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
         return PayloadTooLarge("The request body is too large.")
     if isinstance(exc, ValidationException):

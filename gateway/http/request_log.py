@@ -9,6 +9,7 @@ api_key, client``. Request bodies and API keys are never logged (``api_key`` is 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 
@@ -71,17 +72,27 @@ def configure_logging(settings: Settings) -> None:
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
     logging.captureWarnings(True)  # library warnings become records in the same format
-    if settings.log_format == "json":
-        _disable_progress_bars()
-
-
-def _disable_progress_bars() -> None:
-    """Model loading draws tqdm bars on stderr, which would break the one-JSON-object-per-line stream."""
-    from huggingface_hub.utils import disable_progress_bars
-    from transformers.utils import logging as transformers_logging
-
     disable_progress_bars()
-    transformers_logging.disable_progress_bar()
+
+
+def disable_progress_bars() -> None:
+    """Stop the tqdm bars model loading draws on stderr (transformers' "Loading weights", the hub's
+    downloads): a server's stderr is its log, one record per line (one JSON object in ``json``), and a
+    bar there is a broken line.
+
+    ``HF_HUB_DISABLE_PROGRESS_BARS`` is read when huggingface_hub is imported, and transformers takes its
+    switch from the hub's when it is imported; processes started later (a local Ray cluster's workers)
+    inherit it. Libraries already imported are switched off directly, without importing any that are not.
+    """
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars as disable_hub_bars
+
+        disable_hub_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
 
 
 def log_request(info: RequestInfo, *, method: str, route: str, path: str, status: int, seconds: float,

@@ -24,7 +24,7 @@ import numpy as np
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.inputs import InputItem, Part, TextPart
 from gateway.protocol.image_parts import image_part, url_of
-from gateway.protocol.openai import encode_rows
+from gateway.protocol.openai import encode_rows, float_rows
 
 MAX_TEXTS = 96  # Cohere's limit per call
 InputType = Literal["search_document", "search_query", "classification", "clustering", "image"]
@@ -100,7 +100,7 @@ class Meta(msgspec.Struct):
 
 class EmbedFloatsResponse(msgspec.Struct):
     id: str
-    embeddings: list[list[float]]
+    embeddings: list[msgspec.Raw]  # one JSON float array per row (``float_rows``)
     texts: list[str]
     meta: Meta
     response_type: str = "embeddings_floats"
@@ -128,8 +128,8 @@ def request_items(request: EmbedRequest) -> tuple[list[InputItem], str]:
         fields["inputs"] = request.inputs
     given = [name for name, value in fields.items() if value is not None]
     if len(given) != 1:
-        names = " and ".join(f"'{name}'" for name in fields)
-        raise InvalidRequest(f"send exactly one of {names}", param="texts")
+        names = [f"'{name}'" for name in fields]
+        raise InvalidRequest(f"send exactly one of {', '.join(names[:-1])} or {names[-1]}", param="texts")
     param = given[0]
     if param == "texts":
         items = [InputItem.of_text(text) for text in request.texts]
@@ -186,7 +186,7 @@ def to_embed_response(vectors: np.ndarray, texts: list[str], types: list[str] | 
     meta = Meta(ApiVersion(api_version), billed)
     response_id, described = str(uuid.uuid4()), images or msgspec.UNSET
     if api_version == "1" and not types:
-        return msgspec.json.encode(EmbedFloatsResponse(response_id, vectors.tolist(), texts, meta,
+        return msgspec.json.encode(EmbedFloatsResponse(response_id, float_rows(vectors), texts, meta,
                                                        images=described))
     embeddings = encode_types(vectors, types or ["float"])
     return msgspec.json.encode(EmbedByTypeResponse(response_id, embeddings, texts, meta, images=described))

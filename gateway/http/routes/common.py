@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import TypeVar
 
 from litestar import Request
@@ -11,6 +11,7 @@ from litestar.types import Receive
 
 from gateway.errors import ClientDisconnected, UnsupportedMediaType
 from gateway.http.json_depth import check_json_depth
+from gateway.http.offload import big_body, offload
 
 T = TypeVar("T")
 
@@ -20,12 +21,13 @@ async def check_body(request: Request) -> None:
     is a 400, and one over ``max_body_bytes`` a 413, both in the route's error format, before any decoder
     runs. Whatever the Content-Type: routes that take any type decode the body as JSON all the same.
 
-    The body is read here once; Litestar caches it, so the route's own decoding does not read it again.
+    The body is read here once; Litestar caches it, so the route's own decoding does not read it again. A
+    big body is scanned in a worker thread (``gateway.http.offload``).
     """
     if request.method not in ("POST", "PUT", "PATCH"):
         return
     body = await request.body()  # over max_body_bytes: Litestar's 413, rendered in the route's shape
-    check_json_depth(body, request.app.state.settings.max_json_depth)
+    await offload(big_body(body), check_json_depth, body, request.app.state.settings.max_json_depth)
 
 
 async def json_only(request: Request) -> None:
@@ -38,13 +40,6 @@ async def json_only(request: Request) -> None:
             "'Content-Type: application/json'."
         )
     await check_body(request)
-
-
-async def offload(condition: bool, func: Callable[..., T], *args) -> T:
-    """Run ``func(*args)`` in a worker thread when ``condition`` (big inputs), else inline."""
-    if condition:
-        return await asyncio.to_thread(func, *args)
-    return func(*args)
 
 
 async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:

@@ -13,7 +13,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 @get("/metrics", tags=["Operations"], summary="Prometheus metrics", sync_to_thread=False)
 def metrics(state: State) -> Response[bytes]:
     """Every metric in the Prometheus text exposition format."""
-    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    # as a header, not ``media_type``: Litestar appends "; charset=utf-8" to text/ media types, and
+    # prometheus-client's type already ends with it (the header read "charset=utf-8" twice)
+    return Response(state.metrics.render(), headers={"content-type": CONTENT_TYPE_LATEST})
 
 
 ROUTES = [metrics]

@@ -14,7 +14,9 @@ from litestar.datastructures import State
 
 from gateway.errors import InvalidRequest
 from gateway.http.error_handlers import register_error_format
-from gateway.http.routes.common import cancel_on_disconnect, json_only, offload
+from gateway.http.offload import big_body, big_response, offload
+from gateway.http.openapi_bodies import documented
+from gateway.http.routes.common import cancel_on_disconnect, json_only
 from gateway.inputs import InputItem
 from gateway.protocol import openai, openai_dialects
 from gateway.protocol.openai import EmbeddingRequest, ModelList
@@ -23,28 +25,25 @@ from gateway.protocol.token_ids import decode_token_ids
 from gateway.serving import late_chunking, multimodal, request_context, service
 from gateway.serving.registry import Registry
 
-BIG_RESPONSE_ROWS = 64  # encode larger responses off the event loop
 EMBEDDINGS_PATHS = ["/v1/embeddings", "/embeddings"]
 
 register_error_format(EMBEDDINGS_PATHS, openai_dialects.error_body)
 
 
+# status_code=200: Litestar answers POST with 201 unless told; OpenAI answers 200
 @post(EMBEDDINGS_PATHS, status_code=200, before_request=json_only, tags=["OpenAI"],
-      summary="Create embeddings")  # Litestar answers POST with 201 unless told; OpenAI answers 200
+      summary="Create embeddings", operation_class=documented(response=openai.EmbeddingResponse))
 async def create_embeddings(data: EmbeddingRequest, state: State, request: Request) -> Response[bytes]:
     """Embed ``input`` with ``model`` (OpenAI wire format; float, base64 or, as an extension, int8 / uint8 /
     binary / ubinary rows; Matryoshka ``dimensions``; Voyage's, Jina's and Mistral's fields; as an extension,
     image and text part objects)."""
     registry: Registry = state.registry
     options = openai_dialects.resolve(data)
-    inputs: list[str] | list[InputItem] | None = openai.input_items(data.input)  # part objects: images
-    if inputs is None:
-        inputs, token_lists = openai.split_input(data.input)
-        if token_lists:
-            inputs = await offload(len(token_lists) > 16, _decode_all, token_lists)
+    # classifying a long input list, and decoding token ids, take time in proportion to the body's size
+    inputs = await offload(big_body(await request.body()), _inputs, data.input)
     result = await cancel_on_disconnect(request, _embed(registry, data.model, inputs, options))
     encode = partial(openai.to_embedding_response, as_base64=options.base64, param=options.dtype_param)
-    body = await offload(len(inputs) > BIG_RESPONSE_ROWS, encode, result.vectors, options.dtype, result.model,
+    body = await offload(big_response(result.vectors), encode, result.vectors, options.dtype, result.model,
                          result.tokens)
     return Response(body, media_type="application/json")
 
@@ -73,8 +72,19 @@ async def _embed(registry: Registry, model: str, inputs: list[str] | list[InputI
                                      truncate=options.truncate, normalize=options.normalize)
 
 
-def _decode_all(token_lists: list[list[int]]) -> list[str]:
-    """cl100k_base token ids -> texts. Raises InvalidRequest (param ``input``) on an unknown id."""
+def _inputs(value: openai.EmbeddingInput) -> list[str] | list[InputItem]:
+    """``input`` as texts (cl100k_base token ids decoded to text) or, with part objects, inputs of parts.
+
+    Raises:
+        InvalidRequest: see ``openai.split_input`` and ``openai.input_items``; an unknown token id
+            (param ``input``).
+    """
+    items = openai.input_items(value)  # part objects: images
+    if items is not None:
+        return items
+    texts, token_lists = openai.split_input(value)
+    if not token_lists:
+        return texts
     try:
         return [decode_token_ids(ids) for ids in token_lists]
     except ValueError as exc:

@@ -15,18 +15,23 @@ from litestar.datastructures import State
 from gateway import __version__
 from gateway.errors import InvalidRequest, UnprocessableInput
 from gateway.http.error_handlers import register_error_format
-from gateway.http.routes.common import cancel_on_disconnect, json_only, offload
+from gateway.http.offload import big_response, offload
+from gateway.http.openapi_bodies import documented
+from gateway.http.routes.common import cancel_on_disconnect, json_only
 from gateway.http.routes.seed_health import info_fields
 from gateway.protocol import tei
+from gateway.protocol.openai import float_rows
 from gateway.serving import service
 from gateway.serving.registry import Registry, ServedModel
 
-BIG_RESPONSE_ROWS = 32  # encode larger responses off the event loop
+BIG_RESPONSE_TOKENS = 1024  # /tokenize answers with more tokens are built off the event loop (~0.5 us each)
+TOKEN_SLICE = 4096  # tokens encoded per msgspec call
 
 register_error_format(["/", "/embed", "/tokenize", "/decode", "/info"], tei.error_body)
 
 
-@post(["/embed", "/"], status_code=200, before_request=json_only, tags=["TEI"], summary="Embed (TEI)")
+@post(["/embed", "/"], status_code=200, before_request=json_only, tags=["TEI"], summary="Embed (TEI)",
+      operation_class=documented(response=list[list[float]], response_description="one vector per input"))
 async def embed(data: tei.EmbedRequest, state: State, request: Request) -> Response[bytes]:
     """Embed ``inputs``; answers a bare list of float lists, in input order."""
     registry: Registry = state.registry
@@ -41,16 +46,19 @@ async def embed(data: tei.EmbedRequest, state: State, request: Request) -> Respo
         truncate=data.truncate, truncation_side=data.truncation_direction.lower(), normalize=data.normalize,
         param="inputs",
     ))
-    body = await offload(len(texts) > BIG_RESPONSE_ROWS, _encode_rows, result.vectors)
+    body = await offload(big_response(result.vectors), _encode_rows, result.vectors)
     return Response(body, media_type="application/json")
 
 
 def _encode_rows(vectors) -> bytes:
-    return msgspec.json.encode(vectors.tolist())
+    """``(n, dim)`` float32 -> TEI's bare list of float lists (row by row: see ``float_rows``)."""
+    return msgspec.json.encode(float_rows(vectors))
 
 
-@post("/tokenize", status_code=200, before_request=json_only, tags=["TEI"], summary="Tokenize (TEI)")
-async def tokenize(data: tei.TokenizeRequest, state: State) -> list[list[tei.SimpleToken]]:
+@post("/tokenize", status_code=200, before_request=json_only, tags=["TEI"], summary="Tokenize (TEI)",
+      operation_class=documented(response=list[list[tei.SimpleToken]],
+                                 response_description="each input's tokens with UTF-8 byte offsets"))
+async def tokenize(data: tei.TokenizeRequest, state: State) -> Response[bytes]:
     """The served model's tokens of each input, with UTF-8 byte offsets (untruncated)."""
     registry: Registry = state.registry
     served = registry.get(data.model or registry.models[0].name)
@@ -60,8 +68,22 @@ async def tokenize(data: tei.TokenizeRequest, state: State) -> list[list[tei.Sim
     service.check_inputs(texts, registry.settings, param="inputs")
     service.check_untruncated_size(texts, registry.settings, param="inputs")
     spans = await served.tokenize(engine.tokenize_spans, texts, add_special_tokens=data.add_special_tokens)
-    service.check_token_total(sum(len(row) for row in spans), registry.settings, param="inputs")
-    return [tei.to_simple_tokens(text, tokens) for text, tokens in zip(texts, spans, strict=True)]
+    total = sum(len(row) for row in spans)
+    service.check_token_total(total, registry.settings, param="inputs")
+    body = await offload(total > BIG_RESPONSE_TOKENS, _encode_tokens, texts, spans)
+    return Response(body, media_type="application/json")
+
+
+def _encode_tokens(texts: list[str], spans: list) -> bytes:
+    """TEI's ``list[list[SimpleToken]]`` as JSON, encoded ``TOKEN_SLICE`` tokens at a time: up to 300,000
+    tokens in one msgspec call would hold the GIL for tens of ms, even from a worker thread."""
+    rows = []
+    for text, row in zip(texts, spans, strict=True):
+        tokens = tei.to_simple_tokens(text, row)
+        slices = [msgspec.json.encode(tokens[i:i + TOKEN_SLICE])[1:-1]
+                  for i in range(0, len(tokens), TOKEN_SLICE)]
+        rows.append(b"[" + b",".join(slices) + b"]")
+    return b"[" + b",".join(rows) + b"]"
 
 
 @post("/decode", status_code=200, before_request=json_only, tags=["TEI"], summary="Decode (TEI)")

@@ -11,19 +11,20 @@ from litestar import Request, Response, post
 from litestar.datastructures import State
 
 from gateway.http.error_handlers import register_error_format
-from gateway.http.routes.common import cancel_on_disconnect, json_only, offload
+from gateway.http.offload import big_response, offload
+from gateway.http.openapi_bodies import documented
+from gateway.http.routes.common import cancel_on_disconnect, json_only
 from gateway.protocol import voyage_multimodal
 from gateway.protocol.voyage_multimodal import MultimodalRequest
 from gateway.serving import multimodal, service
 from gateway.serving.registry import Registry
 
-BIG_RESPONSE_ROWS = 64  # encode larger responses off the event loop
-
 register_error_format(["/v1/multimodalembeddings"], voyage_multimodal.error_body)
 
 
 @post("/v1/multimodalembeddings", status_code=200, before_request=json_only, tags=["Voyage"],
-      summary="Multimodal embeddings (Voyage)")
+      summary="Multimodal embeddings (Voyage)",
+      operation_class=documented(response=voyage_multimodal.MultimodalResponse))
 async def multimodal_embeddings(data: MultimodalRequest, state: State, request: Request) -> Response[bytes]:
     """Embed ``inputs`` of text and image segments (Voyage's format and usage object)."""
     return await cancel_on_disconnect(request, _embed(data, state.registry))
@@ -41,7 +42,7 @@ async def _embed(data: MultimodalRequest, registry: Registry) -> Response[bytes]
     )
     encode = partial(voyage_multimodal.to_response, text_tokens=result.text_tokens,
                      image_pixels=result.image_pixels, total_tokens=result.tokens)
-    body = await offload(len(items) > BIG_RESPONSE_ROWS, encode, result.vectors, data, result.model)
+    body = await offload(big_response(result.vectors), encode, result.vectors, data, result.model)
     return Response(body, media_type="application/json")
 
 
