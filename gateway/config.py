@@ -67,13 +67,23 @@ class RayDeployment(BaseModel):
 
     model_config = _STRICT
 
-    replicas: int | None = Field(default=None, ge=1)
-    min_replicas: int | None = Field(default=None, ge=1)
-    max_replicas: int | None = Field(default=None, ge=1)
-    target_ongoing_requests: float = Field(default=64, gt=0)
-    cpus: float | None = Field(default=None, ge=0)
-    gpus: float = Field(default=0, ge=0)
-    max_ongoing_requests: int = Field(default=1024, ge=1)
+    replicas: int | None = Field(default=None, ge=1, description=(
+        "Fixed number of replicas. Neither this nor an autoscaling range: one replica."))
+    min_replicas: int | None = Field(default=None, ge=1, description=(
+        "Autoscaling range, lower end (with `max_replicas`; at least 1, so a model never scales to zero "
+        "and `/ready` means what it says)."))
+    max_replicas: int | None = Field(default=None, ge=1, description=(
+        "Autoscaling range, upper end (with `min_replicas`)."))
+    target_ongoing_requests: float = Field(default=64, gt=0, description=(
+        "Requests in flight per replica the autoscaler aims for. High, because a model replica batches "
+        "every request it holds into shared forward passes."))
+    cpus: float | None = Field(default=None, ge=0, description=(
+        "Logical Ray CPUs reserved per replica; a model replica's torch threads follow it. Default: 1 for "
+        "a model, 0 for the HTTP ingress (like Serve's own proxy)."))
+    gpus: float = Field(default=0, ge=0, description="Logical Ray GPUs reserved per replica.")
+    max_ongoing_requests: int = Field(default=1024, ge=1, description=(
+        "Requests one replica holds at once. Ray's default of 5 starves cross-request batching; the "
+        "model's `max_queue_tokens` still bounds its queue (429 beyond)."))
 
     @model_validator(mode="after")
     def _one_way_to_scale(self) -> RayDeployment:
@@ -117,23 +127,43 @@ class ModelConfig(BaseModel):
 
     model_config = _STRICT
 
-    name: str
-    aliases: list[str] = Field(default_factory=list)
-    source: str | None = None
-    revision: str | None = None
-    engine: Literal["auto", "torch", "mlx"] | None = None
-    task: Literal["embed", "rerank"] = "embed"
-    pooling: Literal["mean", "cls", "last"] | None = None
-    normalize: bool | None = None
-    max_tokens: int | None = Field(default=None, gt=0)
-    truncation: Literal["truncate", "reject"] = "truncate"
-    query_prompt: str | None = None
-    document_prompt: str | None = None
-    device: str | None = None
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = None
-    quantize: Literal["auto", "none", "q8", "q4"] | None = None
-    modalities: list[Literal["text", "image"]] | None = None
-    ray: RayDeployment = Field(default_factory=RayDeployment)
+    name: str = Field(description="The name clients send as `model`.")
+    aliases: list[str] = Field(default_factory=list, description="Other names that route to the same model.")
+    source: str | None = Field(default=None, description=(
+        "Hugging Face repo id or local folder. Default: `name`."))
+    revision: str | None = Field(default=None, description=(
+        "Hub revision (branch, tag or commit) when downloading."))
+    engine: Literal["auto", "torch", "mlx"] | None = Field(default=None, description=(
+        "`auto` (MLX on Apple Silicon, else torch), `torch` or `mlx`. Default: the server's `engine`."))
+    task: Literal["embed", "rerank"] = Field(default="embed", description=(
+        "`embed` (a bi-encoder, which also reranks by cosine) or `rerank` (a cross-encoder or a "
+        "Qwen3-style reranker)."))
+    pooling: Literal["mean", "cls", "last"] | None = Field(default=None, description=(
+        "Override the model's pooling (MLX engine only)."))
+    normalize: bool | None = Field(default=None, description=(
+        "Override whether embeddings are L2-normalized."))
+    max_tokens: int | None = Field(default=None, gt=0, description=(
+        "Cap on input length in model tokens. Default: the model's own limit."))
+    truncation: Literal["truncate", "reject"] = Field(default="truncate", description=(
+        "`truncate` long inputs to `max_tokens`, or `reject` them with a 400."))
+    query_prompt: str | None = Field(default=None, description=(
+        "Text prepended to queries (a vision-language model's instruction). Default: the model's own "
+        "sentence-transformers prompt named `query`."))
+    document_prompt: str | None = Field(default=None, description=(
+        "Text prepended to documents. Default: the model's own sentence-transformers prompt named "
+        "`document`."))
+    device: str | None = Field(default=None, description="torch device override (`cuda`, `mps`, `cpu`).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = Field(default=None, description=(
+        "Number format of the forward pass: `auto` (the hardware's fast format), `float32`, `bfloat16` or "
+        "`float16`. Vectors and scores are float32 whatever it is. Default: the server's `dtype`."))
+    quantize: Literal["auto", "none", "q8", "q4"] | None = Field(default=None, description=(
+        "MLX weight quantization at load: `auto` (only weights over a quarter of memory), `none`, `q8` or "
+        "`q4`; pre-quantized folders load as they are. Default: the server's `quantize`."))
+    modalities: list[Literal["text", "image"]] | None = Field(default=None, description=(
+        "Override what one input may hold (`[\"text\"]` refuses images). Default: detected from the "
+        "model folder."))
+    ray: RayDeployment = Field(default_factory=RayDeployment, description=(
+        "Replicas and resources of this model's deployment on Ray Serve (`[models.ray]`)."))
 
     @property
     def served_names(self) -> list[str]:
@@ -155,11 +185,17 @@ class ApiKey(BaseModel):
 
     model_config = _STRICT
 
-    key: SecretStr = Field(min_length=1)
-    name: str | None = None
-    models: list[str] | None = None
-    rpm: int | None = Field(default=None, gt=0)
-    tpm: int | None = Field(default=None, gt=0)
+    key: SecretStr = Field(min_length=1, description=(
+        "The secret clients send as `Authorization: Bearer <key>`; never logged or printed."))
+    name: str | None = Field(default=None, description=(
+        "A label for logs and metrics. Default: `key-<n>`, its position in the list."))
+    models: list[str] | None = Field(default=None, description=(
+        "Served names or aliases this key may use (other models: 403). Default: every model."))
+    rpm: int | None = Field(default=None, gt=0, description=(
+        "Requests per minute this key may send to POST routes. Default: `rate_limit_rpm`."))
+    tpm: int | None = Field(default=None, gt=0, description=(
+        "Model tokens per minute (the tokens usage reports) this key may spend. Default: `rate_limit_tpm`. "
+        "Keys sharing a `name` share one quota."))
 
     def label(self, position: int) -> str:
         """The key's name in logs and metrics: ``name``, else ``key-<position>`` (1-based, in the list)."""
@@ -175,77 +211,140 @@ class Settings(BaseSettings):
         env_prefix="GATEWAY_", env_file=".env", extra="ignore", env_nested_delimiter="__"
     )
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
-    config: Path | None = None
-    model: str | None = None  # serve this model instead of the configured ones (repo id or path)
-    engine: Literal["auto", "torch", "mlx"] = "auto"
+    host: str = Field(default="127.0.0.1", description=(
+        "Bind address (`0.0.0.0` to listen on every interface)."))
+    port: int = Field(default=8000, ge=0, le=65535, description="Port.")
+    config: Path | None = Field(default=None, description=(
+        "TOML file with `[[models]]` and any setting of this table. Default: `config/gateway.toml` when it "
+        "exists."))
+    model: str | None = Field(default=None, description=(
+        "Serve only this model (Hugging Face repo id or local folder) instead of the configured ones. "
+        "Default: the configured models, else the embedded default."))
+    engine: Literal["auto", "torch", "mlx"] = Field(default="auto", description=(
+        "Default engine: `auto` (MLX on Apple Silicon when installed, else torch), `torch` or `mlx`."))
     # default number format / MLX quantization of models that set none (ModelConfig.dtype / quantize)
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    quantize: Literal["auto", "none", "q8", "q4"] = "auto"
-    models: list[ModelConfig] = Field(default_factory=list)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(default="auto", description=(
+        "Number format of the forward pass of models that set no `dtype`: `auto` (bfloat16 on CPUs with "
+        "AMX / AVX512-BF16, bfloat16 or float16 on CUDA, float16 on MPS, else float32), `float32`, "
+        "`bfloat16`, `float16`. Vectors and scores are float32 whatever it is."))
+    quantize: Literal["auto", "none", "q8", "q4"] = Field(default="auto", description=(
+        "MLX weight quantization at load of models that set no `quantize`: `auto` (full precision unless "
+        "the weights exceed a quarter of memory, then 8-bit, else 4-bit), `none`, `q8`, `q4`. Pre-quantized "
+        "folders load as they are."))
+    models: list[ModelConfig] = Field(default_factory=list, description=(
+        "The served models (`[[models]]` tables in the TOML file; the model table below)."))
 
-    log_level: str = "info"
-    log_format: Literal["text", "json"] = "text"
+    log_level: str = Field(default="info", description=(
+        "Level of every logger: `debug`, `info`, `warning`, `error`."))
+    log_format: Literal["text", "json"] = Field(default="text", description=(
+        "`text`, or `json`: one JSON object per line, with one access line per request (request_id, "
+        "route, model, inputs, tokens, status, duration_ms). Request bodies and API keys are never logged."))
 
     # Limits
-    # README "Limits" gives the reason for each default
-    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)  # 2048 inputs of ~4 KB; hosted APIs: 2-10 MiB
-    max_json_depth: int = Field(default=32, gt=0)  # deepest wire format served nests 4; decoders recurse
-    max_inputs_per_request: int = Field(default=2048, gt=0)
-    max_tokens_per_request: int = Field(default=300_000, gt=0)  # OpenAI's per-request cap
-    max_rerank_documents: int = Field(default=10_000, gt=0)
-    request_timeout_s: float = Field(default=300.0, gt=0)
-    shutdown_timeout_s: float = Field(default=30.0, ge=0)  # SIGTERM: wait this long for in-flight requests
+    # docs/limits.md gives the reason for each default
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0, description=(  # 2048 inputs of ~4 KB
+        "Largest request body in bytes; larger: 413."))
+    max_json_depth: int = Field(default=32, gt=0, description=(  # wire formats nest 4; decoders recurse
+        "Deepest nesting of JSON arrays and objects in a body, measured before it is decoded; deeper: 400."))
+    max_inputs_per_request: int = Field(default=2048, gt=0, description=(
+        "Most inputs in one request; more: 400."))
+    max_tokens_per_request: int = Field(default=300_000, gt=0, description=(  # OpenAI's per-request cap
+        "Most model tokens in one request, counted after truncation; more: 400."))
+    max_rerank_documents: int = Field(default=10_000, gt=0, description=(
+        "Most documents in one rerank request; more: 400."))
+    request_timeout_s: float = Field(default=300.0, gt=0, description=(
+        "Seconds a request may wait for its model (queue and forward passes); longer: 408."))
+    shutdown_timeout_s: float = Field(default=30.0, ge=0, description=(
+        "On SIGTERM: stop accepting, then wait this many seconds for in-flight requests."))
     # idle keep-alive connections stay open this long: longer than client pools keep them (httpx 5 s,
     # aiohttp 15 s), so the client closes first; at uvicorn's 5 s a request sent on a connection the
-    # server was closing died unanswered (README "Running in production")
-    keep_alive_timeout_s: float = Field(default=75.0, gt=0)
+    # server was closing died unanswered (docs/production.md)
+    keep_alive_timeout_s: float = Field(default=75.0, gt=0, description=(
+        "Seconds idle keep-alive connections stay open: longer than client pools keep them (httpx 5 s, "
+        "aiohttp 15 s), so a client never sends a request on a connection the server is closing."))
 
     # Batching
     # padded tokens per forward pass; None: by device (2048 on CPU, 16384 on a GPU: batching.py)
-    batch_tokens: int | None = Field(default=None, gt=0)
-    max_queue_tokens: int = Field(default=4_000_000, gt=0)  # queued tokens per model before 429
+    batch_tokens: int | None = Field(default=None, gt=0, description=(
+        "Padded tokens (longest input x count) per forward pass. Default: 2048 on CPU, 16384 on a GPU."))
+    max_queue_tokens: int = Field(default=4_000_000, gt=0, description=(
+        "Tokens allowed to wait per model; beyond it new requests get 429 with Retry-After."))
     # seconds the queue may take to drain (at the measured speed) before 429: a bounded wait on any machine
-    max_queue_wait_s: float = Field(default=60.0, gt=0)
+    max_queue_wait_s: float = Field(default=60.0, gt=0, description=(
+        "Seconds the model's queue may take to drain at its measured speed; a request that would wait "
+        "longer gets 429 with Retry-After at once."))
     # forward passes of one model running at once on CPU, each on its share of the cores; None: 2 for
     # torch when it has 2+ threads (batching.py: small batches use cores better side by side)
-    cpu_lanes: int | None = Field(default=None, gt=0)
+    cpu_lanes: int | None = Field(default=None, gt=0, description=(
+        "Torch on CPU: forward passes of one model running side by side, each on its share of the cores. "
+        "Default: 2 with 2+ threads."))
 
     # Security
-    api_keys: Annotated[list[ApiKey], NoDecode] = Field(default_factory=list)
-    metrics_api_key: SecretStr | None = None
-    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    # Rate limits (README "Rate limits"): per key without its own rpm/tpm, or one quota shared by every
+    api_keys: Annotated[list[ApiKey], NoDecode] = Field(default_factory=list, description=(
+        "API keys: comma-separated unrestricted keys, `[[api_keys]]` tables (the key table below), or in "
+        "the environment a JSON list of such tables. "
+        "When set, every route but `/health` and `/ready` needs `Authorization: Bearer <key>`. "
+        "Empty: the server is open (a warning is logged at start-up)."))
+    metrics_api_key: SecretStr | None = Field(default=None, description=(
+        "When set, `GET /metrics` takes this key and only this one; else it is protected like the rest."))
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description=(
+        "CORS: browser origins allowed to call the API (`*`: any). Empty: no CORS headers."))
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list, description=(
+        "Trusted Host headers (exact names or `*.example.com`; ports ignored); others get 400 (`/health` "
+        "and `/ready` answer any host). Empty: any host."))
+    # Rate limits (docs/limits.md#rate-limits): per key without its own rpm/tpm, or one quota shared by every
     # client when no keys are set; None: unlimited
-    rate_limit_rpm: int | None = Field(default=None, gt=0)  # requests per minute
-    rate_limit_tpm: int | None = Field(default=None, gt=0)  # model tokens per minute
-    ui: bool = Field(default=True, description="Serve the browser console at GET /ui (README \"Console\"); "
-                     "false: /ui answers 404. Its data comes from the API routes, behind the same keys.")
+    rate_limit_rpm: int | None = Field(default=None, gt=0, description=(
+        "Requests per minute on POST routes, per API key without its own `rpm` (with no keys: one quota "
+        "shared by every client). Default: unlimited."))
+    rate_limit_tpm: int | None = Field(default=None, gt=0, description=(
+        "Model tokens per minute (as usage counts them), per API key without its own `tpm` (with no keys: "
+        "one quota shared by every client). Default: unlimited."))
+    ui: bool = Field(default=True, description=(
+        "Serve the browser console at `GET /ui` (docs: Console); `false`: `/ui` answers 404. Its data "
+        "comes from the API routes, behind the same keys."))
 
-    # Images (gateway.media; README "Image embeddings" says why these defaults)
-    max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0)  # encoded size of one image
-    max_image_pixels: int = Field(default=50_000_000, gt=0)  # width x height of one image, from its header
-    max_image_aspect_ratio: float = Field(default=200.0, ge=1)  # longest side / shortest side
-    max_request_image_pixels: int = Field(default=200_000_000, gt=0)  # all images of one request
-    image_fetch_enabled: bool = False  # fetch http(s) image URLs at all
-    image_fetch_allowed_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    image_fetch_timeout_s: float = Field(default=10.0, gt=0)  # the whole fetch of one image
+    # Images (gateway.media; docs/images.md says why these defaults)
+    max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0, description=(
+        "Largest encoded image in bytes (after base64 decoding, or as fetched), checked before decoding; "
+        "larger: 400."))
+    max_image_pixels: int = Field(default=50_000_000, gt=0, description=(
+        "Most pixels (width x height) of one image, read from its header before decoding; more: 400."))
+    max_image_aspect_ratio: float = Field(default=200.0, ge=1, description=(
+        "Longest side / shortest side of an image; more elongated: 400."))
+    max_request_image_pixels: int = Field(default=200_000_000, gt=0, description=(
+        "Most decoded pixels of all images of one request together; more: 400."))
+    image_fetch_enabled: bool = Field(default=False, description=(
+        "Fetch http(s) image URLs. Off: a URL is refused. File paths and `file:` URLs are never read."))
+    image_fetch_allowed_domains: Annotated[list[str], NoDecode] = Field(default_factory=list, description=(
+        "Hosts image URLs may name (exact, `*.example.com` for subdomains, `*` for any public host); a host "
+        "resolving to a non-public address is refused anyway. Empty: none."))
+    image_fetch_timeout_s: float = Field(default=10.0, gt=0, description=(
+        "Deadline in seconds for fetching one image (DNS, connect and every byte)."))
 
-    # Embedding cache (gateway.serving.embedding_cache; README "Cache")
-    cache_max_bytes: int = Field(default=256 * 1024 * 1024, ge=0)  # per model, in-memory LRU; 0: no cache
-    cache_scope: Literal["key", "shared"] = "key"  # one cache per API key, or one for every key
-    cache_redis_url: str | None = None  # e.g. redis://127.0.0.1:6379/0: one cache shared by replicas
-    cache_redis_timeout_s: float = Field(default=0.25, gt=0)  # per Redis call; a dead Redis costs this
-    cache_redis_retry_s: float = Field(default=5.0, ge=0)  # after a Redis error, go without it this long
+    # Embedding cache (gateway.serving.embedding_cache; docs/cache.md)
+    cache_max_bytes: int = Field(default=256 * 1024 * 1024, ge=0, description=(
+        "Bytes of vectors kept per model in an in-memory LRU; `0` turns the cache off."))
+    cache_scope: Literal["key", "shared"] = Field(default="key", description=(
+        "`key`: one cache per API key (a tenant never learns what another embedded); `shared`: one for "
+        "every key."))
+    cache_redis_url: str | None = Field(default=None, description=(
+        "Redis instead of the in-memory LRU (e.g. `redis://127.0.0.1:6379/0`), so replicas share one "
+        "cache. Default: in memory."))
+    cache_redis_timeout_s: float = Field(default=0.25, gt=0, description=(
+        "Seconds one Redis call may take; a Redis that is down costs a request at most this."))
+    cache_redis_retry_s: float = Field(default=5.0, ge=0, description=(
+        "After a Redis error, serve without the cache for this many seconds before trying again."))
 
     # MLX
-    mlx_memory_fraction: float | None = Field(default=None, gt=0, le=1)
+    mlx_memory_fraction: float | None = Field(default=None, gt=0, le=1, description=(
+        "Cap MLX's memory to this share (0-1] of the machine's. Default: no cap."))
 
     # Ray Serve (gateway serve --ray): the HTTP ingress deployment, and where Serve runs HTTP proxies
-    ray_ingress: RayDeployment = Field(default_factory=RayDeployment)
-    ray_proxy_location: Literal["EveryNode", "HeadOnly"] = "EveryNode"
+    ray_ingress: RayDeployment = Field(default_factory=RayDeployment, description=(
+        "The HTTP ingress deployment on Ray Serve (`[ray_ingress]`, the Ray table below)."))
+    ray_proxy_location: Literal["EveryNode", "HeadOnly"] = Field(default="EveryNode", description=(
+        "Where Serve runs its HTTP proxies: `EveryNode` (each node listens on host:port) or `HeadOnly`."))
 
     @field_validator("api_keys", "allowed_origins", "allowed_hosts", "image_fetch_allowed_domains",
                      mode="before")

@@ -1,7 +1,7 @@
 """What ``gateway serve`` imports: nothing that only the bench, Ray, MLX or an unset feature needs.
 
 Each of these costs idle memory in every server (aiohttp and the bench modules were 9 MiB of RSS when
-the command-line parser imported them, README "Memory"), so the serving path must not pull them in.
+the command-line parser imported them, docs/precision.md "Memory"), so the serving path must not pull them in.
 """
 
 import os

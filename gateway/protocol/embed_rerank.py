@@ -225,3 +225,37 @@ def _now() -> str:
 def encode(body: object) -> bytes:
     """JSON bytes of a response body."""
     return msgspec.json.encode(body)
+
+
+# JSON Schemas of the three answers above, for the OpenAPI document (they are built as dicts, for speed
+# and embed-rerank's key order, so no Struct describes them). compat_tests/test_openapi_document.py checks
+# real answers against them.
+def _object(required: bool = True, **properties: dict) -> dict:
+    return {"type": "object", "properties": properties, "required": list(properties) if required else []}
+
+
+_NUMBER, _INT, _STR = {"type": "number"}, {"type": "integer"}, {"type": "string"}
+_VECTORS = {"type": "array", "items": {"type": "array", "items": _NUMBER}}
+EMBED_RESPONSE_SCHEMA = _object(
+    embeddings={"type": "array", "items": _object(embedding={"type": "array", "items": _NUMBER}, index=_INT,
+                                                  text=_STR, processing_info={"type": "null"})},
+    vectors=_VECTORS, dim=_INT, backend=_STR, device=_STR, processing_time=_NUMBER, model_info=_STR,
+    usage=_object(total_texts=_INT, total_tokens=_INT, processing_time_ms=_NUMBER, backend=_STR,
+                  batch_size=_INT, normalize={"type": "boolean"}),
+    timestamp=_STR, num_texts=_INT,
+)
+RERANK_RESPONSE_SCHEMA = _object(
+    results={"type": "array", "items": {**_object(score=_NUMBER, index=_INT),
+                                        "properties": {"text": _STR, "score": _NUMBER, "index": _INT}}},
+    query=_STR, backend=_STR, device=_STR, method=_STR, processing_time=_NUMBER, model_info=_STR,
+    usage=_object(total_passages=_INT, returned_passages=_INT, processing_time_ms=_NUMBER, backend=_STR,
+                  top_k=_INT, query_length=_INT),
+    timestamp=_STR, num_passages=_INT,
+)
+OPENAI_RERANK_RESPONSE_SCHEMA = _object(
+    object={"const": "list"},
+    data={"type": "array", "items": {**_object(index=_INT, score=_NUMBER),
+                                     "properties": {"index": _INT, "score": _NUMBER, "document": _STR}}},
+    model=_STR,
+    usage=_object(total_passages=_INT, returned_passages=_INT, total_tokens=_INT),
+)

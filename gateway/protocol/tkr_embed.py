@@ -160,6 +160,15 @@ def unit_rows(matrix: np.ndarray) -> np.ndarray:
     return scaled / np.where(norms > 0, norms, 1.0)
 
 
+class SimilarityResponse(msgspec.Struct):
+    """tkr-embed's ``SimilarityResponse`` (documents ``similarity_response``'s dict): ``(q, c)`` scores."""
+
+    similarities: list[list[float]]
+    shape: list[int]
+    metric: str
+    processing_time: float
+
+
 def similarity_response(matrix: np.ndarray, metric: str, seconds: float) -> dict:
     """tkr-embed's ``SimilarityResponse``."""
     return {"similarities": matrix.tolist(), "shape": list(matrix.shape), "metric": metric,

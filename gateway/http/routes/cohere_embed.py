@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from gateway.errors import InvalidRequest
 from gateway.http.error_handlers import register_error_format
 from gateway.http.offload import big_response, offload
+from gateway.http.openapi_bodies import documented
 from gateway.http.routes.common import cancel_on_disconnect, json_only
 from gateway.protocol import cohere_embed
 from gateway.protocol.cohere_embed import EmbedRequest, EmbedRequestV2
@@ -20,14 +21,17 @@ from gateway.serving.registry import Registry
 register_error_format(["/v1/embed", "/v2/embed"], cohere_embed.error_body)
 
 
-@post("/v1/embed", status_code=200, before_request=json_only, tags=["Cohere"], summary="Embed (Cohere v1)")
+@post("/v1/embed", status_code=200, before_request=json_only, tags=["Cohere"], summary="Embed (Cohere v1)",
+      operation_class=documented(
+          response=cohere_embed.EmbedFloatsResponse | cohere_embed.EmbedByTypeResponse))
 async def embed_v1(data: EmbedRequest, state: State, request: Request) -> Response[bytes]:
     """Embed ``texts`` or ``images``: ``embeddings_floats``, or ``embeddings_by_type`` when
     ``embedding_types`` are set."""
     return await cancel_on_disconnect(request, _embed(data, state.registry, api_version="1"))
 
 
-@post("/v2/embed", status_code=200, before_request=json_only, tags=["Cohere"], summary="Embed (Cohere v2)")
+@post("/v2/embed", status_code=200, before_request=json_only, tags=["Cohere"], summary="Embed (Cohere v2)",
+      operation_class=documented(response=cohere_embed.EmbedByTypeResponse))
 async def embed_v2(data: EmbedRequestV2, state: State, request: Request) -> Response[bytes]:
     """Embed ``texts``, ``images`` or ``inputs``, by type; also ``max_tokens`` and Matryoshka
     ``output_dimension``."""

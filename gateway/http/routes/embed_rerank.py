@@ -16,6 +16,7 @@ from litestar.datastructures import State
 from gateway import __version__
 from gateway.errors import GatewayError, NotReady
 from gateway.http.error_handlers import register_error_format
+from gateway.http.openapi_bodies import documented
 from gateway.http.routes.common import cancel_on_disconnect, offload
 from gateway.http.routes.model_choice import first_model
 from gateway.protocol import embed_rerank as er
@@ -32,7 +33,8 @@ register_error_format([EMBED, f"{EMBED}/info", RERANK, f"{RERANK}/batch", f"{RER
                        "/health/live", *OPENAI_RERANK], er.error_body)
 
 
-@post(f"{EMBED}/", status_code=200, tags=["embed-rerank"], summary="Embed texts (embed-rerank)")
+@post(f"{EMBED}/", status_code=200, tags=["embed-rerank"], summary="Embed texts (embed-rerank)",
+      operation_class=documented(er.EmbedRequest, response=er.EMBED_RESPONSE_SCHEMA))
 async def embed(request: Request, state: State) -> Response[bytes]:
     """Embed 1-100 ``texts``; embed-rerank's ``EmbedResponse``."""
     data = decode_json(await request.body(), er.EmbedRequest)
@@ -65,7 +67,8 @@ async def embed_info(state: State) -> dict:
             "max_batch_size": er.MAX_BATCH_SIZE, "max_text_length": er.MAX_TEXT_CHARS}
 
 
-@post(f"{RERANK}/", status_code=200, tags=["embed-rerank"], summary="Rerank passages (embed-rerank)")
+@post(f"{RERANK}/", status_code=200, tags=["embed-rerank"], summary="Rerank passages (embed-rerank)",
+      operation_class=documented(er.RerankRequest, response=er.RERANK_RESPONSE_SCHEMA))
 async def rerank(request: Request, state: State) -> Response[bytes]:
     """Rank ``passages`` (or ``documents``) by relevance to ``query``; the best ``top_k`` first."""
     data = decode_json(await request.body(), er.RerankRequest)
@@ -73,7 +76,9 @@ async def rerank(request: Request, state: State) -> Response[bytes]:
     return Response(er.encode(answer), media_type="application/json")
 
 
-@post(f"{RERANK}/batch", status_code=200, tags=["embed-rerank"], summary="Rerank a batch (embed-rerank)")
+@post(f"{RERANK}/batch", status_code=200, tags=["embed-rerank"], summary="Rerank a batch (embed-rerank)",
+      operation_class=documented(list[er.RerankRequest],
+                                 response={"type": "array", "items": er.RERANK_RESPONSE_SCHEMA}))
 async def rerank_batch(request: Request, state: State) -> Response[bytes]:
     """Up to 10 rerank requests, answered in order."""
     data = decode_json(await request.body(), list[er.RerankRequest])
@@ -122,7 +127,9 @@ async def rerank_info(state: State) -> dict:
             "max_passage_length": er.MAX_PASSAGE_CHARS}
 
 
-@post(OPENAI_RERANK, status_code=200, tags=["embed-rerank"], summary="OpenAI-style rerank (embed-rerank)")
+@post(OPENAI_RERANK, status_code=200, tags=["embed-rerank"], summary="OpenAI-style rerank (embed-rerank)",
+      operation_class=documented(er.OpenAIRerankRequest,
+                                 response=er.OPENAI_RERANK_RESPONSE_SCHEMA))
 async def openai_rerank(request: Request, state: State) -> Response[bytes]:
     """``{query, documents, top_n?, return_documents?}`` -> ``{object, data: [{index, score}], model,
     usage}``."""

@@ -17,6 +17,7 @@ from litestar.datastructures import State
 from gateway.errors import InvalidRequest, ModelNotFound
 from gateway.http.error_handlers import register_error_format
 from gateway.http.offload import big_response, offload
+from gateway.http.openapi_bodies import documented
 from gateway.http.routes.common import cancel_on_disconnect
 from gateway.protocol import ollama
 from gateway.protocol.openai import float_rows
@@ -46,7 +47,8 @@ def served_name(registry: Registry, name: str) -> str:
     raise ModelNotFound(f"model '{name}' not found", param="model")
 
 
-@post("/api/embed", status_code=200, tags=["Ollama"], summary="Embed (Ollama)")
+@post("/api/embed", status_code=200, tags=["Ollama"], summary="Embed (Ollama)",
+      operation_class=documented(response=ollama.EmbedResponse))
 async def embed(data: ollama.EmbedRequest, state: State, request: Request) -> Response[bytes]:
     """L2-normalized embeddings of ``input``, with Ollama's timings (nanoseconds) and token count."""
     start = time.perf_counter_ns()
@@ -69,7 +71,8 @@ async def embed(data: ollama.EmbedRequest, state: State, request: Request) -> Re
     return Response(body, media_type="application/json")
 
 
-@post("/api/embeddings", status_code=200, tags=["Ollama"], summary="Embed one prompt (Ollama, legacy)")
+@post("/api/embeddings", status_code=200, tags=["Ollama"], summary="Embed one prompt (Ollama, legacy)",
+      operation_class=documented(response=ollama.EmbeddingsResponse))
 async def embeddings(data: ollama.EmbeddingsRequest, state: State, request: Request) -> Response[bytes]:
     """The embedding of ``prompt`` without the model's final normalization (Ollama's legacy route)."""
     if not data.model:
@@ -84,7 +87,8 @@ async def embeddings(data: ollama.EmbeddingsRequest, state: State, request: Requ
     return Response(msgspec.json.encode({"embedding": row}), media_type="application/json")
 
 
-@post("/api/rerank", status_code=200, tags=["Ollama"], summary="Rerank documents (Ollama proposal)")
+@post("/api/rerank", status_code=200, tags=["Ollama"], summary="Rerank documents (Ollama proposal)",
+      operation_class=documented(response=ollama.RerankResponse))
 async def rerank(data: ollama.RerankRequest, state: State, request: Request) -> Response[bytes]:
     """Documents best first, scored by the model (bi-encoder or cross-encoder; absent: the default)."""
     registry: Registry = state.registry

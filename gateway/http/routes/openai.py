@@ -15,6 +15,7 @@ from litestar.datastructures import State
 from gateway.errors import InvalidRequest
 from gateway.http.error_handlers import register_error_format
 from gateway.http.offload import big_body, big_response, offload
+from gateway.http.openapi_bodies import documented
 from gateway.http.routes.common import cancel_on_disconnect, json_only
 from gateway.inputs import InputItem
 from gateway.protocol import openai, openai_dialects
@@ -29,8 +30,9 @@ EMBEDDINGS_PATHS = ["/v1/embeddings", "/embeddings"]
 register_error_format(EMBEDDINGS_PATHS, openai_dialects.error_body)
 
 
+# status_code=200: Litestar answers POST with 201 unless told; OpenAI answers 200
 @post(EMBEDDINGS_PATHS, status_code=200, before_request=json_only, tags=["OpenAI"],
-      summary="Create embeddings")  # Litestar answers POST with 201 unless told; OpenAI answers 200
+      summary="Create embeddings", operation_class=documented(response=openai.EmbeddingResponse))
 async def create_embeddings(data: EmbeddingRequest, state: State, request: Request) -> Response[bytes]:
     """Embed ``input`` with ``model`` (OpenAI wire format; float, base64 or, as an extension, int8 / uint8 /
     binary / ubinary rows; Matryoshka ``dimensions``; Voyage's, Jina's and Mistral's fields; as an extension,

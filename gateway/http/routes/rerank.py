@@ -19,6 +19,7 @@ from litestar.datastructures import State
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.http.error_handlers import register_error_format
 from gateway.http.offload import offload
+from gateway.http.openapi_bodies import documented
 from gateway.http.routes.common import cancel_on_disconnect, json_only
 from gateway.protocol import cohere_rerank, tei_rerank, voyage
 from gateway.protocol.cohere_rerank import RerankRequest
@@ -37,7 +38,14 @@ register_error_format(PATHS, cohere_rerank.error_body)
     status_code=200,
     before_request=json_only,
     tags=["Rerank"],
-    summary="Rerank documents (Cohere v1/v2, Jina, TEI)",
+    summary="Rerank documents (Cohere v1/v2, Jina, Voyage, TEI)",
+    operation_class=documented(
+        RerankRequest, voyage.RerankRequest, TeiRerankRequest,
+        description="Cohere v1/v2 or Jina; Voyage's when it has `top_k`, or `truncation` and no `top_n`; "
+        "TEI's (on `/rerank` only) when it has `texts` and no `documents`.",
+        response=cohere_rerank.RerankResponse | voyage.RerankResponse | list[tei_rerank.Rank],
+        response_description="Cohere's/Jina's results, Voyage's `data`, or TEI's ranks: the body's dialect",
+    ),
 )
 async def rerank(request: Request, state: State) -> Response[bytes]:
     """Rank ``documents`` by relevance to ``query``; results best first with their original ``index``."""

@@ -21,6 +21,7 @@ from litestar.datastructures import State
 
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.http.error_handlers import register_error_format
+from gateway.http.openapi_bodies import documented
 from gateway.http.routes.common import cancel_on_disconnect, offload
 from gateway.http.routes.model_choice import first_model
 from gateway.protocol import tei, tei_similarity, tkr_embed
@@ -33,7 +34,12 @@ BIG_MATRIX_CELLS = 10_000  # compute and encode larger matrices off the event lo
 register_error_format(["/similarity"], detail_body)
 
 
-@post("/similarity", status_code=200, tags=["TEI", "tkr-embed"], summary="Similarity (TEI or tkr-embed)")
+@post("/similarity", status_code=200, tags=["TEI", "tkr-embed"], summary="Similarity (TEI or tkr-embed)",
+      operation_class=documented(
+          tei_similarity.SimilarityRequest, tkr_embed.SimilarityRequest,
+          description="TEI's when it has `inputs`, else tkr-embed's embedding matrices.",
+          response=list[float] | tkr_embed.SimilarityResponse,
+          response_description="TEI's cosine per sentence, or tkr-embed's similarity matrix"))
 async def similarity(request: Request, state: State) -> Response[bytes]:
     """TEI's sentence similarity, or tkr-embed's similarity of two embedding matrices (see the module)."""
     body = decode_json(await request.body(), object)

@@ -17,6 +17,7 @@ from litestar.datastructures import State
 
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.http.error_handlers import register_error_format
+from gateway.http.openapi_bodies import FORM, documented, form_schema
 from gateway.http.routes import uploads
 from gateway.http.routes.common import cancel_on_disconnect, offload
 from gateway.http.routes.model_choice import first_model
@@ -32,7 +33,8 @@ BIG_RESPONSE_ROWS = 32  # encode larger responses off the event loop
 register_error_format(["/embed/text", "/embed/image", "/embed/multimodal"], detail_body)
 
 
-@post("/embed/text", status_code=200, tags=["tkr-embed"], summary="Embed texts (tkr-embed)")
+@post("/embed/text", status_code=200, tags=["tkr-embed"], summary="Embed texts (tkr-embed)",
+      operation_class=documented(tkr_embed.TextEmbeddingRequest, response=tkr_embed.Embeddings))
 async def embed_text(request: Request, state: State, model: str | None = None) -> Response[bytes]:
     """``{"texts": [...] (1-100), "normalize"?, "model"?}`` -> ``{embeddings, shape, model,
     processing_time}``."""
@@ -48,7 +50,9 @@ async def embed_text(request: Request, state: State, model: str | None = None) -
 
 
 @post("/embed/image", status_code=200, before_request=uploads.read_body, tags=["tkr-embed"],
-      summary="Embed an uploaded image (tkr-embed)")
+      summary="Embed an uploaded image (tkr-embed)",
+      operation_class=documented(form_schema(file="file", required=["file"]), media_type=FORM,
+                                 response=tkr_embed.Embeddings))
 async def embed_image(request: Request, state: State, model: str | None = None,
                       normalize: str | None = None) -> Response[bytes]:
     """``multipart/form-data`` with a ``file`` part (and ``normalize``, ``model`` fields) -> one vector."""
@@ -66,7 +70,9 @@ async def embed_image(request: Request, state: State, model: str | None = None,
 
 
 @post("/embed/multimodal", status_code=200, before_request=uploads.read_body, tags=["tkr-embed"],
-      summary="Embed a text and/or an uploaded image (tkr-embed)")
+      summary="Embed a text and/or an uploaded image (tkr-embed)",
+      operation_class=documented(form_schema(file="image", text=True), media_type=FORM,
+                                 response=tkr_embed.Embeddings))
 async def embed_multimodal(request: Request, state: State, text: str | None = None, model: str | None = None,
                            normalize: str | None = None) -> Response[bytes]:
     """``text`` (query parameter or form field) and/or an ``image`` file part -> one vector: the text's,

@@ -12,6 +12,7 @@ from litestar.datastructures import State
 
 from gateway.http.error_handlers import register_error_format
 from gateway.http.offload import big_response, offload
+from gateway.http.openapi_bodies import documented
 from gateway.http.routes.common import cancel_on_disconnect, json_only
 from gateway.protocol import voyage_multimodal
 from gateway.protocol.voyage_multimodal import MultimodalRequest
@@ -22,7 +23,8 @@ register_error_format(["/v1/multimodalembeddings"], voyage_multimodal.error_body
 
 
 @post("/v1/multimodalembeddings", status_code=200, before_request=json_only, tags=["Voyage"],
-      summary="Multimodal embeddings (Voyage)")
+      summary="Multimodal embeddings (Voyage)",
+      operation_class=documented(response=voyage_multimodal.MultimodalResponse))
 async def multimodal_embeddings(data: MultimodalRequest, state: State, request: Request) -> Response[bytes]:
     """Embed ``inputs`` of text and image segments (Voyage's format and usage object)."""
     return await cancel_on_disconnect(request, _embed(data, state.registry))
