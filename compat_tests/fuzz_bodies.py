@@ -13,6 +13,8 @@ import json
 import random
 from dataclasses import dataclass
 
+import httpx
+
 MODEL = "all-MiniLM-L6-v2"
 TEXTS = ["hello world", "a second text"]
 TEMPLATES: dict[str, dict] = {
@@ -182,3 +184,25 @@ def cases(paths: list[str], count: int, seed: int = 16) -> list[Case]:
             kind = "mutated fields"
         out.append(Case(path, body, content_type, kind))
     return out
+
+
+def send(client: httpx.Client, url: str, case: Case) -> tuple[int, str | None]:
+    """POST one case: (status or 0, None when the answer is acceptable, else what was wrong). Acceptable:
+    below 500, and a 4xx carries a non-empty JSON object (the route's error shape)."""
+    headers = {"content-type": case.content_type} if case.content_type else {}
+    what = f"{case.path} ({case.kind}, body {case.body[:160]!r})"
+    try:
+        response = client.post(f"{url}{case.path}", content=case.body, headers=headers)
+    except httpx.HTTPError as exc:
+        return 0, f"{what}: no answer: {exc!r}"
+    status = response.status_code
+    if status >= 500:
+        return status, f"{what}: {status} {response.text[:200]}"
+    if status >= 400:
+        try:
+            error = response.json()
+        except ValueError:
+            return status, f"{what}: {status} without a JSON body: {response.text[:200]}"
+        if not isinstance(error, dict) or not error:
+            return status, f"{what}: {status} error body {error!r}"
+    return status, None

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from compat_tests.fuzz_bodies import Case, cases
+from compat_tests.fuzz_bodies import cases, send
 
 BODIES = 4000
 SEED = int(os.environ.get("GATEWAY_FUZZ_SEED", "16"))  # another seed explores other bodies
@@ -33,26 +33,6 @@ def post_routes() -> list[str]:
     app = create_app(Settings())
     return sorted({route.path for route in app.routes if "POST" in getattr(route, "methods", ())})
 
-
-def send(client: httpx.Client, url: str, case: Case) -> tuple[int, str | None]:
-    """(status or 0, None when the answer is acceptable, else what was wrong)."""
-    headers = {"content-type": case.content_type} if case.content_type else {}
-    what = f"{case.path} ({case.kind}, body {case.body[:120]!r})"
-    try:
-        response = client.post(f"{url}{case.path}", content=case.body, headers=headers)
-    except httpx.HTTPError as exc:
-        return 0, f"{what}: no answer: {exc!r}"
-    status = response.status_code
-    if status >= 500:
-        return status, f"{what}: {status} {response.text[:200]}"
-    if status >= 400:
-        try:
-            error = response.json()
-        except ValueError:
-            return status, f"{what}: {status} without a JSON body: {response.text[:200]}"
-        if not isinstance(error, dict) or not error:
-            return status, f"{what}: {status} error body {error!r}"
-    return status, None
 
 
 def test_hostile_bodies_on_every_post_route_never_hurt_the_server(server):

@@ -131,31 +131,12 @@ def fuzz_server(tmp_path_factory):
         yield running
 
 
-def send(client: httpx.Client, url: str, case: Case) -> tuple[int, str | None]:
-    """(status or 0, None when the answer is acceptable, else what was wrong)."""
-    headers = {"content-type": case.content_type} if case.content_type else {}
-    what = f"{case.path} ({case.kind}, body {case.body[:160]!r})"
-    try:
-        response = client.post(f"{url}{case.path}", content=case.body, headers=headers)
-    except httpx.HTTPError as exc:
-        return 0, f"{what}: no answer: {exc!r}"
-    if response.status_code >= 500:
-        return response.status_code, f"{what}: {response.status_code} {response.text[:200]}"
-    if response.status_code >= 400:
-        try:
-            error = response.json()
-        except ValueError:
-            return response.status_code, f"{what}: {response.status_code} without a JSON body"
-        if not isinstance(error, dict) or not error:
-            return response.status_code, f"{what}: error body {error!r}"
-    return response.status_code, None
-
 
 def run_cases(server, todo: list[Case]) -> None:
     statuses: Counter[int] = Counter()
     failures: list[str] = []
     with httpx.Client(timeout=120) as client, ThreadPoolExecutor(WORKERS) as pool:
-        for status, failure in pool.map(lambda c: send(client, server.url, c), todo):
+        for status, failure in pool.map(lambda c: fuzz_bodies.send(client, server.url, c), todo):
             statuses[status] += 1
             failures += [failure] if failure else []
         ready = client.get(f"{server.url}/ready")
