@@ -80,8 +80,11 @@ def test_a_client_disconnect_drops_its_queued_inputs_in_the_replica(server):
         # texts no other test sent: the ingress's embedding cache would answer those without the replica
         blocker = pool.submit(embed, server.url, [f"blocker {text}" for text in LONG_TEXTS])
         wait_for(queued_in_replica, 60, "inputs queued in the replica")
-        with pytest.raises(httpx.TimeoutException):  # the client gives up and closes its connection
-            embed(server.url, [f"left behind {i}" for i in range(256)], timeout_s=1.0)
+        # more work than the blocker's: shortest-remaining-first runs it after the blocker, so it is still
+        # queued when its client gives up and closes its connection
+        left_behind = [f"left behind {text}" for text in LONG_TEXTS + LONG_TEXTS[:64]]
+        with pytest.raises(httpx.TimeoutException):
+            embed(server.url, left_behind, timeout_s=1.0)
         wait_for(lambda: sum(s["dropped_items"] for s in replica_stats(5).values()) > before, 60,
                  "the replica to drop the inputs of the request whose client left")
         assert blocker.result().status_code == 200
