@@ -16,8 +16,9 @@ from litestar.datastructures import State
 from gateway import __version__
 from gateway.errors import GatewayError, NotReady
 from gateway.http.error_handlers import register_error_format
+from gateway.http.offload import offload
 from gateway.http.openapi_bodies import documented
-from gateway.http.routes.common import cancel_on_disconnect, offload
+from gateway.http.routes.common import cancel_on_disconnect
 from gateway.http.routes.model_choice import first_model
 from gateway.protocol import embed_rerank as er
 from gateway.protocol.fastapi_errors import ValidationFailed, decode_json

@@ -17,9 +17,10 @@ from litestar.datastructures import State
 
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.http.error_handlers import register_error_format
+from gateway.http.offload import offload
 from gateway.http.openapi_bodies import FORM, documented, form_schema
 from gateway.http.routes import uploads
-from gateway.http.routes.common import cancel_on_disconnect, offload
+from gateway.http.routes.common import cancel_on_disconnect
 from gateway.http.routes.model_choice import first_model
 from gateway.http.routes.uploads import close_files, file_part, image_from_upload, read_form, text_field
 from gateway.inputs import InputItem, Part, TextPart
