@@ -127,7 +127,13 @@ def test_scaling_from_one_to_two_replicas_under_traffic_loses_no_request(server)
 def test_two_replicas_run_on_both_nodes_and_both_serve(server):
     if running_replicas() != 2:
         scale_to(server.settings, 2, server.url)
-    before = replica_stats(40)
+    before: dict[str, dict] = {}
+
+    def both_answered() -> bool:  # Serve's router may send a whole burst of stats calls to one replica
+        before.update(replica_stats(40))
+        return len(before) == 2
+
+    wait_for(both_answered, 30, "both replicas to answer a stats burst")
     assert len(before) == 2
     assert len({stats["node"] for stats in before.values()}) == 2, "Serve spreads replicas across nodes"
     with ThreadPoolExecutor(8) as pool:
