@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -34,6 +35,82 @@ from pydantic_settings import (
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_ALIASES = ["all-MiniLM-L6-v2"]
 DEFAULT_CONFIG_FILE = Path("config/gateway.toml")
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_BYTE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_keep_alive(value: object) -> float | None:
+    """Seconds a model stays loaded after its last request, from a ``keep_alive`` value; None: forever.
+
+    Ollama's rules (https://github.com/ollama/ollama/blob/main/docs/api.md, "keep_alive"; its
+    ``api.Duration``): a number is seconds, a string is a Go duration (``"5m"``, ``"1h30m"``, ``"300ms"``,
+    ``"-1m"``) or a bare number of seconds; anything negative means forever, ``0`` unload at once.
+    ``"forever"``: forever. None: None (the caller's default applies).
+
+    Raises:
+        ValueError: not a number nor a duration (the message quotes it).
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"keep_alive must be a duration or seconds, not {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("forever", "inf", "-1"):
+            return None
+        try:
+            seconds = float(text)
+        except ValueError:
+            sign, body = (-1.0, text[1:]) if text.startswith("-") else (1.0, text.lstrip("+"))
+            parts = _DURATION_PART.findall(body)
+            if not body or "".join(n + u for n, u in parts) != body:
+                raise ValueError(f"keep_alive {value!r} is not a duration (e.g. \"30s\", \"5m\", \"1h\", "
+                                 "-1 or \"forever\")") from None
+            seconds = sign * sum(float(n) * _DURATION_UNIT_S[u] for n, u in parts)
+    else:
+        raise ValueError(f"keep_alive must be a duration or seconds, not {value!r}")
+    if seconds != seconds:  # NaN
+        raise ValueError("keep_alive must be a number of seconds")
+    return None if seconds < 0 or seconds == float("inf") else seconds
+
+
+def parse_budget(value: object, *, total_memory: int, total_gpu_memory: int | None) -> int | None:
+    """Bytes of ``model_memory_budget``: an integer, ``"8GiB"`` / ``"500MB"``, ``"60%"`` of
+    ``total_memory`` or ``"60% gpu"`` of ``total_gpu_memory`` (bytes); None: no budget.
+
+    Raises:
+        ValueError: not bytes nor a share, a share outside (0, 100], or a GPU share with no GPU.
+    """
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value <= 0:
+            raise ValueError("model_memory_budget must be positive")
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"model_memory_budget must be bytes or a share like \"60%\", not {value!r}")
+    text = value.strip().lower()
+    share = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%\s*(gpu|ram|memory)?", text)
+    if share:
+        percent = float(share.group(1))
+        if not 0 < percent <= 100:
+            raise ValueError("model_memory_budget as a share must be in (0, 100] %")
+        if share.group(2) == "gpu":
+            if not total_gpu_memory:
+                raise ValueError("model_memory_budget is a share of GPU memory but no GPU is available")
+            return int(total_gpu_memory * percent / 100)
+        return int(total_memory * percent / 100)
+    size = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-z]*)", text)
+    if not size or size.group(2) not in _BYTE_UNITS or float(size.group(1)) <= 0:
+        raise ValueError(f"model_memory_budget {value!r} is not bytes (\"8GiB\", \"500MB\") nor a share "
+                         "(\"60%\", \"60% gpu\")")
+    return int(float(size.group(1)) * _BYTE_UNITS[size.group(2)])
 
 
 class ConfigError(ValueError):
@@ -164,6 +241,22 @@ class ModelConfig(BaseModel):
         "model folder."))
     ray: RayDeployment = Field(default_factory=RayDeployment, description=(
         "Replicas and resources of this model's deployment on Ray Serve (`[models.ray]`)."))
+    load: Literal["startup", "on_demand"] = Field(default="startup", description=(
+        "`startup`: loaded when the server starts (`/ready` waits for it); `on_demand`: loaded by the "
+        "first request that names it (that request and any arriving meanwhile wait for the one load)."))
+    keep_alive: str | float | None = Field(default=None, description=(
+        "How long the model stays loaded after its last request: a duration (`\"30s\"`, `\"5m\"`, "
+        "`\"1h30m\"`) or seconds; `-1` or `\"forever\"`: never unloaded for idleness; `0`: unloaded after "
+        "each request. Default: forever for `startup` models, `\"5m\"` for `on_demand` ones."))
+    pinned: bool = Field(default=False, description=(
+        "Never evicted to make room under `model_memory_budget` (still unloaded by its `keep_alive` or "
+        "by the admin API)."))
+
+    @field_validator("keep_alive")
+    @classmethod
+    def _valid_keep_alive(cls, value: object) -> object:
+        parse_keep_alive(value)  # raises ValueError naming the problem
+        return value
 
     @property
     def served_names(self) -> list[str]:
@@ -196,6 +289,9 @@ class ApiKey(BaseModel):
     tpm: int | None = Field(default=None, gt=0, description=(
         "Model tokens per minute (the tokens usage reports) this key may spend. Default: `rate_limit_tpm`. "
         "Keys sharing a `name` share one quota."))
+    admin: bool = Field(default=False, description=(
+        "May call the admin API (`/admin/...`: list, load, unload models, reload the config). Without "
+        "any key configured the admin API is open, like every route."))
 
     def label(self, position: int) -> str:
         """The key's name in logs and metrics: ``name``, else ``key-<position>`` (1-based, in the list)."""
@@ -336,6 +432,13 @@ class Settings(BaseSettings):
     cache_redis_retry_s: float = Field(default=5.0, ge=0, description=(
         "After a Redis error, serve without the cache for this many seconds before trying again."))
 
+    # Several models on one machine (gateway.serving.lifecycle; docs/lifecycle.md)
+    model_memory_budget: int | str | None = Field(default=None, description=(
+        "Bytes the loaded models' weights may take together (an integer, or `\"8GiB\"`, `\"500MB\"`), or a "
+        "share of the machine's memory (`\"60%\"`) or of the first GPU's (`\"60% gpu\"`). Before a load "
+        "would exceed it the least recently used idle, unpinned model is unloaded; if none can be, the "
+        "request gets 503 with Retry-After. Sizes come from the safetensors headers. Default: no budget."))
+
     # MLX
     mlx_memory_fraction: float | None = Field(default=None, gt=0, le=1, description=(
         "Cap MLX's memory to this share (0-1] of the machine's. Default: no cap."))
@@ -345,6 +448,12 @@ class Settings(BaseSettings):
         "The HTTP ingress deployment on Ray Serve (`[ray_ingress]`, the Ray table below)."))
     ray_proxy_location: Literal["EveryNode", "HeadOnly"] = Field(default="EveryNode", description=(
         "Where Serve runs its HTTP proxies: `EveryNode` (each node listens on host:port) or `HeadOnly`."))
+
+    @field_validator("model_memory_budget")
+    @classmethod
+    def _valid_budget(cls, value: object) -> object:
+        parse_budget(value, total_memory=1, total_gpu_memory=1)  # the syntax only: raises ValueError
+        return value
 
     @field_validator("api_keys", "allowed_origins", "allowed_hosts", "image_fetch_allowed_domains",
                      mode="before")

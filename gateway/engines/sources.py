@@ -21,8 +21,9 @@ def embedded_model_dir() -> Path | None:
     return path if (path / "config.json").is_file() else None
 
 
-def resolve_model_path(config: ModelConfig) -> str:
-    """Local folder holding ``config``'s weights, downloading from the hub when needed.
+def resolve_model_path(config: ModelConfig, tqdm_class: type | None = None) -> str:
+    """Local folder holding ``config``'s weights, downloading from the hub when needed (``tqdm_class``:
+    huggingface_hub's progress bars, e.g. one that records the bytes done for ``/health``).
 
     Raises:
         huggingface_hub.errors.HfHubHTTPError / LocalEntryNotFoundError: download failed or offline.
@@ -34,4 +35,4 @@ def resolve_model_path(config: ModelConfig) -> str:
         return str(embedded)
     from huggingface_hub import snapshot_download
 
-    return snapshot_download(repo_id=source, revision=config.revision)
+    return snapshot_download(repo_id=source, revision=config.revision, tqdm_class=tqdm_class)

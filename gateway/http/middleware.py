@@ -75,6 +75,7 @@ class RequestObserver:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            request_context.finish(info)  # the models the request used may now idle (Registry.use)
             self.metrics.in_progress.dec()
             seconds = time.perf_counter() - start
             route = scope.get("path_template") or UNMATCHED_ROUTE

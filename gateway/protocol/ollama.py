@@ -8,8 +8,9 @@ shape of Ollama's open rerank proposal (https://github.com/ollama/ollama/pull/72
   ``{model, embeddings, total_duration, load_duration, prompt_eval_count}``; durations in nanoseconds,
   vectors always L2-normalized, ``dimensions`` in ``1..dim-1`` truncates and re-normalizes (0 or at least
   ``dim``: the full vector, as Ollama). An empty ``input`` answers no embeddings (Ollama's "load" call).
-  ``options.num_ctx`` caps the input length in tokens; other options and ``keep_alive`` are accepted and
-  ignored (models stay loaded).
+  ``options.num_ctx`` caps the input length in tokens; other options are accepted and ignored.
+  ``keep_alive`` (``"5m"``, seconds, ``0``: unload once answered, negative: forever) sets how long the
+  model stays loaded after this request (``gateway.serving.lifecycle``); absent: the model's own.
 - ``/api/embeddings`` (legacy): ``{model, prompt}`` -> ``{embedding}``, without the final normalization.
 - ``/api/rerank``: ``{model, query, documents, top_n, return_documents}`` -> ``{model, results: [{index,
   relevance_score, document}]}``, best first; ``document`` (the text) unless ``return_documents`` is false.
@@ -31,7 +32,7 @@ from gateway.errors import GatewayError, InvalidRequest
 from gateway.protocol.nulls import NullAsDefault
 from gateway.protocol.openai import float_rows
 
-KeepAlive = str | int | float  # "5m", seconds, or -1: accepted, models never unload
+KeepAlive = str | int | float  # "5m", seconds, 0 (unload when done) or negative (forever)
 TOO_LONG = "the input length exceeds the context length"  # Ollama's message for truncate: false
 
 

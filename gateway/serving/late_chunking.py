@@ -43,7 +43,7 @@ async def embed_late_chunked(
         context), Overloaded (429), RequestTimeout (408), EngineFailure (500).
     """
     settings = registry.settings
-    served = registry.get(model_name)
+    served = await registry.use(model_name)
     engine, runner = served.ready()
     spec = engine.spec
     if spec.task != "embed":

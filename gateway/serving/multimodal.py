@@ -83,7 +83,7 @@ async def embed_items(
                                            normalize=normalize, param=param, **options)
         return ItemEmbeddings(result.vectors, result.tokens, result.model)
     settings = registry.settings
-    served = registry.get(model_name)
+    served = await registry.use(model_name)
     engine, _ = served.ready()
     check_items(items, engine.spec, model_name, settings.max_inputs_per_request, param)
     service.check_dimensions(dimensions, engine.spec.dim)

@@ -10,6 +10,7 @@ Outside a request (warm-up, tests without a server) every function is a no-op.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -43,6 +44,7 @@ class RequestInfo:
     allowed_models: frozenset[str] | None = None
     rate_limit: KeyLimits | None = None
     cache_hits: int | None = None
+    held: dict[object, Callable[[], None]] | None = None  # what to release when the request ends
 
 
 _current: ContextVar[RequestInfo | None] = ContextVar("gateway_request", default=None)
@@ -58,6 +60,31 @@ def start(request_id: str) -> RequestInfo:
 def current() -> RequestInfo | None:
     """The record of the request being served, or None outside a request."""
     return _current.get()
+
+
+def holds(key: object) -> bool:
+    """Whether the current request already holds ``key`` (``hold``)."""
+    info = _current.get()
+    return info is not None and info.held is not None and key in info.held
+
+
+def hold(key: object, release: Callable[[], None]) -> bool:
+    """Call ``release()`` when the current request ends (``finish``), once per ``key`` (a model the request
+    uses); False outside a request (nothing was registered: the caller releases at once)."""
+    info = _current.get()
+    if info is None:
+        return False
+    if info.held is None:
+        info.held = {}
+    info.held.setdefault(key, release)
+    return True
+
+
+def finish(info: RequestInfo) -> None:
+    """The request ended (its response sent, or it failed): run what ``hold`` registered, once."""
+    held, info.held = info.held, None
+    for release in (held or {}).values():
+        release()
 
 
 def note_model(name: str) -> None:

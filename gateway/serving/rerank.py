@@ -136,7 +136,7 @@ async def rerank(
         EngineFailure (500).
     """
     settings = registry.settings
-    served = registry.get(model_name or default_rerank_model(registry))
+    served = await registry.use(model_name or default_rerank_model(registry))
     engine, runner = served.ready()
     check_rerank_request(
         query,

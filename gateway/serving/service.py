@@ -162,7 +162,7 @@ async def embed_texts(
         type), Overloaded (429), RequestTimeout (408), EngineFailure (500).
     """
     settings = registry.settings
-    served = registry.get(model_name)
+    served = await registry.use(model_name)
     engine, runner = served.ready()
     if engine.spec.task != "embed":
         raise InvalidRequest(f"model '{model_name}' is a reranker and cannot embed", param="model")

@@ -44,7 +44,7 @@ async def _embed(data: EmbedRequest, registry: Registry, api_version: str) -> Re
     """Shared by v1 and v2 (v2-only fields read with defaults)."""
     items, param = cohere_embed.request_items(data)
     model = data.model or service.default_embed_model(registry)
-    served = registry.get(model)
+    served = await registry.use(model)
     engine, _ = served.ready()
     output_dimension = getattr(data, "output_dimension", None)
     service.check_dimensions(output_dimension, engine.spec.dim, param="output_dimension")

@@ -42,7 +42,7 @@ async def embed(request: Request, state: State) -> Response[bytes]:
     er.check_embed(data)
     registry: Registry = state.registry
     model = data.model or first_model(registry, "text")
-    served = registry.get(model)
+    served = await registry.use(model)
     start = time.perf_counter()
     result = await cancel_on_disconnect(request, service.embed_texts(
         registry, model, data.texts, truncate=er.truncates(data), max_tokens=data.max_tokens_override,

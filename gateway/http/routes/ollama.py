@@ -14,6 +14,7 @@ import numpy as np
 from litestar import Request, Response, post
 from litestar.datastructures import State
 
+from gateway.config import parse_keep_alive
 from gateway.errors import InvalidRequest, ModelNotFound
 from gateway.http.error_handlers import register_error_format
 from gateway.http.offload import big_response, offload
@@ -54,7 +55,7 @@ async def embed(data: ollama.EmbedRequest, state: State, request: Request) -> Re
     start = time.perf_counter_ns()
     registry: Registry = state.registry
     model = served_name(registry, data.model)
-    engine, _ = registry.get(model).ready()
+    engine, _ = (await registry.use(model, keep_alive=keep_alive(data.keep_alive))).ready()
     loaded = time.perf_counter_ns()
     texts = ollama.inputs(data.input)
     dimensions = ollama.dimensions(data.dimensions, engine.spec.dim)
@@ -79,6 +80,7 @@ async def embeddings(data: ollama.EmbeddingsRequest, state: State, request: Requ
         raise InvalidRequest("model is required", param="model")
     registry: Registry = state.registry
     model = served_name(registry, data.model)
+    await registry.use(model, keep_alive=keep_alive(data.keep_alive))  # an empty prompt only loads it
     row = msgspec.Raw(b"[]")
     if data.prompt:
         work = service.embed_texts(registry, model, [data.prompt], max_tokens=ollama.num_ctx(data.options),
@@ -99,6 +101,20 @@ async def rerank(data: ollama.RerankRequest, state: State, request: Request) -> 
     body = ollama.to_rerank_response(ranked, data.documents, data.model or result.model,
                                      bool(data.return_documents))
     return Response(body, media_type="application/json")
+
+
+def keep_alive(value: ollama.KeepAlive | None) -> ollama.KeepAlive | None:
+    """The request's ``keep_alive`` checked (None: the model's own applies), as ``Registry.use`` takes it:
+    Ollama's duration strings or seconds, ``0`` unloads once the request is done, negative keeps it.
+
+    Raises:
+        InvalidRequest: not a duration (400, Ollama's ``{"error"}``).
+    """
+    try:
+        parse_keep_alive(value)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param="keep_alive") from None
+    return value
 
 
 async def _ollama_too_long(work):

@@ -52,7 +52,7 @@ async def _embed(registry: Registry, model: str, inputs: list[str] | list[InputI
                  options: EmbeddingOptions) -> service.Embeddings:
     """Embed texts (or inputs of text and image parts) with the prompt, truncation, normalization and late
     chunking that ``options`` ask for."""
-    served = registry.get(model)
+    served = await registry.use(model)
     engine, _ = served.ready()
     service.check_dimensions(options.dimensions, engine.spec.dim, param=options.dimensions_param)
     prompt = next((p for name in options.prompt_names if (p := service.named_prompt(served, name))), None)

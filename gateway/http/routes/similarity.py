@@ -68,7 +68,8 @@ async def _tei(body: dict, registry: Registry) -> Response[bytes]:
         data = convert(body, tei_similarity.SimilarityRequest)
         params = data.parameters or tei_similarity.SimilarityParameters()
         model = data.model or first_model(registry, "text")
-        prompt = service.named_prompt(registry.get(model), params.prompt_name) if params.prompt_name else None
+        served = await registry.use(model)
+        prompt = service.named_prompt(served, params.prompt_name) if params.prompt_name else None
         if params.prompt_name and prompt is None:
             raise InvalidRequest(f"'prompt_name' {params.prompt_name!r} is not a prompt of this model",
                                  param="prompt_name")

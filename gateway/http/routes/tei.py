@@ -36,7 +36,7 @@ async def embed(data: tei.EmbedRequest, state: State, request: Request) -> Respo
     """Embed ``inputs``; answers a bare list of float lists, in input order."""
     registry: Registry = state.registry
     model = data.model or service.default_embed_model(registry)
-    served = registry.get(model)
+    served = await registry.use(model)
     texts = tei.embed_inputs(data.inputs)
     if data.prompt_name is not None and not all(isinstance(text, str) for text in texts):
         raise InvalidRequest("'prompt_name' applies to texts; token-id inputs already hold their final "
@@ -61,7 +61,7 @@ def _encode_rows(vectors) -> bytes:
 async def tokenize(data: tei.TokenizeRequest, state: State) -> Response[bytes]:
     """The served model's tokens of each input, with UTF-8 byte offsets (untruncated)."""
     registry: Registry = state.registry
-    served = registry.get(data.model or registry.models[0].name)
+    served = await registry.use(data.model or registry.models[0].name)
     engine, _ = served.ready()
     prompt = _prompt(served, data.prompt_name) or ""
     texts = [prompt + text for text in tei.as_list(data.inputs)]
@@ -90,7 +90,7 @@ def _encode_tokens(texts: list[str], spans: list) -> bytes:
 async def decode(data: tei.DecodeRequest, state: State) -> list[str]:
     """Token ids of the served model back to text, one string per id list."""
     registry: Registry = state.registry
-    served = registry.get(data.model or registry.models[0].name)
+    served = await registry.use(data.model or registry.models[0].name)
     engine, _ = served.ready()
     try:
         return await served.tokenize(engine.decode, tei.id_lists(data.ids),
@@ -103,7 +103,7 @@ async def decode(data: tei.DecodeRequest, state: State) -> list[str]:
 async def info(state: State, model: str | None = None) -> tei.Info:
     """TEI's description of the served model (the first one, or ``?model=``)."""
     registry: Registry = state.registry
-    served = registry.get(model or registry.models[0].name)
+    served = await registry.use(model or registry.models[0].name)
     engine, runner = served.ready()
     return {**info_fields(served), **msgspec.to_builtins(tei.to_info(  # + tkr-embed's fields
         served.name, served.config.revision, engine.spec, batch_tokens=runner.batch_tokens,

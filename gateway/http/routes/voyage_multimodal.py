@@ -32,7 +32,7 @@ async def multimodal_embeddings(data: MultimodalRequest, state: State, request: 
 
 async def _embed(data: MultimodalRequest, registry: Registry) -> Response[bytes]:
     items = voyage_multimodal.request_items(data)
-    served = registry.get(data.model)
+    served = await registry.use(data.model)
     engine, _ = served.ready()
     service.check_dimensions(data.output_dimension, engine.spec.dim, param="output_dimension")
     prompt = service.named_prompt(served, data.input_type) if data.input_type else None
