@@ -16,6 +16,7 @@ from gateway.http.auth import cors_config, make_guards
 from gateway.http.error_handlers import EXCEPTION_HANDLERS
 from gateway.http.metrics import Metrics
 from gateway.http.middleware import observe_requests
+from gateway.http.routes import admin as admin_routes
 from gateway.http.routes import cohere_embed as cohere_embed_routes
 from gateway.http.routes import embed_rerank as embed_rerank_routes
 from gateway.http.routes import metrics as metrics_routes
@@ -52,9 +53,11 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
         import asyncio
 
         loading = asyncio.create_task(registry.load_all(on_batch=metrics.batch_observer))
+        reload_on_sighup(registry, settings)
         try:
             yield
         finally:
+            stop_reload_on_sighup()
             loading.cancel()
             await registry.close()
 
@@ -63,6 +66,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
                         *metrics_routes.ROUTES, *cohere_embed_routes.ROUTES, *tei_routes.ROUTES,
                         *voyage_multimodal_routes.ROUTES, *ollama_routes.ROUTES, *ollama_model_routes.ROUTES,
                         *embed_rerank_routes.ROUTES, *tkr_embed_routes.ROUTES, *similarity_routes.ROUTES,
+                        *admin_routes.ROUTES,
                         *ui_routes.swagger_routes(), *(ui_routes.console_routes() if settings.ui else [])],
         state=State({"registry": registry, "settings": settings, "started_at": int(time.time()),
                      "started_monotonic": time.monotonic(), "metrics": metrics}),
@@ -79,3 +83,35 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
     )
     observe_requests(app, metrics)  # request ids, X-Process-Time, access log, request metrics
     return app
+
+
+def reload_on_sighup(registry: Registry, settings: Settings) -> None:
+    """On SIGHUP, re-read the config file and apply its models (``POST /admin/reload``). Only where the
+    event loop runs in the main thread (a server; not a test client's thread): elsewhere, nothing."""
+    import asyncio
+    import logging
+    import signal
+
+    log = logging.getLogger("gateway.lifecycle")
+
+    async def reload() -> None:
+        try:
+            await admin_routes.reload_from_file(registry, settings)
+        except Exception as exc:  # noqa: BLE001 - a bad edit must not take the server down
+            log.error("SIGHUP: %s", exc)
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload()))
+    except (ValueError, RuntimeError, NotImplementedError, AttributeError):  # not the main thread; Windows
+        pass
+
+
+def stop_reload_on_sighup() -> None:
+    """Remove the SIGHUP handler (``reload_on_sighup``), if there is one."""
+    import asyncio
+    import signal
+
+    try:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+    except (ValueError, RuntimeError, NotImplementedError, AttributeError):
+        pass

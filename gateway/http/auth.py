@@ -56,6 +56,7 @@ class _Key:
     digest: bytes
     label: str
     models: frozenset[str] | None  # every served name and alias the key may use; None: all
+    admin: bool = False  # may call the admin API (gateway.http.routes.admin)
 
 
 def _digest(secret: str) -> bytes:
@@ -84,7 +85,7 @@ class KeyRing:
 
     def __init__(self, keys: list[ApiKey], models: list[ModelConfig]) -> None:
         self._keys = [
-            _Key(_digest(k.key.get_secret_value()), k.label(i), _allowed_names(k.models, models))
+            _Key(_digest(k.key.get_secret_value()), k.label(i), _allowed_names(k.models, models), k.admin)
             for i, k in enumerate(keys, start=1)
         ]
 
@@ -151,7 +152,7 @@ class ApiKeyGuard:
                 raise AuthenticationFailed(MISSING_KEY if presented is None else WRONG_KEY)
             return
         info = request_context.current() or request_context.start("")
-        info.api_key, info.allowed_models = key.label, key.models
+        info.api_key, info.allowed_models, info.admin = key.label, key.models, key.admin
 
 
 class HostGuard:

@@ -139,10 +139,12 @@ def listed(name: str, config: ModelConfig, spec: ModelSpec | None, started_at: f
                        details(spec), capabilities(spec, config.task))
 
 
-def running(name: str, config: ModelConfig, spec: ModelSpec) -> RunningModel:
-    """One ``/api/ps`` entry (GPU models count their weights as VRAM)."""
+def running(name: str, config: ModelConfig, spec: ModelSpec, expires_at: float | None = None) -> RunningModel:
+    """One ``/api/ps`` entry (GPU models count their weights as VRAM); ``expires_at``: Unix seconds when
+    the idle model unloads (None: never, or busy now)."""
     size = size_bytes(spec)
-    return RunningModel(tagged(name), tagged(name), size, digest(config), details(spec), NEVER,
+    expiry = NEVER if expires_at is None else timestamp(expires_at)
+    return RunningModel(tagged(name), tagged(name), size, digest(config), details(spec), expiry,
                         0 if spec.device == "cpu" else size, spec.max_tokens)
 
 

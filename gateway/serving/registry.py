@@ -183,6 +183,26 @@ class Registry:
             self._by_name[name] = served
         return served
 
+    def replace(self, old: ServedModel, config: ModelConfig) -> ServedModel:
+        """Serve ``config`` instead of ``old`` under its names, at once (not loaded yet); ``old`` is left
+        to the requests holding it (unload it: ``unload``).
+
+        Raises:
+            ValueError: a new name or alias is served by another model.
+        """
+        self.remove(old)
+        try:
+            served = self.add(config)
+        except ValueError:
+            self.models.append(old)
+            self._by_name.update(dict.fromkeys(old.config.served_names, old))
+            raise
+        if config.load == "startup":
+            served.state = "unloaded"  # loaded by the caller (a reload), requests meanwhile load it too
+        if self._reaper is not None:  # added after start-up: loaded by its first request (or the caller)
+            served.state = "unloaded"
+        return served
+
     def remove(self, served: ServedModel) -> None:
         """Stop serving a model (its names answer 404 from now on); unload it first (``unload``)."""
         self.models.remove(served)

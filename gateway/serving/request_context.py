@@ -44,6 +44,7 @@ class RequestInfo:
     allowed_models: frozenset[str] | None = None
     rate_limit: KeyLimits | None = None
     cache_hits: int | None = None
+    admin: bool = False  # the key may call the admin API
     held: dict[object, Callable[[], None]] | None = None  # what to release when the request ends
 
 

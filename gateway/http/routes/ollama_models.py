@@ -58,8 +58,9 @@ async def show(data: ShowRequest, state: State) -> ShowResponse:
 
 @get("/api/ps", tags=["Ollama"], summary="Running models (Ollama)")
 async def ps(state: State) -> Response[dict]:
-    """Every loaded model the caller's key may use (models stay loaded: they never expire)."""
-    models = [ollama_models.running(name, served.config, served.engine.spec)
+    """Every loaded model the caller's key may use, with when it unloads if still idle then (its
+    ``keep_alive`` after its last request; far in the future when it never does)."""
+    models = [ollama_models.running(name, served.config, served.engine.spec, served.expires_at)
               for name, served in _visible(state.registry) if served.state == "ready" and served.engine]
     return Response({"models": models})
 
