@@ -19,8 +19,8 @@ import numpy as np
 
 from gateway.config import Settings
 from gateway.engines import Engine, InputTooLong, Tokens
-from gateway.engines.pooling import l2_normalize
-from gateway.engines.windows import WINDOW_CHARS_PER_TOKEN
+from gateway.engines.text.pooling import l2_normalize
+from gateway.engines.text.windows import WINDOW_CHARS_PER_TOKEN
 from gateway.errors import InvalidRequest, RequestTimeout, UnprocessableInput
 from gateway.serving import request_context
 from gateway.serving.admission import Ticket
