@@ -27,6 +27,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Task = Literal["embed", "rerank"]
+# What a forward pass can produce. An engine declares the outputs its model defines (``ModelSpec.outputs``);
+# the service asks for one, and each dialect's route converts it to its wire shape:
+#   dense: (n, dim) float32 pooled vectors;  rerank: (n,) float32 pair scores (cross-encoder logits);
+#   sparse: per input, ascending vocabulary indices and their weights (SPLADE, BGE-M3's lexical head);
+#   multi_vector: per input, (tokens, dim) float32 token vectors (ColBERT, late interaction);
+#   classify: (n, labels) float32 class logits (sequence classifiers).
+Output = Literal["dense", "sparse", "multi_vector", "classify", "rerank"]
 
 
 @dataclass(slots=True)
@@ -92,6 +99,8 @@ class ModelSpec:
             the model's prompt format places itself (a vision-language embedder's system message)
             rather than text prefixes: the service then prepares every input, text-only included,
             with ``encode_items(items, prompt=...)`` instead of prepending the prompt to the text.
+        outputs: what the model's forward pass produces (``Output``); by default ``("dense",)`` for an
+            embedder and ``("rerank",)`` for a cross-encoder.
     """
 
     name: str
@@ -111,6 +120,11 @@ class ModelSpec:
     architecture: str = ""
     parameters: int = 0
     instructions: bool = False
+    outputs: tuple[Output, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.outputs:
+            self.outputs = ("rerank",) if self.task == "rerank" else ("dense",)
 
 
 @dataclass(slots=True)
