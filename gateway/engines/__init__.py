@@ -274,8 +274,8 @@ class Engine(Protocol):
 
 # engine name -> "module:function" that loads it: imported lazily so torch-only installs never import mlx.
 ENGINES: dict[str, str] = {
-    "torch": "gateway.engines.torch.engine:load_torch_engine",
-    "mlx": "gateway.engines.mlx.engine:load_mlx_engine",
+    "torch": "gateway.engines.torch.load:load_torch_engine",
+    "mlx": "gateway.engines.mlx.load:load_mlx_engine",
 }
 
 

@@ -18,12 +18,11 @@ import numpy as np
 import torch
 
 from gateway.config import ModelConfig
-from gateway.engines import Engine, ModelSpec, Tokens
+from gateway.engines import ModelSpec, Tokens
 from gateway.engines.text.late_chunking import SpanTokens
 from gateway.engines.text.tokenization import HFTokenization, Qwen3RerankPrompt, is_qwen3_reranker
 from gateway.engines.torch.packing import PackedBert
 from gateway.engines.torch.precision import resolve_torch_dtype
-from gateway.engines.vision.vlm_formats import is_vision_language
 
 
 def pick_device(override: str | None = None) -> str:
@@ -195,21 +194,3 @@ def lanes_for(device: str, cores: int, requested: int | None) -> int:
     if device != "cpu" or cores < 2:
         return 1
     return min(requested or 2, cores)
-
-
-def load_torch_engine(config: ModelConfig, path: str, *, cpu_lanes: int | None = None,
-                      **_options: object) -> Engine:
-    """Load ``path`` as a sentence-transformers model (``TorchEngine``; ``cpu_lanes``: ``lanes_for``), a
-    CLIP / SigLIP folder as a dual encoder (``torch_dual``), or a Qwen2-VL / Qwen3-VL embedder folder with
-    the vision-language engine (``torch_vlm``)."""
-    from gateway.engines.vision.dual_encoders import is_dual_encoder, read_hf_config
-
-    if is_dual_encoder(read_hf_config(path)):
-        from gateway.engines.torch.dual import TorchDualEncoderEngine
-
-        return TorchDualEncoderEngine(config, path, cpu_lanes)
-    if is_vision_language(read_hf_config(path)):
-        from gateway.engines.torch.vlm import load_torch_vlm_engine
-
-        return load_torch_vlm_engine(config, path, pick_device(config.device))
-    return TorchEngine(config, path, cpu_lanes)
