@@ -10,14 +10,35 @@ except tokenizer failures: 422 and ``error_type: "Tokenizer"``, as TEI.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 import msgspec
 
-from gateway.engines import ModelSpec, TokenSpan
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.protocol import tei_rerank
 from gateway.protocol.nulls import NullAsDefault
+
+
+class TokenSpan(Protocol):
+    """One token as ``/tokenize`` reads it (``gateway.engines.TokenSpan`` has these fields): its id, its
+    text, whether the tokenizer added it, and its character offsets in the input (None when special)."""
+
+    id: int
+    text: str
+    special: bool
+    start: int | None
+    stop: int | None
+
+
+class ServedSpec(Protocol):
+    """What ``/info`` reads of a served model (``gateway.engines.ModelSpec`` has these fields)."""
+
+    task: str
+    pooling: str
+    dtype: str
+    max_tokens: int
+    modalities: tuple[str, ...]
+    quantization: str | None
 
 
 class TokenizerError(InvalidRequest):
@@ -132,7 +153,7 @@ def to_simple_tokens(text: str, spans: list[TokenSpan]) -> list[SimpleToken]:
     ]
 
 
-def to_info(name: str, revision: str | None, spec: ModelSpec, *, batch_tokens: int, max_inputs: int,
+def to_info(name: str, revision: str | None, spec: ServedSpec, *, batch_tokens: int, max_inputs: int,
             auto_truncate: bool, version: str) -> Info:
     """The ``/info`` answer for one served model."""
     if spec.task == "embed":
