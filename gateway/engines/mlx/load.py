@@ -43,9 +43,12 @@ def load_mlx_engine(
             ``GATEWAY_MLX_MEMORY_FRACTION`` environment variable, else no cap.
 
     Raises:
-        ValueError: the folder's architecture or pipeline is one the MLX engine does not run (CLIP: the
-            message names the torch engine).
+        ValueError: the folder's architecture or pipeline is one the MLX engine does not run (CLIP, and
+            sequence classifiers: the message names the torch engine).
     """
+    if config.task == "classify":  # mlx-embeddings has no sequence-classification heads with labels
+        raise ValueError(f"model {config.name!r}: the MLX engine does not serve sequence classifiers "
+                         "(task = 'classify'); serve it with engine = 'torch'")
     if memory_fraction is None and os.environ.get(MEMORY_FRACTION_ENV):
         memory_fraction = float(os.environ[MEMORY_FRACTION_ENV])
     apply_memory_fraction(memory_fraction)

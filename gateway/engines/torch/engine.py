@@ -1,4 +1,5 @@
-"""Torch engine on sentence-transformers: ``SentenceTransformer`` bi-encoders and ``CrossEncoder`` rerankers.
+"""Torch engine on sentence-transformers: ``SentenceTransformer`` bi-encoders, ``CrossEncoder`` rerankers
+(and, through ``classifier.py``, sequence classifiers).
 
 The forward pass is the model's own sentence-transformers module pipeline (transformer, pooling,
 normalize, dense...), fed with token ids we produce, so the vectors equal ``SentenceTransformer.encode``
@@ -43,12 +44,13 @@ class TorchEngine(HFTokenization):
         from sentence_transformers import CrossEncoder, SentenceTransformer
 
         device = pick_device(config.device)
-        cls = CrossEncoder if config.task == "rerank" else SentenceTransformer
+        heads = config.task != "embed"  # a *ForSequenceClassification head: CrossEncoder loads it as it is
+        cls = CrossEncoder if heads else SentenceTransformer
         dtype = resolve_torch_dtype(config.dtype, device)
         self.model = cls(path, device=device, local_files_only=True,
                          model_kwargs={"dtype": getattr(torch, dtype)})
         self.model.eval()
-        if config.task == "rerank":
+        if heads:
             float32_heads(self.model)
         self.tokenizer = self.model.tokenizer
         model_limit = self.model.max_seq_length or self.tokenizer.model_max_length
@@ -72,7 +74,7 @@ class TorchEngine(HFTokenization):
             name=config.name,
             task=config.task,
             max_tokens=max_tokens,
-            dim=0 if config.task == "rerank" else int(self.model.get_embedding_dimension()),
+            dim=0 if heads else int(self.model.get_embedding_dimension()),
             engine="torch",
             device=device,
             pooling=self._pooling_mode(),
@@ -81,6 +83,7 @@ class TorchEngine(HFTokenization):
             dtype=dtype,
             architecture=getattr(self.model[0].config, "model_type", "") or "",
             parameters=sum(p.numel() for p in self.model.parameters()),
+            labels=label_names(self.model[0].config) if heads else (),
         )
 
     def _pooling_mode(self) -> str:
@@ -101,7 +104,9 @@ class TorchEngine(HFTokenization):
         width = max(len(t) for t in batch)
         ids = np.full((len(batch), width), self._pad_id, dtype=np.int64)
         mask = np.zeros((len(batch), width), dtype=np.int64)
-        types = np.zeros((len(batch), width), dtype=np.int64) if batch[0].type_ids is not None else None
+        # a classifier's batch may mix single texts (no segment ids: all zero) with pairs
+        has_types = any(tokens.type_ids is not None for tokens in batch)
+        types = np.zeros((len(batch), width), dtype=np.int64) if has_types else None
         for row, tokens in enumerate(batch):
             span = slice(width - len(tokens), width) if self._pad_left else slice(0, len(tokens))
             ids[row, span], mask[row, span] = tokens.ids, 1
@@ -147,6 +152,13 @@ class TorchEngine(HFTokenization):
         """See ``Engine.score``: ``(n,)`` float32 raw logits (first label)."""
         scores = self.model(self._features(batch))["scores"]
         return scores.float().reshape(len(batch), -1)[:, 0].cpu().numpy()
+
+
+def label_names(hf_config) -> tuple[str, ...]:
+    """The names of a classification head's logits, in logit order (``id2label``; ``LABEL_i`` unnamed)."""
+    labels = getattr(hf_config, "id2label", None) or {}
+    count = len(labels) or int(getattr(hf_config, "num_labels", 1) or 1)
+    return tuple(str(labels.get(i, labels.get(str(i), f"LABEL_{i}"))) for i in range(count))
 
 
 def float32_heads(cross_encoder) -> None:

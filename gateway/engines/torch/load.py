@@ -15,7 +15,8 @@ def load_torch_engine(config: ModelConfig, path: str, *, cpu_lanes: int | None =
                       **_options: object) -> Engine:
     """Load ``path`` as a sentence-transformers model (``TorchEngine``; ``cpu_lanes``: ``lanes_for``), a
     CLIP / SigLIP folder as a dual encoder (``torch.dual``), or a Qwen2-VL / Qwen3-VL embedder folder with
-    the vision-language engine (``torch.vlm``)."""
+    the vision-language engine (``torch.vlm``), or a sequence classifier (``task = "classify"``,
+    ``torch.classifier``)."""
     from gateway.engines.vision.dual_encoders import is_dual_encoder, read_hf_config
 
     if is_dual_encoder(read_hf_config(path)):
@@ -26,4 +27,8 @@ def load_torch_engine(config: ModelConfig, path: str, *, cpu_lanes: int | None =
         from gateway.engines.torch.vlm import load_torch_vlm_engine
 
         return load_torch_vlm_engine(config, path, pick_device(config.device))
+    if config.task == "classify":
+        from gateway.engines.torch.classifier import TorchClassifierEngine
+
+        return TorchClassifierEngine(config, path, cpu_lanes)
     return TorchEngine(config, path, cpu_lanes)
