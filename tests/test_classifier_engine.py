@@ -59,7 +59,8 @@ def test_three_label_probabilities_equal_transformers_softmax(folders):
         ("classify", ("classify",), ("negative", "neutral", "positive"))
     logits = clf.classify(tokenize_inputs(clf, TEXTS, truncate=True))  # one padded, mixed-length batch
     assert logits.shape == (len(TEXTS), 3) and logits.dtype == np.float32
-    probabilities, reference = class_probabilities(logits), reference_probabilities(folders["sentiment"], TEXTS)
+    probabilities = class_probabilities(logits)
+    reference = reference_probabilities(folders["sentiment"], TEXTS)
     assert np.ptp(reference) > 0.05  # the weights are wide enough for the classes to differ
     error = np.abs(probabilities - reference).max()
     print(f"3-label classifier: max |p - p_transformers| = {error:.2e}")

@@ -1,6 +1,6 @@
 """Model folders are recognised from their files, and those whose outputs this server does not serve (SPLADE,
-ColBERT, a folder configured with the wrong task, e.g. a classifier as an embedder) are refused before any weight is loaded,
-on both engines, instead of being served as if they were dense embedders.
+ColBERT, a folder configured with the wrong task, e.g. a classifier as an embedder) are refused before any
+weight is loaded, on both engines, instead of being served as if they were dense embedders.
 
 Folders are tiny random models saved by sentence-transformers 6 itself (``SparseEncoder``,
 ``MultiVectorEncoder``) or written in PyLate's and FlagEmbedding's layouts (``tests/tiny_retrieval.py``).

@@ -41,6 +41,10 @@ class ServedSpec(Protocol):
     quantization: str | None
 
 
+class EmptyInput(InvalidRequest):
+    """An empty input list or sentence list (TEI's ``Empty`` error: 400, ``error_type: "Empty"``)."""
+
+
 class TokenizerError(InvalidRequest):
     """The tokenizer rejected the input (TEI's ``Tokenizer`` error, 422)."""
 
@@ -167,8 +171,11 @@ def to_info(name: str, revision: str | None, spec: ServedSpec, *, batch_tokens: 
 
 
 def error_body(error: GatewayError) -> dict:
-    """TEI's ``{"error", "error_type"}``, with ``Tokenizer`` for tokenizer failures."""
+    """TEI's ``{"error", "error_type"}``, with ``Tokenizer`` for tokenizer failures and ``Empty`` for an
+    empty input list."""
     body = tei_rerank.error_body(error)
     if isinstance(error, TokenizerError):
         body["error_type"] = "Tokenizer"
+    elif isinstance(error, EmptyInput):
+        body["error_type"] = "Empty"
     return body

@@ -17,6 +17,7 @@ import numpy as np
 
 from gateway.engines import Engine, InputTooLong, Tokens
 from gateway.errors import InvalidRequest
+from gateway.serving import request_context
 from gateway.serving.registry import Registry
 from gateway.serving.service import (
     SHORT_CHARS,
@@ -45,6 +46,22 @@ class Classified:
     labels: tuple[str, ...]
     tokens: int
     model: str
+
+
+def default_classify_model(registry: Registry, *, rerankers: bool = False) -> str:
+    """The model a request naming none gets: the first classifier (else, with ``rerankers``, the first
+    cross-encoder), among those the request's API key may use.
+
+    Raises:
+        InvalidRequest: no such model is served (400).
+    """
+    visible = set(request_context.visible_names(registry.names))
+    usable = [m for m in registry.models if m.name in visible] or registry.models
+    for task in ("classify", "rerank") if rerankers else ("classify",):
+        if found := [m for m in usable if m.config.task == task]:
+            return found[0].name
+    raise InvalidRequest("no served model classifies (task = 'classify'); name one with 'model'",
+                         param="model")
 
 
 def class_probabilities(logits: np.ndarray) -> np.ndarray:
@@ -79,6 +96,7 @@ async def classify(
     *,
     truncate: bool | None = None,
     truncation_side: Literal["right", "left"] = "right",
+    max_tokens: int | None = None,
     param: str = "input",
 ) -> Classified:
     """Class logits of ``inputs`` from a classifier (or a one-logit cross-encoder).
@@ -88,6 +106,7 @@ async def classify(
         inputs: texts, or ``(text, text_pair)`` pairs (both may mix in one request).
         truncate: override the model's truncation policy (True: cut at the limit, False: reject).
         truncation_side: which end of a long single text is cut (pairs lose tokens from their longer side).
+        max_tokens: a per-request limit below the model's for single texts (special tokens included).
         param: the request field holding the inputs, named in errors.
 
     Raises:
@@ -106,10 +125,11 @@ async def classify(
         truncate = served.config.truncation == "truncate"
     chars = sum(len(item) if isinstance(item, str) else len(item[0]) + len(item[1]) for item in inputs)
     estimate = served.admission.estimate(chars, len(inputs), engine.spec.max_tokens)
+    short = len(inputs) <= SHORT_INPUTS and chars <= SHORT_CHARS
     async with admitted(served, settings, estimate, chars=chars) as ticket:
         try:
             tokens = await served.tokenize(tokenize_inputs, engine, inputs, truncate, truncation_side,
-                                           short=len(inputs) <= SHORT_INPUTS and chars <= SHORT_CHARS)
+                                           max_tokens, short=short)
         except InputTooLong as exc:
             raise too_long_error(exc, param) from None
         total = sum(len(t) for t in tokens)
@@ -124,7 +144,8 @@ async def classify(
 
 
 def tokenize_inputs(engine: Engine, inputs: list[ClassifyInput], truncate: bool,
-                    truncation_side: Literal["right", "left"] = "right") -> list[Tokens]:
+                    truncation_side: Literal["right", "left"] = "right",
+                    max_tokens: int | None = None) -> list[Tokens]:
     """Texts through ``engine.tokenize``, pairs through ``engine.tokenize_pairs`` (segment ids), in input
     order. Call it through ``ServedModel.tokenize``.
 
@@ -134,7 +155,9 @@ def tokenize_inputs(engine: Engine, inputs: list[ClassifyInput], truncate: bool,
     out: list[Tokens | None] = [None] * len(inputs)
     singles = [i for i, item in enumerate(inputs) if isinstance(item, str)]
     pairs = [i for i, item in enumerate(inputs) if not isinstance(item, str)]
-    side = {} if truncation_side == "right" else {"truncation_side": truncation_side}
+    # only non-default options are passed, as service.tokenize does
+    side = {k: v for k, v in [("max_tokens", max_tokens), ("truncation_side", truncation_side)]
+            if v not in (None, "right")}
     for positions, convert in ((singles, lambda items: engine.tokenize(items, truncate=truncate, **side)),
                                (pairs, lambda items: engine.tokenize_pairs(items, truncate=truncate))):
         if not positions:
