@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from compat_tests import fuzz_bodies
 from compat_tests.conftest import DEFAULT_MODEL
-from compat_tests.server import run_server
+from compat_tests.server import RunningServer, run_server
+from compat_tests.test_fuzz_multipart import run_cases
 from tests.test_classifier_engine import NLI_LABELS, reference_probabilities
 from tests.tiny_models import build_tiny_cross_encoder
 from tests.tiny_retrieval import build_tiny_classifier
@@ -19,6 +21,15 @@ from tests.tiny_retrieval import build_tiny_classifier
 TEXTS = ["I loved this film.", "Terrible.", "The plot was fine but the acting " * 9]
 PAIRS = [["A man plays a guitar.", "A person makes music."], ["A cat sleeps.", "The dog barks."]]
 VLLM_ERROR_KEYS = {"object", "message", "type", "param", "code", "error"}
+FUZZ_TEMPLATES = {  # the new routes with models that reach their forward passes
+    "/classify": {"model": "sentiment", "input": TEXTS, "truncate_prompt_tokens": 8},
+    "/v1/classify": {"model": "nli", "input": "hello"},
+    "/predict": {"model": "nli", "inputs": [["a", "b"], ["c"]], "raw_scores": True, "truncate": True,
+                 "truncation_direction": "Left"},
+    "/score": {"model": "ce", "text_1": "q", "text_2": TEXTS},
+    "/v1/score": {"model": "mini", "text_1": TEXTS, "text_2": TEXTS},
+}
+FUZZ_BODIES, FUZZ_SEED = 800, 23
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +43,7 @@ def models(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="module")
-def url(models, tmp_path_factory):
+def server(models, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("classify-server")
     config = workdir / "models.toml"
     config.write_text(f'[[models]]\nname = "sentiment"\nsource = "{models["sentiment"]}"\n\n'
@@ -40,7 +51,12 @@ def url(models, tmp_path_factory):
                       f'[[models]]\nname = "ce"\nsource = "{models["ce"]}"\ntask = "rerank"\n\n'
                       f'[[models]]\nname = "mini"\nsource = "{DEFAULT_MODEL}"\n')
     with run_server(workdir, args=["--config", str(config)]) as running:
-        yield running.url
+        yield running
+
+
+@pytest.fixture(scope="module")
+def url(server: RunningServer) -> str:
+    return server.url
 
 
 def post(url: str, path: str, body) -> httpx.Response:
@@ -178,3 +194,11 @@ def test_tei_errors_and_other_routes_refuse_classifiers(url):
     rerank = post(url, "/v1/rerank", {"model": "sentiment", "query": "q", "documents": ["a"]})
     assert rerank.status_code == 400 and "is a classifier and cannot rerank" in rerank.json()["message"]
     assert post(url, "/classify", {"model": "sentiment", "input": "still serving"}).status_code == 200
+
+
+def test_hostile_bodies_never_hurt_the_server(server, monkeypatch):
+    """``fuzz_bodies``' hostile bodies on the classify, predict and score routes: no 5xx, a JSON error with
+    every 4xx, some answers 200 (the forward passes are reached), a ready server after."""
+    for path, template in FUZZ_TEMPLATES.items():
+        monkeypatch.setitem(fuzz_bodies.TEMPLATES, path, template)
+    run_cases(server, fuzz_bodies.cases(list(FUZZ_TEMPLATES), FUZZ_BODIES, FUZZ_SEED))
