@@ -202,3 +202,15 @@ def test_hostile_bodies_never_hurt_the_server(server, monkeypatch):
     for path, template in FUZZ_TEMPLATES.items():
         monkeypatch.setitem(fuzz_bodies.TEMPLATES, path, template)
     run_cases(server, fuzz_bodies.cases(list(FUZZ_TEMPLATES), FUZZ_BODIES, FUZZ_SEED))
+
+
+def test_info_and_model_lists_describe_classifiers(url):
+    info = httpx.get(f"{url}/info", params={"model": "sentiment"}).json()
+    assert info["model_type"] == {"classifier": {
+        "id2label": {"0": "negative", "1": "neutral", "2": "positive"},
+        "label2id": {"negative": 0, "neutral": 1, "positive": 2}}}
+    reranker = httpx.get(f"{url}/info", params={"model": "ce"}).json()
+    assert reranker["model_type"] == {"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}}
+    tags = {m["name"]: m for m in httpx.get(f"{url}/api/tags").json()["models"]}
+    assert tags["sentiment:latest"]["capabilities"] == []
+    assert tags["mini:latest"]["capabilities"] == ["embedding"]

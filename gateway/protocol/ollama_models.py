@@ -149,9 +149,12 @@ def size_bytes(spec: ModelSpec | None) -> int:
 
 
 def capabilities(spec: ModelSpec | None, task: str) -> list[str]:
-    """What Ollama apps filter models by: ``embedding`` (and ``vision``), or ``rerank``."""
+    """What Ollama apps filter models by: ``embedding`` (and ``vision``), or ``rerank``; none for a
+    classifier (Ollama has no such capability, and it embeds nothing)."""
     if task == "rerank":
         return ["rerank"]
+    if task == "classify":
+        return []
     return ["embedding", "vision"] if spec is not None and "image" in spec.modalities else ["embedding"]
 
 

@@ -39,6 +39,7 @@ class ServedSpec(Protocol):
     max_tokens: int
     modalities: tuple[str, ...]
     quantization: str | None
+    labels: tuple[str, ...]
 
 
 class EmptyInput(InvalidRequest):
@@ -162,8 +163,11 @@ def to_info(name: str, revision: str | None, spec: ServedSpec, *, batch_tokens: 
     """The ``/info`` answer for one served model."""
     if spec.task == "embed":
         model_type = {"embedding": {"pooling": spec.pooling}}
-    else:  # a single-logit cross-encoder, as TEI describes rerankers
-        model_type = {"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}}
+    else:  # TEI describes classifiers, and single-logit cross-encoders as rerankers, by their labels
+        labels = spec.labels or ("LABEL_0",)
+        heads = {"id2label": {str(i): name for i, name in enumerate(labels)},
+                 "label2id": {name: i for i, name in enumerate(labels)}}
+        model_type = {"classifier" if spec.task == "classify" else "reranker": heads}
     return Info(model_id=name, model_sha=revision, model_dtype=spec.dtype, model_type=model_type,
                 max_input_length=spec.max_tokens, max_batch_tokens=batch_tokens, max_batch_requests=None,
                 max_client_batch_size=max_inputs, auto_truncate=auto_truncate, tokenization_workers=1,
