@@ -15,7 +15,7 @@ from compat_tests.conftest import DEFAULT_MODEL
 from compat_tests.server import RunningServer, run_server
 from compat_tests.test_fuzz_multipart import run_cases
 from tests.test_classifier_engine import NLI_LABELS, reference_probabilities
-from tests.tiny_models import build_tiny_cross_encoder
+from tests.tiny_models import build_tiny_cross_encoder, build_tiny_qwen3_reranker
 from tests.tiny_retrieval import build_tiny_classifier
 
 TEXTS = ["I loved this film.", "Terrible.", "The plot was fine but the acting " * 9]
@@ -39,7 +39,7 @@ def models(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("classify-models")
     return {"sentiment": build_tiny_classifier(root / "sentiment"),
             "nli": build_tiny_classifier(root / "nli", labels=NLI_LABELS, seed=1),
-            "ce": build_tiny_cross_encoder(root / "ce")}
+            "ce": build_tiny_cross_encoder(root / "ce"), "qwen": build_tiny_qwen3_reranker(root / "qwen")}
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,7 @@ def server(models, tmp_path_factory):
     config.write_text(f'[[models]]\nname = "sentiment"\nsource = "{models["sentiment"]}"\n\n'
                       f'[[models]]\nname = "nli"\nsource = "{models["nli"]}"\ntask = "classify"\n\n'
                       f'[[models]]\nname = "ce"\nsource = "{models["ce"]}"\ntask = "rerank"\n\n'
+                      f'[[models]]\nname = "qwen"\nsource = "{models["qwen"]}"\ntask = "rerank"\n\n'
                       f'[[models]]\nname = "mini"\nsource = "{DEFAULT_MODEL}"\n')
     with run_server(workdir, args=["--config", str(config)]) as running:
         yield running
@@ -126,6 +127,10 @@ def test_predict_with_a_reranker_gives_its_sigmoid(url, models):
     [prediction] = post(url, "/predict", {"inputs": PAIRS[0], "model": "ce"}).json()
     assert prediction["label"] == "LABEL_0"
     assert prediction["score"] == pytest.approx(1 / (1 + np.exp(-logit)), abs=1e-5)
+    [qwen] = post(url, "/predict", {"inputs": PAIRS[0], "model": "qwen"}).json()  # yes/no prompt, one score
+    assert qwen["label"] == "LABEL_0" and 0 < qwen["score"] < 1
+    alone = post(url, "/predict", {"inputs": "a text alone", "model": "qwen"})  # its prompt needs a pair
+    assert alone.status_code == 400 and "text pairs only" in alone.json()["error"]
 
 
 def test_score_with_a_cross_encoder_and_a_bi_encoder(url, models, reference_model):

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from gateway.engines import Engine, InputTooLong, Tokens
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, UnprocessableInput
 from gateway.serving import request_context
 from gateway.serving.registry import Registry
 from gateway.serving.service import (
@@ -121,6 +121,10 @@ async def classify(
         raise InvalidRequest(f"model '{model_name}' is not a classifier (it gives {', '.join(outputs)}); "
                              "name a model served with task = 'classify'", param="model")
     check_classify_inputs(inputs, settings.max_inputs_per_request, param)
+    prompted = getattr(engine, "rerank_prompt", None) is not None  # Qwen3-style: a query and a document
+    if "classify" not in outputs and prompted and any(isinstance(item, str) for item in inputs):
+        raise InvalidRequest(f"model '{model_name}' scores text pairs only; send [text, text_pair] inputs",
+                             param=param)
     if truncate is None:
         truncate = served.config.truncation == "truncate"
     chars = sum(len(item) if isinstance(item, str) else len(item[0]) + len(item[1]) for item in inputs)
@@ -132,6 +136,8 @@ async def classify(
                                            max_tokens, short=short)
         except InputTooLong as exc:
             raise too_long_error(exc, param) from None
+        except UnprocessableInput as exc:  # a text the tokenizer refuses: the client's input
+            raise InvalidRequest(f"'{param}': {exc}", param=param) from None
         total = sum(len(t) for t in tokens)
         check_token_total(total, settings, param)
         ticket.charge(total)

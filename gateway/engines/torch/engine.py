@@ -70,6 +70,8 @@ class TorchEngine(HFTokenization):
         ends_normalized = bool(modules) and type(modules[-1]).__name__ == "Normalize"
         self._raw_pipeline = modules[:-1] if ends_normalized else modules
         normalize = ends_normalized if config.normalize is None else config.normalize
+        # a reranker's score is its first logit (``score``), named by the first label
+        labels = label_names(self.model[0].config)[:None if config.task == "classify" else 1] if heads else ()
         self.spec = ModelSpec(
             name=config.name,
             task=config.task,
@@ -83,7 +85,7 @@ class TorchEngine(HFTokenization):
             dtype=dtype,
             architecture=getattr(self.model[0].config, "model_type", "") or "",
             parameters=sum(p.numel() for p in self.model.parameters()),
-            labels=label_names(self.model[0].config) if heads else (),
+            labels=labels,
         )
 
     def _pooling_mode(self) -> str:
