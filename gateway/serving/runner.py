@@ -139,7 +139,7 @@ class Runner:
         tokens = sum(len(t) for t in inputs)
         count = len(inputs)
         job = Job(kind, loop, loop.create_future(), size=count, queued=count, queued_tokens=tokens,
-                  remaining=count)
+                  remaining=count, priority=1 if request_context.is_background() else 0)
         items = [Item(job, i, t, item_key(len(t), next(self._arrivals))) for i, t in enumerate(inputs)]
         with self._cond:
             self._admit(tokens)
@@ -222,16 +222,16 @@ class Runner:
                     for queue in self._queues.values():
                         queue.drop_finished()
                     self._has_finished_jobs = False
-                heads = [(item.job.queued_tokens, item.arrival, kind, item)
+                heads = [(item.job.priority, item.job.queued_tokens, item.arrival, kind, item)
                          for kind, q in self._queues.items() if (item := q.first_of_shortest_job())]
                 if heads:
                     break
                 if self._stopping:
                     return None
                 self._cond.wait()
-            _, _, kind, anchor = min(heads, key=lambda head: head[:2])
+            *_, kind, anchor = min(heads, key=lambda head: head[:3])
             small, now = self.batch_tokens // SMALL_BATCH_SHARE, time.monotonic()
-            if anchor.job.queued_tokens <= small:
+            if anchor.job.queued_tokens <= small and not anchor.job.priority:
                 self._small_seen = now
             # while small requests keep coming, bulk batches are cut at half the budget on CPU lanes: a
             # lane frees twice as often, halving what a query waits for (MiniLM on the shared 2-core
