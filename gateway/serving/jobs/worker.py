@@ -7,8 +7,8 @@ flight; the runner batches them with each other and with online requests, and ru
 interactive request (``Job.priority``). Answers are committed to the store in chunks
 (``Store.append_results``); after a crash the worker starts again from the lines not committed, so every
 line is answered once. The output and error files are written whole under temporary names and renamed,
-then listed: a file that is listed is complete. A failure of the store or the disk (full, unreadable input) fails the batch with the
-error in ``errors``.
+then listed: a file that is listed is complete. A failure of the store or the disk (full, unreadable
+input) fails the batch with the error in ``errors``.
 
 A line answered 429 (the model's queue is full, or the key's token quota) or 503 (the model is loading or
 the server stopping) is retried after the answer's ``Retry-After``; any other answer is final.
