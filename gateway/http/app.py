@@ -34,6 +34,7 @@ from gateway.http.routes import ui as ui_routes
 from gateway.http.routes import voyage_multimodal as voyage_multimodal_routes
 from gateway.http.routes.common import check_body
 from gateway.http.routes.uploads import MAX_FORM_PARTS
+from gateway.protocol import openai_batch
 from gateway.protocol.token_ids import seed_tiktoken_cache
 from gateway.serving.jobs.store import Store, default_data_dir
 from gateway.serving.jobs.worker import BatchWorker
@@ -53,8 +54,9 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
     seed_tiktoken_cache()
     store = Store(settings.data_dir or default_data_dir())
     dispatch = None  # set once the app exists: the worker answers lines through it (gateway.http.inprocess)
-    jobs = batch_routes.Jobs(store, BatchWorker(store, lambda *line: dispatch(*line),
-                                                max_lines=settings.batch_max_lines))
+    worker = BatchWorker(store, lambda *line: dispatch(*line), file_format=openai_batch,
+                         max_lines=settings.batch_max_lines)
+    jobs = batch_routes.Jobs(store, worker)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -23,8 +23,8 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from types import ModuleType
 
-from gateway.protocol import openai_batch
 from gateway.serving.jobs.store import BatchRow, Result, Store
 
 log = logging.getLogger(__name__)
@@ -58,12 +58,13 @@ class BatchWorker:
         window: lines in flight at once: enough to fill the runner's batches, few enough that a cancel
             or an online request finds a short queue.
         chunk: answers committed per transaction.
+        file_format: the module that parses input files and writes output lines
+            (``gateway.protocol.openai_batch``, passed in: serving never imports a wire format).
     """
 
-    def __init__(
-        self, store: Store, dispatch: Dispatch, *, max_lines: int, window: int = 256, chunk: int = 256
-    ) -> None:
-        self.store, self.dispatch, self.max_lines = store, dispatch, max_lines
+    def __init__(self, store: Store, dispatch: Dispatch, *, file_format: ModuleType, max_lines: int,
+                 window: int = 256, chunk: int = 256) -> None:
+        self.store, self.dispatch, self.fmt, self.max_lines = store, dispatch, file_format, max_lines
         self.window, self.chunk = window, chunk
         self._wake = asyncio.Event()
         self._cancelled: set[str] = set()
@@ -150,7 +151,7 @@ class BatchWorker:
             )
             return
         requests, errors = await asyncio.to_thread(
-            openai_batch.parse_input, data, row.endpoint, self.max_lines
+            self.fmt.parse_input, data, row.endpoint, self.max_lines
         )
         del data
         if errors:
@@ -275,7 +276,7 @@ class BatchWorker:
             ok = 200 <= result.status_code < 300
             custom_id = requests[result.line][0]
             (out if ok else err).write(
-                openai_batch.output_line(
+                self.fmt.output_line(
                     result.line_id, custom_id, result.status_code, result.request_id, result.body
                 )
             )
@@ -295,7 +296,7 @@ class BatchWorker:
         for line, (custom_id, _) in enumerate(requests):
             if line not in answered:
                 err.write(
-                    openai_batch.failed_line(
+                    self.fmt.failed_line(
                         f"batch_req_{row.id.removeprefix('batch_')}_{line}", custom_id, code, message
                     )
                 )
