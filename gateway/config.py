@@ -115,7 +115,7 @@ class ModelConfig(BaseModel):
             default: the model's own sentence-transformers prompts named ``query`` / ``document``.
         device: torch device override (``cuda``, ``mps``, ``cpu``).
         dtype: number format of the forward pass: ``auto`` (the hardware's fast format, see
-            ``gateway.engines.precision``), ``float32``, ``bfloat16`` or ``float16``. Output vectors and
+            ``gateway.engines.torch.precision``), ``float32``, ``bfloat16`` or ``float16``. Output vectors and
             scores are float32 whatever it is. None inherits the server's ``dtype`` (default ``auto``).
         quantize: MLX weight quantization at load: ``auto`` (only weights over a quarter of memory),
             ``none``, ``q8`` or ``q4``; pre-quantized folders load as they are. None inherits the server's

@@ -17,7 +17,7 @@ import numpy as np
 
 from gateway.config import ModelConfig, Settings
 from gateway.engines import Tokens
-from gateway.engines.tokenizer_only import Tokenization
+from gateway.engines.text.tokenizer_only import Tokenization
 from gateway.serving.batch_queue import Kind
 from gateway.serving.registry import Registry, ServedModel
 

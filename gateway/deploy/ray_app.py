@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from gateway.config import ModelConfig, RayDeployment, Settings, load_settings
 from gateway.deploy.model_server import ModelServer
 from gateway.deploy.remote_runner import RemoteRunner, ReplicaWatcher
-from gateway.engines.tokenizer_only import TokenizerOnlyEngine
+from gateway.engines.text.tokenizer_only import TokenizerOnlyEngine
 
 if TYPE_CHECKING:
     from ray.serve import Application

@@ -27,6 +27,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Task = Literal["embed", "rerank"]
+# What a forward pass can produce. An engine declares the outputs its model defines (``ModelSpec.outputs``);
+# the service asks for one, and each dialect's route converts it to its wire shape:
+#   dense: (n, dim) float32 pooled vectors;  rerank: (n,) float32 pair scores (cross-encoder logits);
+#   sparse: per input, ascending vocabulary indices and their weights (SPLADE, BGE-M3's lexical head);
+#   multi_vector: per input, (tokens, dim) float32 token vectors (ColBERT, late interaction);
+#   classify: (n, labels) float32 class logits (sequence classifiers).
+Output = Literal["dense", "sparse", "multi_vector", "classify", "rerank"]
 
 
 @dataclass(slots=True)
@@ -80,7 +87,7 @@ class ModelSpec:
         prompts: named prompts the model defines (e.g. ``{"query": "Instruct: ...\\nQuery: "}``).
         dtype: dtype of the weights the forward pass runs in (``float32``, ``float16``, ``bfloat16``...).
         quantization: MLX weight quantization (``q8``, ``q4``...), None when the weights are not quantized.
-        quantization_reason: why the MLX engine chose ``quantization`` (``mlx_quantize.QuantizeChoice``),
+        quantization_reason: why the MLX engine chose ``quantization`` (``mlx.quantize.QuantizeChoice``),
             None on engines that do not quantize.
         modalities: what one input may hold: ``("text",)``, or ``("text", "image")`` for CLIP/SigLIP and
             vision-language embedders.
@@ -92,6 +99,8 @@ class ModelSpec:
             the model's prompt format places itself (a vision-language embedder's system message)
             rather than text prefixes: the service then prepares every input, text-only included,
             with ``encode_items(items, prompt=...)`` instead of prepending the prompt to the text.
+        outputs: what the model's forward pass produces (``Output``); by default ``("dense",)`` for an
+            embedder and ``("rerank",)`` for a cross-encoder.
     """
 
     name: str
@@ -111,6 +120,11 @@ class ModelSpec:
     architecture: str = ""
     parameters: int = 0
     instructions: bool = False
+    outputs: tuple[Output, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.outputs:
+            self.outputs = ("rerank",) if self.task == "rerank" else ("dense",)
 
 
 @dataclass(slots=True)
@@ -154,7 +168,7 @@ class InputTooLong(UnprocessableInput):
 class Engine(Protocol):
     """An inference backend for one model (see module docstring for the threading contract).
 
-    Optional: ``tokenize_joined`` and ``embed_spans`` for late chunking (``gateway.engines.late_chunking``).
+    Optional: ``tokenize_joined`` and ``embed_spans`` for late chunking (``engines.text.late_chunking``).
     """
 
     spec: ModelSpec
@@ -260,8 +274,8 @@ class Engine(Protocol):
 
 # engine name -> "module:function" that loads it: imported lazily so torch-only installs never import mlx.
 ENGINES: dict[str, str] = {
-    "torch": "gateway.engines.torch_st:load_torch_engine",
-    "mlx": "gateway.engines.mlx:load_mlx_engine",
+    "torch": "gateway.engines.torch.engine:load_torch_engine",
+    "mlx": "gateway.engines.mlx.engine:load_mlx_engine",
 }
 
 
@@ -282,7 +296,7 @@ def resolve_engine_name(requested: str, hf_config: dict | None = None) -> str:
             raise ValueError(f"unknown engine {requested!r}; choose one of auto, {', '.join(ENGINES)}")
         return requested
     if on_apple_silicon() and importlib.util.find_spec("mlx") is not None:
-        from gateway.engines.dual_encoders import mlx_refusal
+        from gateway.engines.vision.dual_encoders import mlx_refusal
 
         return "torch" if hf_config and mlx_refusal(hf_config) else "mlx"
     return "torch"
@@ -308,7 +322,7 @@ def load_engine(config: ModelConfig, path: str, **options: object) -> Engine:
             serve the architecture (CLIP on MLX).
     """
     from gateway.engines.detect import check_servable, detect_model
-    from gateway.engines.dual_encoders import apply_modalities
+    from gateway.engines.vision.dual_encoders import apply_modalities
 
     detection = detect_model(path)
     check_servable(config.name, config.task, detection)

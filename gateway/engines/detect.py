@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from gateway.engines.dual_encoders import DUAL_ENCODER_TYPES
-from gateway.engines.vlm_formats import is_vision_language
+from gateway.engines.vision.dual_encoders import DUAL_ENCODER_TYPES
+from gateway.engines.vision.vlm_formats import is_vision_language
 
 Kind = Literal[
     "dense",             # sentence vectors: a sentence-transformers pipeline, or a plain encoder

@@ -1,6 +1,6 @@
 """Late chunking as a service call: the inputs of one request embedded as one sequence, pooled per input.
 
-See ``gateway.engines.late_chunking`` for the definition (Jina's ``late_chunking``). The joined sequence
+See ``gateway.engines.text.late_chunking`` for the definition (Jina's ``late_chunking``). The joined sequence
 must fit the model's context: it is never truncated, since that would drop whole inputs.
 """
 

@@ -15,9 +15,9 @@ from typing import Any, Literal
 from gateway.config import ModelConfig, Settings
 from gateway.engines import Engine, load_engine, resolve_engine_name
 from gateway.engines.detect import ModelRefused
-from gateway.engines.dual_encoders import read_hf_config
 from gateway.engines.memory import free_memory
 from gateway.engines.sources import resolve_model_path
+from gateway.engines.vision.dual_encoders import read_hf_config
 from gateway.errors import EngineFailure, ModelNotFound, NotReady
 from gateway.serving import request_context
 from gateway.serving.admission import Admission

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gateway.config import Settings
-from gateway.engines.pooling import l2_normalize
+from gateway.engines.text.pooling import l2_normalize
 from gateway.errors import InvalidRequest
 from gateway.serving import request_context
 from gateway.serving.registry import Registry

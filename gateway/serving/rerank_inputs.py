@@ -15,7 +15,7 @@ import numpy as np
 
 from gateway.config import ModelConfig
 from gateway.engines import Engine, InputTooLong, Tokens
-from gateway.engines.windows import WINDOW_CHARS_PER_TOKEN, char_window
+from gateway.engines.text.windows import WINDOW_CHARS_PER_TOKEN, char_window
 from gateway.errors import InvalidRequest, UnprocessableInput
 from gateway.serving.prompted import prompted_tokenizer
 

@@ -12,7 +12,7 @@ the same moment (``tests/test_runner_race.py``).
 
 The runner has one thread per engine lane. That is one, except for torch on CPU (two by default), where
 small batches use the cores better side by side, each pass on its share of the intra-op threads, than one
-at a time across all of them (``gateway.engines.torch_st.lanes_for``); a lane running alone with nothing
+at a time across all of them (``gateway.engines.torch.engine.lanes_for``); a lane running alone with nothing
 else waiting takes every core, so a lone request is as fast as before.
 """
 

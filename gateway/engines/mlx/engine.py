@@ -6,7 +6,7 @@ on mlx-lm. Tokenization uses the folder's Hugging Face tokenizer, like the torch
 engines feed identical token ids. Pooling and normalization follow the folder's sentence-transformers
 pipeline (``mlx_folder``), overridable by ``ModelConfig.pooling`` / ``normalize``.
 
-Full-precision folders are quantized at load by ``ModelConfig.quantize`` (``mlx_quantize.resolve``:
+Full-precision folders are quantized at load by ``ModelConfig.quantize`` (``quantize.resolve``:
 for ``auto``, only when the weights exceed a quarter of the machine's memory); pre-quantized folders
 load as they are. Cross-encoder heads stay
 in full precision, and pooling and logits are computed in float32.
@@ -29,11 +29,9 @@ from transformers import AutoTokenizer
 
 from gateway.config import ModelConfig
 from gateway.engines import Engine, ModelSpec, Tokens
-from gateway.engines.dual_encoders import is_dual_encoder, mlx_refusal, read_hf_config
-from gateway.engines.late_chunking import SpanTokens
-from gateway.engines.mlx_folder import FolderInfo, read_folder
-from gateway.engines.mlx_models import decoder_lm_logits, is_encoder, load_decoder, load_encoder, pool
-from gateway.engines.mlx_quantize import (
+from gateway.engines.mlx.folder import FolderInfo, read_folder
+from gateway.engines.mlx.models import decoder_lm_logits, is_encoder, load_decoder, load_encoder, pool
+from gateway.engines.mlx.quantize import (
     QuantizeChoice,
     announce,
     folder_weight_sizes,
@@ -41,8 +39,10 @@ from gateway.engines.mlx_quantize import (
     quantize_model,
     resolve,
 )
-from gateway.engines.tokenization import HFTokenization, Qwen3RerankPrompt, is_qwen3_reranker
-from gateway.engines.vlm_formats import is_vision_language
+from gateway.engines.text.late_chunking import SpanTokens
+from gateway.engines.text.tokenization import HFTokenization, Qwen3RerankPrompt, is_qwen3_reranker
+from gateway.engines.vision.dual_encoders import is_dual_encoder, mlx_refusal, read_hf_config
+from gateway.engines.vision.vlm_formats import is_vision_language
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def load_model(config: ModelConfig, path: str, hf_config: dict) -> nn.Module:
 
 
 def quantize_choice(config: ModelConfig, path: str, hf_config: dict) -> QuantizeChoice:
-    """What ``config.quantize`` means for this folder (``mlx_quantize.resolve``), decided before loading:
+    """What ``config.quantize`` means for this folder (``quantize.resolve``), decided before loading:
     sizes from the safetensors headers, without the LM head an embedder drops and with cross-encoder
     classification heads kept at full precision, as ``apply_quantize`` does."""
     shipped = hf_config.get("quantization") or hf_config.get("quantization_config")
@@ -210,7 +210,7 @@ class MlxEngine(HFTokenization):
         return self._to_numpy(pool(self._hidden(ids, mask, types), mask, last, self.spec.pooling), ids.size)
 
     def embed_spans(self, batch: list[SpanTokens]) -> list[np.ndarray]:
-        """Late chunking (``gateway.engines.late_chunking``): per sequence ``(spans, dim)`` float32 means
+        """Late chunking (``gateway.engines.text.late_chunking``): per sequence ``(spans, dim)`` float32 means
         of the token states over each span (right padding: spans keep their positions)."""
         ids, mask, types, _ = self._arrays(batch)
         hidden = self._hidden(ids, mask, types).astype(mx.float32)
@@ -252,12 +252,12 @@ def load_mlx_engine(
     hf_config = read_hf_config(path)
     if refusal := mlx_refusal(hf_config):  # CLIP: no MLX implementation, the torch engine serves it
         raise ValueError(refusal)
-    if is_dual_encoder(hf_config):  # SigLIP: mlx-embeddings' architecture (mlx_siglip.py)
-        from gateway.engines.mlx_siglip import MlxSiglipEngine
+    if is_dual_encoder(hf_config):  # SigLIP: mlx-embeddings' architecture (siglip.py)
+        from gateway.engines.mlx.siglip import MlxSiglipEngine
 
         return MlxSiglipEngine(config, path, device_name())
-    if is_vision_language(hf_config):  # Qwen2-VL / Qwen3-VL embedders: mlx-vlm (mlx_vlm.py)
-        from gateway.engines.mlx_vlm import MlxVlmEngine
+    if is_vision_language(hf_config):  # Qwen2-VL / Qwen3-VL embedders: mlx-vlm (vlm.py)
+        from gateway.engines.mlx.vlm import MlxVlmEngine
 
         return MlxVlmEngine(config, path)
     return MlxEngine(config, path)

@@ -19,11 +19,11 @@ import torch
 
 from gateway.config import ModelConfig
 from gateway.engines import Engine, ModelSpec, Tokens
-from gateway.engines.late_chunking import SpanTokens
-from gateway.engines.packing import PackedBert
-from gateway.engines.precision import resolve_torch_dtype
-from gateway.engines.tokenization import HFTokenization, Qwen3RerankPrompt, is_qwen3_reranker
-from gateway.engines.vlm_formats import is_vision_language
+from gateway.engines.text.late_chunking import SpanTokens
+from gateway.engines.text.tokenization import HFTokenization, Qwen3RerankPrompt, is_qwen3_reranker
+from gateway.engines.torch.packing import PackedBert
+from gateway.engines.torch.precision import resolve_torch_dtype
+from gateway.engines.vision.vlm_formats import is_vision_language
 
 
 def pick_device(override: str | None = None) -> str:
@@ -126,7 +126,7 @@ class TorchEngine(HFTokenization):
 
     @torch.inference_mode()
     def embed_spans(self, batch: list[SpanTokens]) -> list[np.ndarray]:
-        """Late chunking (``gateway.engines.late_chunking``): per sequence ``(spans, dim)`` float32, the mean
+        """Late chunking (``text.late_chunking``): per sequence ``(spans, dim)`` float32, the mean
         of the transformer's token states over each span, through the modules after Pooling."""
         pool_at = next(i for i, m in enumerate(self._raw_pipeline) if type(m).__name__ == "Pooling")
         features = self._features(batch)
@@ -202,14 +202,14 @@ def load_torch_engine(config: ModelConfig, path: str, *, cpu_lanes: int | None =
     """Load ``path`` as a sentence-transformers model (``TorchEngine``; ``cpu_lanes``: ``lanes_for``), a
     CLIP / SigLIP folder as a dual encoder (``torch_dual``), or a Qwen2-VL / Qwen3-VL embedder folder with
     the vision-language engine (``torch_vlm``)."""
-    from gateway.engines.dual_encoders import is_dual_encoder, read_hf_config
+    from gateway.engines.vision.dual_encoders import is_dual_encoder, read_hf_config
 
     if is_dual_encoder(read_hf_config(path)):
-        from gateway.engines.torch_dual import TorchDualEncoderEngine
+        from gateway.engines.torch.dual import TorchDualEncoderEngine
 
         return TorchDualEncoderEngine(config, path, cpu_lanes)
     if is_vision_language(read_hf_config(path)):
-        from gateway.engines.torch_vlm import load_torch_vlm_engine
+        from gateway.engines.torch.vlm import load_torch_vlm_engine
 
         return load_torch_vlm_engine(config, path, pick_device(config.device))
     return TorchEngine(config, path, cpu_lanes)
