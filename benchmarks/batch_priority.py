@@ -57,22 +57,37 @@ def main() -> None:
     parser.add_argument("--bench", action="store_true", help="also run gateway bench --loads 2")
     args = parser.parse_args()
     corpus = load_corpus()
-    queries = cycle(corpus.short, 0, args.requests)
+    # distinct queries per phase, and no embedding cache: every request runs the model
+    queries = [cycle(corpus.short, phase * args.requests, args.requests) for phase in range(4)]
     lines = cycle(corpus.mixed, 0, args.lines)
-    data = b"".join(json.dumps({"custom_id": str(i), "method": "POST", "url": "/v1/embeddings",
-                                "body": {"model": MODEL, "input": text}}).encode() + b"\n"
-                    for i, text in enumerate(lines))
-    with tempfile.TemporaryDirectory() as data_dir, started_server(None, {"GATEWAY_DATA_DIR": data_dir}) as url:
+    data = b"".join(
+        json.dumps(
+            {
+                "custom_id": str(i),
+                "method": "POST",
+                "url": "/v1/embeddings",
+                "body": {"model": MODEL, "input": text},
+            }
+        ).encode()
+        + b"\n"
+        for i, text in enumerate(lines)
+    )
+    with (
+        tempfile.TemporaryDirectory() as data_dir,
+        started_server(None, {"GATEWAY_DATA_DIR": data_dir, "GATEWAY_CACHE_MAX_BYTES": "0"}) as url,
+    ):
         http = httpx.Client(base_url=url, timeout=120)
         sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
-        latencies(http, queries[:20])  # warm-up
-        idle = latencies(http, queries)
+        latencies(http, queries[3][:20])  # warm-up
+        idle = latencies(http, queries[0])
         upload = sdk.files.create(file=("bulk.jsonl", io.BytesIO(data)), purpose="batch")
-        batch = sdk.batches.create(input_file_id=upload.id, endpoint="/v1/embeddings", completion_window="24h")
+        batch = sdk.batches.create(
+            input_file_id=upload.id, endpoint="/v1/embeddings", completion_window="24h"
+        )
         pause = threading.Event()
         while sdk.batches.retrieve(batch.id).request_counts.completed < 512:
             pause.wait(0.2)
-        busy = latencies(http, queries)
+        busy = latencies(http, queries[1])
         start_done, start = sdk.batches.retrieve(batch.id).request_counts.completed, time.perf_counter()
         pause.wait(args.window)
         job = sdk.batches.retrieve(batch.id)
@@ -80,17 +95,23 @@ def main() -> None:
         sdk.batches.cancel(batch.id)
         while sdk.batches.retrieve(batch.id).status not in ("cancelled", "completed"):
             pause.wait(0.2)
-        idle_after = latencies(http, queries)
-        print(describe("idle, before the job", idle))
+        idle_after = latencies(http, queries[2])
+        print(describe("idle, before the job", idle), flush=True)
         print(describe("while the job runs", busy))
         print(describe("idle, after the job", idle_after))
-        print(f"ratio p50 busy / idle: {statistics.median(busy) / statistics.median(idle):.2f} "
-              f"(idle before/after: {statistics.median(idle_after) / statistics.median(idle):.2f})")
-        print(f"job alone: {rate:.0f} lines/s (one text each) over {args.window:g} s; "
-              f"{job.request_counts.completed} of {args.lines} lines done when cancelled")
+        print(
+            f"ratio p50 busy / idle: {statistics.median(busy) / statistics.median(idle):.2f} "
+            f"(idle before/after: {statistics.median(idle_after) / statistics.median(idle):.2f})"
+        )
+        print(
+            f"job alone: {rate:.0f} lines/s (one text each) over {args.window:g} s; "
+            f"{job.request_counts.completed} of {args.lines} lines done when cancelled"
+        )
         if args.bench:
-            subprocess.run([sys.executable, "-m", "gateway", "bench", "--url", url, "--loads", "2",
-                            "--duration", "10"], check=False)
+            subprocess.run(
+                [sys.executable, "-m", "gateway", "bench", "--url", url, "--loads", "2", "--duration", "10"],
+                check=False,
+            )
 
 
 if __name__ == "__main__":

@@ -166,3 +166,32 @@ def test_file_routes_list_retrieve_delete_and_limits(client, batch_server):
         )
     with pytest.raises(openai.NotFoundError):
         client.batches.retrieve("batch_nope")
+
+
+def test_gateway_embed_through_the_server_equals_the_online_route(client, batch_server, tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "in.txt").write_text("\n".join(TEXTS) + "\n")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "embed",
+            str(tmp_path / "in.txt"),
+            "-o",
+            str(tmp_path / "out.npy"),
+            "--url",
+            batch_server.url,
+            "--chunk",
+            "16",
+            "-q",
+        ],
+        check=True,
+        timeout=300,
+    )
+    sdk = client.embeddings.create(model="all-MiniLM-L6-v2", input=TEXTS, encoding_format="float")
+    np.testing.assert_allclose(
+        np.load(tmp_path / "out.npy"), np.array([d.embedding for d in sdk.data]), atol=1e-6
+    )

@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -52,18 +53,23 @@ def main(args: argparse.Namespace) -> None:
     chunks = math.ceil(len(texts) / args.chunk)
     todo = sorted(set(range(chunks)) - parts.done())
     left = sum(len(texts[i * args.chunk : (i + 1) * args.chunk]) for i in todo)
-    asyncio.run(embed_all(args, texts, todo, parts, len(texts) - left))
+    seconds = asyncio.run(embed_all(args, texts, todo, parts, len(texts) - left))
     write_vectors(output, parts.load(chunks) if chunks else np.zeros((0, 0), np.float32), ids)
     parts.remove()
     if not args.quiet:
-        print(f"wrote {len(texts)} vectors to {output}", file=sys.stderr)
+        rate = f" ({left / seconds:.0f} texts/s after the model loaded)" if seconds and left else ""
+        print(f"wrote {len(texts)} vectors to {output}{rate}", file=sys.stderr)
 
 
 async def embed_all(
     args: argparse.Namespace, texts: list[str], todo: list[int], parts: Parts, done: int
-) -> None:
+) -> float:
     """Embed chunks ``todo`` (``args.chunk`` texts each), ``args.concurrency`` at a time, saving each; the
-    progress bar (texts/s, ETA) starts once the model is loaded, at the ``done`` texts of earlier runs."""
+    progress bar (texts/s, ETA) starts once the model is loaded, at the ``done`` texts of earlier runs.
+
+    Returns:
+        Seconds spent embedding, from the model being ready to the last chunk saved.
+    """
     from tqdm import tqdm
 
     async with embedder(args) as embed:
@@ -77,10 +83,12 @@ async def embed_all(
                 await asyncio.to_thread(parts.save, number, vectors)
                 bar.update(len(chunk))
 
+        start = time.perf_counter()
         try:
             await asyncio.gather(*(worker() for _ in range(args.concurrency)))
         finally:
             bar.close()
+        return time.perf_counter() - start
 
 
 class embedder:  # noqa: N801 - used as ``async with embedder(args) as embed``
