@@ -193,3 +193,15 @@ def test_a_second_process_on_the_same_data_dir_leaves_the_batches_to_the_first(t
             await second.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_batch_past_its_window_expires_with_its_lines_in_the_error_file(tmp_path) -> None:
+    store = Store(tmp_path)
+    batch_id = new_batch(store, input_file(store, 3))
+    store.update_batch(batch_id, expires_at=int(time.time()) - 1)
+    row = asyncio.run(run(store, batch_id))
+    assert row.status == "expired" and row.expired_at and row.output_file_id is None
+    errors = lines_of(store, row.error_file_id)
+    assert [(e["custom_id"], e["error"]["code"]) for e in errors] == [
+        (f"c{i}", "batch_expired") for i in range(3)
+    ]

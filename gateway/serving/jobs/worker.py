@@ -212,10 +212,6 @@ class BatchWorker:
         finally:
             for task in in_flight:
                 task.cancel()
-        if row.id not in self._cancelled and row.expires_at is not None and time.time() > row.expires_at:
-            await asyncio.to_thread(
-                self.store.update_batch, row.id, only_if=("in_progress",), status="expired"
-            )
 
     async def _answer(self, row: BatchRow, line: int, body: bytes) -> Result:
         """One line's final answer (429 and 503 are retried after their Retry-After)."""
@@ -231,7 +227,9 @@ class BatchWorker:
         row = await asyncio.to_thread(self.store.get_batch, batch_id, any_owner=True)
         if row is None or row.status in ("failed", "completed", "cancelled"):
             return
-        final = {"cancelling": "cancelled", "expired": "expired"}.get(row.status, "completed")
+        # lines left unanswered without a cancel: the window passed (``_answer_all`` stopped early)
+        unfinished = row.completed + row.failed < row.total
+        final = "cancelled" if row.status == "cancelling" else "expired" if unfinished else "completed"
         if row.status == "in_progress":
             await asyncio.to_thread(self.store.update_batch, batch_id, status="finalizing")
         try:
