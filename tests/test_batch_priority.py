@@ -86,3 +86,32 @@ def test_a_batch_line_runs_at_once_on_an_idle_model() -> None:
             runner.stop()
 
     asyncio.run(scenario())
+
+
+def test_while_queries_come_batch_work_leaves_one_lane_free_for_them() -> None:
+    """Two lanes, a query seen just now, two bulk batches of a batch job queued: one runs, the other
+    waits, and the next query runs at once on the free lane (not after a bulk forward pass)."""
+
+    async def scenario() -> None:
+        engine = FakeEngine()
+        engine.lanes = 2
+        runner = Runner(engine, batch_tokens=64, max_queue_tokens=100_000)
+        try:
+            await asyncio.wait_for(runner.run("embed", make_inputs([3])), WAIT_S)  # a query: the window opens
+            engine.release.clear()  # hold every forward pass from now on
+            background = make_inputs([60, 60])  # two batches: 60 x 2 > 64 padded tokens
+            batch_task = asyncio.create_task(run_as_batch_line(runner, background))
+            while len(engine.batches) < 2:  # the first bulk batch is inside the engine
+                await asyncio.sleep(0)
+            assert runner.queued_items == 1  # the second lane keeps off the other bulk batch
+            query = make_inputs([3])
+            query_task = asyncio.create_task(runner.run("embed", query))
+            while not any(uids(query) & {uid for uid, _ in batch} for batch in engine.batches):
+                await asyncio.sleep(0)  # the query reached the engine while the bulk batch is still held
+            engine.release.set()
+            await asyncio.wait_for(asyncio.gather(batch_task, query_task), WAIT_S)
+        finally:
+            engine.release.set()
+            runner.stop()
+
+    asyncio.run(scenario())
