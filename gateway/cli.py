@@ -8,6 +8,8 @@ import os
 import signal
 import sys
 
+from gateway.engines.torch.threads import let_idle_openmp_threads_sleep
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="OpenAI/Cohere-compatible embedding server")
@@ -148,19 +150,6 @@ def exit_now(code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
-
-
-def let_idle_openmp_threads_sleep() -> None:
-    """Make torch's OpenMP workers sleep at once when idle (``GOMP_SPINCOUNT=0``) unless the user chose.
-
-    A server always runs busy threads beside torch's (event loop, tokenizer, often its clients): workers
-    spinning between parallel regions steal those cores, and a descheduled worker stalls every region.
-    On the 2-core CI box with other jobs running, 2-thread encode fell from ~180 to ~25 texts/s with the
-    default spinning. Must run before torch is imported; ``gateway bench`` gets the same setting, so its
-    in-process reference runs like the server.
-    """
-    if "OMP_WAIT_POLICY" not in os.environ:
-        os.environ.setdefault("GOMP_SPINCOUNT", "0")
 
 
 def main(argv: list[str] | None = None) -> None:

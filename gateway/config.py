@@ -106,7 +106,9 @@ class ModelConfig(BaseModel):
         source: Hugging Face repo id or local folder (default: ``name``).
         revision: hub revision (branch, tag or commit) when downloading.
         engine: ``auto`` | ``torch`` | ``mlx``; None inherits the server's ``engine``.
-        task: ``embed`` (bi-encoder, also reranks by cosine) or ``rerank`` (cross-encoder).
+        task: ``embed`` (bi-encoder, also reranks by cosine), ``rerank`` (cross-encoder) or ``classify``
+            (a sequence classifier: ``/classify``, ``/predict``). Unset, a classifier folder with named
+            labels is served with ``classify`` (``engines.detect``), any other folder with ``embed``.
         pooling: override the model's pooling (``mean`` | ``cls`` | ``last``), MLX engine only.
         normalize: override whether embeddings are L2-normalized.
         max_tokens: cap on input length in model tokens (default: the model's own limit).
@@ -135,9 +137,10 @@ class ModelConfig(BaseModel):
         "Hub revision (branch, tag or commit) when downloading."))
     engine: Literal["auto", "torch", "mlx"] | None = Field(default=None, description=(
         "`auto` (MLX on Apple Silicon, else torch), `torch` or `mlx`. Default: the server's `engine`."))
-    task: Literal["embed", "rerank"] = Field(default="embed", description=(
-        "`embed` (a bi-encoder, which also reranks by cosine) or `rerank` (a cross-encoder or a "
-        "Qwen3-style reranker)."))
+    task: Literal["embed", "rerank", "classify"] = Field(default="embed", description=(
+        "`embed` (a bi-encoder, which also reranks by cosine), `rerank` (a cross-encoder or a "
+        "Qwen3-style reranker) or `classify` (a sequence classifier). Unset: `classify` for a classifier "
+        "folder with named labels, else `embed`."))
     pooling: Literal["mean", "cls", "last"] | None = Field(default=None, description=(
         "Override the model's pooling (MLX engine only)."))
     normalize: bool | None = Field(default=None, description=(

@@ -18,6 +18,7 @@ from gateway.http.inprocess import make_dispatch
 from gateway.http.metrics import Metrics
 from gateway.http.middleware import observe_requests
 from gateway.http.routes import batches as batch_routes
+from gateway.http.routes import classify as classify_routes
 from gateway.http.routes import cohere_embed as cohere_embed_routes
 from gateway.http.routes import embed_rerank as embed_rerank_routes
 from gateway.http.routes import files as file_routes
@@ -26,6 +27,7 @@ from gateway.http.routes import ollama as ollama_routes
 from gateway.http.routes import ollama_models as ollama_model_routes
 from gateway.http.routes import openai as openai_routes
 from gateway.http.routes import rerank as rerank_routes
+from gateway.http.routes import score as score_routes
 from gateway.http.routes import similarity as similarity_routes
 from gateway.http.routes import system as system_routes
 from gateway.http.routes import tei as tei_routes
@@ -77,6 +79,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
                         *metrics_routes.ROUTES, *cohere_embed_routes.ROUTES, *tei_routes.ROUTES,
                         *voyage_multimodal_routes.ROUTES, *ollama_routes.ROUTES, *ollama_model_routes.ROUTES,
                         *embed_rerank_routes.ROUTES, *tkr_embed_routes.ROUTES, *similarity_routes.ROUTES,
+                        *classify_routes.ROUTES, *score_routes.ROUTES,
                         *file_routes.routes(settings), *batch_routes.ROUTES,
                         *ui_routes.swagger_routes(), *(ui_routes.console_routes() if settings.ui else [])],
         state=State({"registry": registry, "settings": settings, "started_at": int(time.time()),

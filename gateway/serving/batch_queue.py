@@ -28,7 +28,8 @@ import numpy as np
 if TYPE_CHECKING:
     from gateway.engines import Tokens
 
-Kind = Literal["embed", "score", "spans"]  # spans: late chunking (gateway.engines.text.late_chunking)
+# spans: late chunking (gateway.engines.text.late_chunking); classify: (labels,) class logits per input
+Kind = Literal["embed", "score", "spans", "classify"]
 
 ARRIVAL_BITS = 40  # 10^12 inputs before the arrival counter would spill into the length bits
 ARRIVAL_MASK = (1 << ARRIVAL_BITS) - 1

@@ -138,6 +138,9 @@ async def rerank(
     settings = registry.settings
     served = registry.get(model_name or default_rerank_model(registry))
     engine, runner = served.ready()
+    if engine.spec.task == "classify":
+        raise InvalidRequest(f"model '{served.name}' is a classifier and cannot rerank; classify with "
+                             "/classify or /predict", param="model")
     check_rerank_request(
         query,
         documents,

@@ -42,7 +42,8 @@ MAX_RETRY_AFTER_S = 60
 SMALL_BATCH_SHARE = 8
 INTERACTIVE_WINDOW_S = 5.0  # how long after a small request bulk batches stay halved
 # job kind -> the engine method that runs it; "spans" (late chunking) is optional, only its callers use it
-ENGINE_CALLS: dict[Kind, str] = {"embed": "embed", "score": "score", "spans": "embed_spans"}
+ENGINE_CALLS: dict[Kind, str] = {"embed": "embed", "score": "score", "spans": "embed_spans",
+                                 "classify": "classify"}
 
 
 class Runner:
@@ -122,8 +123,9 @@ class Runner:
         engine yet.
 
         Returns:
-            ``(n, dim)`` float32 embeddings for ``embed``, ``(n,)`` float32 scores for ``score``; for
-            ``spans``, send one ``SpanTokens``: ``(1, spans, dim)``, its spans pooled.
+            ``(n, dim)`` float32 embeddings for ``embed``, ``(n,)`` float32 scores for ``score``,
+            ``(n, labels)`` float32 class logits for ``classify``; for ``spans``, send one ``SpanTokens``:
+            ``(1, spans, dim)``, its spans pooled.
 
         Raises:
             Overloaded: the queue already holds ``max_queue_tokens`` tokens, or would take more than
