@@ -339,6 +339,19 @@ class Settings(BaseSettings):
     cache_redis_retry_s: float = Field(default=5.0, ge=0, description=(
         "After a Redis error, serve without the cache for this many seconds before trying again."))
 
+    # Bulk jobs (OpenAI's Files and Batch APIs: gateway.serving.jobs; docs/batches.md)
+    data_dir: Path | None = Field(default=None, description=(
+        "Folder of the durable state: uploaded files, batch outputs and the SQLite database of jobs. "
+        "Default: the per-user data folder (`~/.local/share/gateway`, or `$XDG_DATA_HOME/gateway`; "
+        "`~/Library/Application Support/gateway` on macOS)."))
+    batch_max_file_bytes: int = Field(default=200 * 1024 * 1024, gt=0, description=(
+        "Largest file `POST /v1/files` takes, in bytes (OpenAI's limit for batch input); larger: 413."))
+    batch_max_lines: int = Field(default=50_000, gt=0, description=(
+        "Most request lines in one batch input file (OpenAI's limit); more: 400 at upload."))
+    batch_tpm_share: float = Field(default=0.0, ge=0, le=1, description=(
+        "Share (0-1) of a batch line's tokens charged to its API key's `tpm` quota. Default 0: batch work "
+        "has a quota of its own, as OpenAI's batch quota is separate from the online one."))
+
     # MLX
     mlx_memory_fraction: float | None = Field(default=None, gt=0, le=1, description=(
         "Cap MLX's memory to this share (0-1] of the machine's. Default: no cap."))
