@@ -1,6 +1,6 @@
 """Server CPU time of one embedding request holding a single huge input vs a 4 KB one.
 
-A long input is tokenized only through a window of its characters (``gateway.engines.tokenization``),
+A long input is tokenized only through a window of its characters (``gateway.engines.text.tokenization``),
 so a 20 MB input should cost the same order of server CPU as a 4 KB one (before the window, a 4 MB input
 took 9.1 s). The server runs with ``GATEWAY_MAX_BODY_BYTES`` raised so the 20 MB body is accepted; CPU is
 the server process's user + system time (``/proc/<pid>/stat``, Linux) around each request, the median of

@@ -37,6 +37,12 @@ TEMPLATES: dict[str, dict] = {
     "/api/embeddings": {"model": MODEL, "prompt": "hello", "keep_alive": "5m"},
     "/api/rerank": {"model": MODEL, "query": "q", "documents": ["a", "b"], "top_n": 2},
     "/api/show": {"model": MODEL},
+    # MiniLM scores pairs as a bi-encoder; it classifies nothing (test_classify_score fuzzes a classifier)
+    "/classify": {"model": MODEL, "input": TEXTS, "truncate_prompt_tokens": 8},
+    "/v1/classify": {"model": MODEL, "input": "hello", "user": "u"},
+    "/predict": {"inputs": [["a", "b"], ["c"]], "raw_scores": False, "truncate": True},
+    "/score": {"model": MODEL, "text_1": "q", "text_2": TEXTS, "truncate_prompt_tokens": -1},
+    "/v1/score": {"model": MODEL, "text_1": TEXTS, "text_2": TEXTS},
 }
 # also on the OpenAI route: dialect fields (Jina, Voyage, Mistral), some with hostile values below
 EXTRA_FIELDS = {"late_chunking": True, "task": "retrieval.query", "embedding_type": "float",

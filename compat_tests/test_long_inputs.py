@@ -1,6 +1,6 @@
 """A single input far longer than the model takes is cut (or refused) through a bounded window of its
 characters, never tokenized in full: the answer for a huge input is the answer for its first
-``max_tokens * WINDOW_CHARS_PER_TOKEN`` characters (``gateway.engines.tokenization.encode``)."""
+``max_tokens * WINDOW_CHARS_PER_TOKEN`` characters (``gateway.engines.text.tokenization.encode``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from compat_tests.conftest import DEFAULT_ALIAS
 from compat_tests.dialects import openai_route, post
-from gateway.engines.windows import WINDOW_CHARS_PER_TOKEN
+from gateway.engines.text.windows import WINDOW_CHARS_PER_TOKEN
 
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's limit
 WINDOW = MAX_TOKENS * WINDOW_CHARS_PER_TOKEN

@@ -15,7 +15,7 @@ from PIL import Image
 
 from gateway.config import ModelConfig
 from gateway.engines import InputTooLong, load_engine, resolve_engine_name
-from gateway.engines.dual_encoders import read_hf_config, vision_tokens
+from gateway.engines.vision.dual_encoders import read_hf_config, vision_tokens
 from gateway.errors import UnprocessableInput
 from gateway.inputs import ImagePart, InputItem, TextPart
 from tests.tiny_dual import build_tiny_clip, build_tiny_siglip

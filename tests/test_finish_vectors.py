@@ -6,7 +6,7 @@ import numpy as np
 
 from gateway.config import ModelConfig
 from gateway.engines.sources import embedded_model_dir
-from gateway.engines.torch_st import TorchEngine
+from gateway.engines.torch.engine import TorchEngine
 from gateway.serving.service import finish_vectors
 
 RAW = np.array([[3.0, 4.0, 12.0], [0.0, 2.0, 0.0]], np.float32)  # norms 13 and 2

@@ -12,7 +12,7 @@ import torch
 
 from gateway.config import ModelConfig
 from gateway.engines import load_engine
-from gateway.engines.late_chunking import SpanTokens, special_frame
+from gateway.engines.text.late_chunking import SpanTokens, special_frame
 from gateway.errors import UnprocessableInput
 from tests import tiny_models
 

@@ -116,7 +116,7 @@ def test_minilm_with_auto_quantization_matches_sentence_transformers(
     """``quantize = "auto"`` keeps a model this small at full precision on any machine (the old rule
     served it at 4 bits under 30 GiB: min cosine 0.936)."""
     if memory_gib is not None:
-        monkeypatch.setattr("gateway.engines.mlx_quantize.machine_memory_bytes", lambda: memory_gib * 2**30)
+        monkeypatch.setattr("gateway.engines.mlx.quantize.machine_memory_bytes", lambda: memory_gib * 2**30)
     auto = engine(minilm, "mlx", quantize="auto", dtype="auto")
     assert auto.spec.quantization is None and "fit the weight budget" in auto.spec.quantization_reason
     reference = SentenceTransformer(str(minilm), device="cpu", local_files_only=True).encode(TEXTS[:2])

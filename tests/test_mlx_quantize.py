@@ -1,4 +1,4 @@
-"""The MLX quantize-by-size rule (``gateway.engines.mlx_quantize``): a model stays at full precision
+"""The MLX quantize-by-size rule (``gateway.engines.mlx.quantize``): a model stays at full precision
 unless its weights exceed a quarter of the machine's memory, then takes the highest precision that fits.
 
 The rule is checked with simulated memory and model sizes; the size estimate against the bytes MLX
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.engines.mlx_quantize import (
+from gateway.engines.mlx.quantize import (
     GIB,
     QuantizeChoice,
     announce,
@@ -78,7 +78,7 @@ def test_when_even_4_bits_do_not_fit_4_bits_are_chosen_with_a_warning(caplog):
     choice = choose_auto(SEVEN_B, 12 * GIB)  # budget 3 GiB < 3.7 GiB at 4 bits
     assert (choice.bits, choice.fits) == (4, False)
     assert "and so do 4-bit weights 3.67 GiB" in choice.reason
-    with caplog.at_level(logging.INFO, logger="gateway.engines.mlx_quantize"):
+    with caplog.at_level(logging.INFO, logger="gateway.engines.mlx.quantize"):
         announce("big", choice)
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
         ("WARNING", f"MLX quantization of big at load: q4 ({choice.reason})")]
@@ -145,8 +145,8 @@ def test_the_size_estimate_matches_what_mlx_holds_and_auto_quantizes_a_model_too
 
     # a machine whose quarter holds the 8-bit weights but not the full ones
     memory = 4 * (sizes.q8 + sizes.full) // 2
-    monkeypatch.setattr("gateway.engines.mlx_quantize.machine_memory_bytes", lambda: memory)
-    with caplog.at_level(logging.INFO, logger="gateway.engines.mlx_quantize"):
+    monkeypatch.setattr("gateway.engines.mlx.quantize.machine_memory_bytes", lambda: memory)
+    with caplog.at_level(logging.INFO, logger="gateway.engines.mlx.quantize"):
         auto = load_engine(ModelConfig(name="auto", engine="mlx", quantize="auto"), str(folder))
     assert auto.spec.quantization == "q8"
     reason = auto.spec.quantization_reason
@@ -164,7 +164,7 @@ def test_health_and_the_log_give_the_choice_and_its_reason(monkeypatch, caplog, 
     from gateway.http.app import create_app
     from gateway.serving.registry import Registry
 
-    monkeypatch.setattr("gateway.engines.mlx_quantize.machine_memory_bytes", lambda: memory_gib * GIB)
+    monkeypatch.setattr("gateway.engines.mlx.quantize.machine_memory_bytes", lambda: memory_gib * GIB)
     loaded, load = threading.Event(), Registry._load
 
     async def load_and_signal(self, served, on_batch):  # the event the test waits on: load and warm-up done
@@ -175,7 +175,7 @@ def test_health_and_the_log_give_the_choice_and_its_reason(monkeypatch, caplog, 
 
     monkeypatch.setattr(Registry, "_load", load_and_signal)
     app = create_app(Settings(model=str(tiny_models.minilm_dir()), engine="mlx", quantize="auto"))
-    with caplog.at_level(logging.INFO, logger="gateway.engines.mlx_quantize"), TestClient(app) as client:
+    with caplog.at_level(logging.INFO, logger="gateway.engines.mlx.quantize"), TestClient(app) as client:
         assert loaded.wait(timeout=300)
         assert client.get("/ready").status_code == 200
         model = client.get("/health").json()["models"][0]

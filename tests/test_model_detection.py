@@ -1,6 +1,6 @@
 """Model folders are recognised from their files, and those whose outputs this server does not serve (SPLADE,
-ColBERT, classifiers, a folder configured with the wrong task) are refused before any weight is loaded,
-on both engines, instead of being served as if they were dense embedders.
+ColBERT, a folder configured with the wrong task, e.g. a classifier as an embedder) are refused before any
+weight is loaded, on both engines, instead of being served as if they were dense embedders.
 
 Folders are tiny random models saved by sentence-transformers 6 itself (``SparseEncoder``,
 ``MultiVectorEncoder``) or written in PyLate's and FlagEmbedding's layouts (``tests/tiny_retrieval.py``).
@@ -70,9 +70,6 @@ REFUSED_KINDS = [
                                  "multi-vector (late interaction) output is not supported yet"]),
     ("pylate", "multi_vector", ["PyLate ColBERT model",
                                 "multi-vector (late interaction) output is not supported yet"]),
-    ("classifier", "classifier", ["3 named labels (negative, neutral, positive)",
-                                  "classification output is not supported yet"]),
-    ("two-logit-classifier", "classifier", ["2 outputs (labels unnamed)", "not a one-logit cross-encoder"]),
 ]
 
 
@@ -93,6 +90,8 @@ def test_unsupported_outputs_are_refused_before_loading(folders, no_engine, fold
 
 # (folder, task it is not served with, the task the message points to)
 MISMATCHES = [
+    ("classifier", "embed", "classify"),
+    ("two-logit-classifier", "rerank", "classify"),
     ("cross-encoder", "embed", "rerank"),
     ("dense", "rerank", "embed"),
     ("bge-m3", "rerank", "embed"),

@@ -1,4 +1,4 @@
-"""Padding-free BERT forward passes (``gateway.engines.packing``) give the padded pipeline's vectors."""
+"""Padding-free BERT forward passes (``gateway.engines.torch.packing``) give the padded pipeline's vectors."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import torch
 
 from gateway.config import ModelConfig
 from gateway.engines import Tokens
-from gateway.engines.packing import MIN_ROW_TOKENS, PackedBert, pack_rows
 from gateway.engines.sources import embedded_model_dir
-from gateway.engines.torch_st import TorchEngine
+from gateway.engines.torch.engine import TorchEngine
+from gateway.engines.torch.packing import MIN_ROW_TOKENS, PackedBert, pack_rows
 from tests.tiny_models import build_tiny_encoder_embedder
 
 TEXTS = [

@@ -219,8 +219,8 @@ def test_no_live_replica_answers_503_at_once_and_counts_as_failing():
 def test_a_tokenizer_only_engine_tokenizes_like_the_loaded_one_after_pickling():
     from gateway.config import DEFAULT_MODEL
     from gateway.engines.sources import embedded_model_dir
-    from gateway.engines.tokenizer_only import Tokenization, TokenizerOnlyEngine
-    from gateway.engines.torch_st import TorchEngine
+    from gateway.engines.text.tokenizer_only import Tokenization, TokenizerOnlyEngine
+    from gateway.engines.torch.engine import TorchEngine
 
     engine = TorchEngine(ModelConfig(name=DEFAULT_MODEL), str(embedded_model_dir()))
     remote = TokenizerOnlyEngine(pickle.loads(pickle.dumps(Tokenization.of(engine))))

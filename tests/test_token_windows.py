@@ -9,8 +9,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from gateway.engines import InputTooLong
-from gateway.engines.tokenization import encode
-from gateway.engines.windows import WINDOW_CHARS_PER_TOKEN
+from gateway.engines.text.tokenization import encode
+from gateway.engines.text.windows import WINDOW_CHARS_PER_TOKEN
 from tests import tiny_models
 
 LIMIT = 256

@@ -14,7 +14,7 @@ import pytest
 
 from gateway.config import ModelConfig
 from gateway.engines import InputTooLong, load_engine
-from gateway.engines.pooling import l2_normalize
+from gateway.engines.text.pooling import l2_normalize
 from gateway.errors import UnprocessableInput
 from gateway.inputs import ImagePart, InputItem, TextPart
 from tests.tiny_vlm import build_tiny_qwen2_vl, build_tiny_qwen3_vl, sample_image

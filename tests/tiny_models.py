@@ -17,7 +17,7 @@ import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from gateway.engines.sources import embedded_model_dir
-from gateway.engines.tokenization import Qwen3RerankPrompt
+from gateway.engines.text.tokenization import Qwen3RerankPrompt
 
 VOCAB_SIZE = 30522  # the MiniLM (bert-base-uncased) vocabulary
 MAX_POSITIONS = 512
@@ -194,7 +194,7 @@ def quantize_mlx_copy(src: Path, dst: Path, bits: int, group_size: int = 32) -> 
     """
     from mlx_lm.utils import quantize_model, save_config, save_model
 
-    from gateway.engines.mlx_models import load_decoder
+    from gateway.engines.mlx.models import load_decoder
 
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.safetensors", "*.safetensors.index.json"))
     model = load_decoder(src, keep_lm_head=False)

@@ -44,7 +44,7 @@ def load_model(model: str, threads: int, dtype: str = "float32"):
 
     from gateway.config import ModelConfig
     from gateway.engines.sources import resolve_model_path
-    from gateway.engines.torch_st import pick_device
+    from gateway.engines.torch.engine import pick_device
 
     torch.set_num_threads(threads)
     path = resolve_model_path(ModelConfig(name=model))
@@ -61,8 +61,8 @@ def server_dtype(url: str | None, model: str) -> str:
         health = httpx.get(f"{url}/health", timeout=30).json()
         dtypes = [m.get("dtype") for m in health["models"] if model in (m["name"], *m["aliases"])]
         return next((d for d in dtypes if d), "float32")
-    from gateway.engines.precision import resolve_torch_dtype
-    from gateway.engines.torch_st import pick_device
+    from gateway.engines.torch.engine import pick_device
+    from gateway.engines.torch.precision import resolve_torch_dtype
 
     return resolve_torch_dtype(None, pick_device())
 

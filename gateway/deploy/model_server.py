@@ -17,7 +17,7 @@ import numpy as np
 
 from gateway.config import ModelConfig, Settings
 from gateway.engines import Tokens
-from gateway.engines.tokenizer_only import Tokenization
+from gateway.engines.text.tokenizer_only import Tokenization
 from gateway.serving.batch_queue import Kind
 from gateway.serving.registry import Registry, ServedModel
 
@@ -39,14 +39,14 @@ class ModelServer:
     """
 
     async def __init__(self, config: ModelConfig, settings: Settings) -> None:
-        from gateway.cli import let_idle_openmp_threads_sleep
+        from gateway.engines.torch.threads import let_idle_openmp_threads_sleep
         from gateway.http.request_log import disable_progress_bars
 
         let_idle_openmp_threads_sleep()  # before torch is imported in this worker process
         disable_progress_bars()  # the replica's stderr goes to Ray's logs (and the driver's): no tqdm bars
         one_model = settings.model_copy(update={"model": None, "models": [config]})
         self.registry = Registry(one_model)
-        await self.registry.load_all()
+        await self.registry.load_all(on_demand_too=True)  # a replica serves its model whatever its load
         self.served: ServedModel = self.registry.models[0]
         if self.served.state != "ready":
             raise ModelLoadFailed(f"model {config.name!r} failed to load: {self.served.error}")

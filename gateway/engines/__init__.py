@@ -26,7 +26,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Task = Literal["embed", "rerank"]
+Task = Literal["embed", "rerank", "classify"]
+# What a forward pass can produce. An engine declares the outputs its model defines (``ModelSpec.outputs``);
+# the service asks for one, and each dialect's route converts it to its wire shape:
+#   dense: (n, dim) float32 pooled vectors;  rerank: (n,) float32 pair scores (cross-encoder logits);
+#   sparse: per input, ascending vocabulary indices and their weights (SPLADE, BGE-M3's lexical head);
+#   multi_vector: per input, (tokens, dim) float32 token vectors (ColBERT, late interaction);
+#   classify: (n, labels) float32 class logits (sequence classifiers).
+Output = Literal["dense", "sparse", "multi_vector", "classify", "rerank"]
 
 
 @dataclass(slots=True)
@@ -68,7 +75,8 @@ class ModelSpec:
 
     Attributes:
         name: served model name.
-        task: ``embed`` (bi-encoder: embeddings, and rerank by cosine) or ``rerank`` (cross-encoder).
+        task: ``embed`` (bi-encoder: embeddings, and rerank by cosine), ``rerank`` (cross-encoder) or
+            ``classify`` (a sequence classifier with several labels).
         max_tokens: longest input in model tokens (special tokens included).
         dim: embedding size (0 for cross-encoders).
         engine: engine name (``torch`` or ``mlx``).
@@ -80,7 +88,7 @@ class ModelSpec:
         prompts: named prompts the model defines (e.g. ``{"query": "Instruct: ...\\nQuery: "}``).
         dtype: dtype of the weights the forward pass runs in (``float32``, ``float16``, ``bfloat16``...).
         quantization: MLX weight quantization (``q8``, ``q4``...), None when the weights are not quantized.
-        quantization_reason: why the MLX engine chose ``quantization`` (``mlx_quantize.QuantizeChoice``),
+        quantization_reason: why the MLX engine chose ``quantization`` (``mlx.quantize.QuantizeChoice``),
             None on engines that do not quantize.
         modalities: what one input may hold: ``("text",)``, or ``("text", "image")`` for CLIP/SigLIP and
             vision-language embedders.
@@ -92,6 +100,10 @@ class ModelSpec:
             the model's prompt format places itself (a vision-language embedder's system message)
             rather than text prefixes: the service then prepares every input, text-only included,
             with ``encode_items(items, prompt=...)`` instead of prepending the prompt to the text.
+        outputs: what the model's forward pass produces (``Output``); by default ``("dense",)`` for an
+            embedder, ``("rerank",)`` for a cross-encoder and ``("classify",)`` for a classifier.
+        labels: the names of the class logits, in logit order (the folder's ``id2label``), for classifiers
+            and cross-encoders (TEI ``/predict`` names a one-logit reranker's score ``LABEL_0``); () else.
     """
 
     name: str
@@ -111,6 +123,12 @@ class ModelSpec:
     architecture: str = ""
     parameters: int = 0
     instructions: bool = False
+    outputs: tuple[Output, ...] = ()
+    labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.outputs:
+            self.outputs = {"rerank": ("rerank",), "classify": ("classify",)}.get(self.task, ("dense",))
 
 
 @dataclass(slots=True)
@@ -154,7 +172,7 @@ class InputTooLong(UnprocessableInput):
 class Engine(Protocol):
     """An inference backend for one model (see module docstring for the threading contract).
 
-    Optional: ``tokenize_joined`` and ``embed_spans`` for late chunking (``gateway.engines.late_chunking``).
+    Optional: ``tokenize_joined`` and ``embed_spans`` for late chunking (``engines.text.late_chunking``).
     """
 
     spec: ModelSpec
@@ -257,11 +275,16 @@ class Engine(Protocol):
         """Score tokenized pairs with a cross-encoder. Returns ``(n,)`` float32 raw logits."""
         ...
 
+    def classify(self, batch: list[Tokens]) -> np.ndarray:
+        """Class logits of tokenized texts or pairs, for engines whose ``spec.outputs`` hold ``classify``.
+        Returns ``(n, len(spec.labels))`` float32 raw logits (no softmax)."""
+        ...
+
 
 # engine name -> "module:function" that loads it: imported lazily so torch-only installs never import mlx.
 ENGINES: dict[str, str] = {
-    "torch": "gateway.engines.torch_st:load_torch_engine",
-    "mlx": "gateway.engines.mlx:load_mlx_engine",
+    "torch": "gateway.engines.torch.load:load_torch_engine",
+    "mlx": "gateway.engines.mlx.load:load_mlx_engine",
 }
 
 
@@ -282,7 +305,7 @@ def resolve_engine_name(requested: str, hf_config: dict | None = None) -> str:
             raise ValueError(f"unknown engine {requested!r}; choose one of auto, {', '.join(ENGINES)}")
         return requested
     if on_apple_silicon() and importlib.util.find_spec("mlx") is not None:
-        from gateway.engines.dual_encoders import mlx_refusal
+        from gateway.engines.vision.dual_encoders import mlx_refusal
 
         return "torch" if hf_config and mlx_refusal(hf_config) else "mlx"
     return "torch"
@@ -308,7 +331,7 @@ def load_engine(config: ModelConfig, path: str, **options: object) -> Engine:
             serve the architecture (CLIP on MLX).
     """
     from gateway.engines.detect import check_servable, detect_model
-    from gateway.engines.dual_encoders import apply_modalities
+    from gateway.engines.vision.dual_encoders import apply_modalities
 
     detection = detect_model(path)
     check_servable(config.name, config.task, detection)

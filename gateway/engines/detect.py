@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from gateway.engines.dual_encoders import DUAL_ENCODER_TYPES
-from gateway.engines.vlm_formats import is_vision_language
+from gateway.engines.vision.dual_encoders import DUAL_ENCODER_TYPES
+from gateway.engines.vision.vlm_formats import is_vision_language
 
 Kind = Literal[
     "dense",             # sentence vectors: a sentence-transformers pipeline, or a plain encoder
@@ -53,13 +53,14 @@ SERVED_TASKS: dict[str, dict[str, str]] = {
     "cross_encoder": {"rerank": "rerank"},
     "decoder_reranker": {"rerank": "rerank"},
     "decoder": {"embed": "dense"},
+    "classifier": {"classify": "classify"},
 }
-SUPPORTED = ("this server serves dense embedders, CLIP/SigLIP and vision-language embedders (task = 'embed') "
-             "and cross-encoder or Qwen3-style rerankers (task = 'rerank')")
+SUPPORTED = ("this server serves dense embedders, CLIP/SigLIP and vision-language embedders "
+             "(task = 'embed'), cross-encoder or Qwen3-style rerankers (task = 'rerank') and sequence "
+             "classifiers (task = 'classify')")
 NOT_YET = {
     "sparse": "sparse output is not supported yet",
     "multi_vector": "multi-vector (late interaction) output is not supported yet",
-    "classifier": "classification output is not supported yet",
 }
 
 SPARSE_MODULES = {"SpladePooling", "SparseStaticEmbedding", "SparseAutoEncoder", "MLMTransformer"}
@@ -83,18 +84,22 @@ class Detection:
             SpladePooling)"``.
         note: something served differently from what the folder holds (BGE-M3: its sparse and ColBERT heads
             are not served), for the load log; None otherwise.
-        served: the tasks this folder may be configured with, each to the output it gives (``dense`` or
-            ``rerank``); None: the kind's (``SERVED_TASKS``).
+        served: the tasks this folder may be configured with, each to the output it gives (``dense``,
+            ``rerank`` or ``classify``); None: the kind's (``SERVED_TASKS``).
+        default_task: the task a model configured without one is served with, when it is not ``embed``
+            (a classifier whose labels have names: ``classify``); None: ``embed``.
     """
 
     kind: Kind
     what: str
     note: str | None = None
     served: dict[str, str] | None = None
+    default_task: str | None = None
 
     @property
     def tasks(self) -> dict[str, str]:
-        """The tasks this folder is served with, each to its output (``dense`` or ``rerank``); {} if none."""
+        """The tasks this folder is served with, each to its output (``dense``, ``rerank``, ``classify``);
+        {} if none."""
         return SERVED_TASKS.get(self.kind, {}) if self.served is None else self.served
 
 
@@ -137,9 +142,11 @@ def _classifier_or_cross_encoder(hf_config: dict, architecture: str) -> Detectio
     names = [str(labels[key]) for key in sorted(labels, key=lambda k: int(k))] if labels else []
     named = bool(names) and not all(_GENERIC_LABEL.fullmatch(name) for name in names)
     shown = ", ".join(names) if names else "labels unnamed"
+    # named labels say what the logits mean: served as a classifier unless the config says otherwise;
+    # LABEL_0, LABEL_1... (an unnamed head) only when task = "classify" says so
     return Detection("classifier", f"a sequence classifier ({architecture}) with {count} "
                                    f"{'named labels' if named else 'outputs'} ({shown}), not a one-logit "
-                                   "cross-encoder")
+                                   "cross-encoder", default_task="classify" if named else None)
 
 
 def detect_model(path: str | Path) -> Detection:
@@ -220,11 +227,17 @@ def detect_model(path: str | Path) -> Detection:
                               "as sentence-transformers does)")
 
 
+def default_task(path: str | Path) -> str | None:
+    """The task a model folder is served with when its config names none, if not ``embed``: ``classify``
+    for a sequence classifier with named labels (see ``Detection.default_task``), else None."""
+    return detect_model(path).default_task
+
+
 def check_servable(name: str, task: str, detection: Detection) -> str:
     """The output model ``name`` gives when served with ``task``.
 
     Returns:
-        ``dense`` or ``rerank``.
+        ``dense``, ``rerank`` or ``classify``.
 
     Raises:
         ModelRefused: the folder's outputs are not ones this server serves, or not with ``task``; the

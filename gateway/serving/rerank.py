@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gateway.config import Settings
-from gateway.engines.pooling import l2_normalize
+from gateway.engines.text.pooling import l2_normalize
 from gateway.errors import InvalidRequest
 from gateway.serving import request_context
 from gateway.serving.registry import Registry
@@ -138,6 +138,9 @@ async def rerank(
     settings = registry.settings
     served = await registry.use(model_name or default_rerank_model(registry))
     engine, runner = served.ready()
+    if engine.spec.task == "classify":
+        raise InvalidRequest(f"model '{served.name}' is a classifier and cannot rerank; classify with "
+                             "/classify or /predict", param="model")
     check_rerank_request(
         query,
         documents,

@@ -10,17 +10,17 @@ convert wire requests to these calls and the results back to their wire format.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal
 
 import numpy as np
 
 from gateway.config import Settings
 from gateway.engines import Engine, InputTooLong, Tokens
-from gateway.engines.pooling import l2_normalize
-from gateway.engines.windows import WINDOW_CHARS_PER_TOKEN
+from gateway.engines.text.pooling import l2_normalize
+from gateway.engines.text.windows import WINDOW_CHARS_PER_TOKEN
 from gateway.errors import InvalidRequest, RequestTimeout, UnprocessableInput
 from gateway.serving import request_context
 from gateway.serving.admission import Ticket
@@ -29,7 +29,6 @@ from gateway.serving.prompted import prompted_tokenizer
 from gateway.serving.registry import Registry, ServedModel
 from gateway.serving.rerank_inputs import rerank_prompts
 
-T = TypeVar("T")
 # Inputs this small (characters, or token ids) are tokenized inline on the event loop when the tokenizer
 # is free. With MiniLM's tokenizer a 50-character query takes 0.03 ms, less than the two thread hops it
 # saves; the worst 128 characters measured (CJK, one token each) took 0.13 ms. At 256 characters, CJK
@@ -79,6 +78,12 @@ def check_inputs(texts: list[str] | list[str | list[int]], settings: Settings, p
     empty = next(blank, None)
     if empty is not None:
         raise InvalidRequest(f"'{param}[{empty}]' is empty; every input must contain text", param=param)
+
+
+def cannot_embed(model_name: str, task: str) -> InvalidRequest:
+    """The 400 for an embedding request naming a model that does not embed (a reranker, a classifier)."""
+    what = {"rerank": "a reranker", "classify": "a classifier"}.get(task, f"a '{task}' model")
+    return InvalidRequest(f"model '{model_name}' is {what} and cannot embed", param="model")
 
 
 def default_embed_model(registry: Registry) -> str:
@@ -165,7 +170,7 @@ async def embed_texts(
     served = await registry.use(model_name)
     engine, runner = served.ready()
     if engine.spec.task != "embed":
-        raise InvalidRequest(f"model '{model_name}' is a reranker and cannot embed", param="model")
+        raise cannot_embed(model_name, engine.spec.task)
     check_inputs(texts, settings, param)
     check_dimensions(dimensions, engine.spec.dim)
     estimate, chars = estimate_tokens(served, texts, prompt)
@@ -349,15 +354,3 @@ def check_token_total(total: int, settings: Settings, param: str = "input") -> N
             param=param,
         )
     request_context.charge_tokens(total)
-
-
-async def run_with_timeout(awaitable: Awaitable[T], settings: Settings) -> T:
-    """Await ``awaitable`` for at most ``request_timeout_s``; its queued inputs are dropped on timeout.
-
-    Raises:
-        RequestTimeout: the deadline passed (408).
-    """
-    try:
-        return await asyncio.wait_for(awaitable, settings.request_timeout_s)
-    except TimeoutError:
-        raise RequestTimeout(f"the request did not finish within {settings.request_timeout_s:g} s") from None

@@ -14,7 +14,7 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from gateway.engines import ModelSpec, Tokens
-from gateway.engines.tokenization import HFTokenization, Qwen3RerankPrompt
+from gateway.engines.text.tokenization import HFTokenization, Qwen3RerankPrompt
 
 
 @dataclasses.dataclass(slots=True)

@@ -18,15 +18,15 @@ import torch
 
 from gateway.config import ModelConfig
 from gateway.engines import ModelSpec, Tokens
-from gateway.engines.dual_encoders import (
+from gateway.engines.torch.engine import TorchEngine, lanes_for, pick_device
+from gateway.engines.torch.precision import resolve_torch_dtype
+from gateway.engines.vision.dual_encoders import (
     DualEncoderInputs,
     pads_to_max_length,
     read_hf_config,
     split_by_modality,
     vision_tokens,
 )
-from gateway.engines.precision import resolve_torch_dtype
-from gateway.engines.torch_st import TorchEngine, lanes_for, pick_device
 
 
 class TorchDualEncoderEngine(DualEncoderInputs, TorchEngine):

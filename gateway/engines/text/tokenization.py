@@ -12,8 +12,8 @@ from typing import Literal
 from transformers import PreTrainedTokenizerBase
 
 from gateway.engines import InputTooLong, ModelSpec, Tokens, TokenSpan
-from gateway.engines.late_chunking import SpanTokens, join_inputs
-from gateway.engines.windows import (
+from gateway.engines.text.late_chunking import SpanTokens, join_inputs
+from gateway.engines.text.windows import (
     WINDOW_CHARS_PER_TOKEN,
     WINDOW_MARGIN,
     WINDOW_MAX_CHARS_PER_TOKEN,
@@ -211,7 +211,7 @@ class HFTokenization:
         return split_text(self.tokenizer, text, max_tokens)
 
     def tokenize_joined(self, texts: list[str], *, prompt: str | None = None) -> SpanTokens:
-        """Late chunking: ``texts`` as one sequence, with their spans (``gateway.engines.late_chunking``)."""
+        """Late chunking: ``texts`` as one sequence, with their spans (``text.late_chunking``)."""
         return join_inputs(self.tokenizer, texts, prompt, limit=self.spec.max_tokens)
 
     def tokenize_spans(self, texts: list[str], *, add_special_tokens: bool = True) -> list[list[TokenSpan]]:

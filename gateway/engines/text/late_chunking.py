@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from transformers import PreTrainedTokenizerBase
 
 from gateway.engines import InputTooLong, Tokens
-from gateway.engines.windows import WINDOW_CHARS_PER_TOKEN
+from gateway.engines.text.windows import WINDOW_CHARS_PER_TOKEN
 from gateway.errors import UnprocessableInput
 
 

@@ -27,10 +27,16 @@ from PIL import Image
 from transformers import AutoImageProcessor, AutoTokenizer
 
 from gateway.engines import InputTooLong, ModelSpec, Tokens
-from gateway.engines.tokenization import HFTokenization
-from gateway.engines.vlm_batch import VlmImages
-from gateway.engines.vlm_formats import IMAGE_TOKEN, VISION_TOKENS, VlmFormat, chat_messages, fixed_prompt
-from gateway.engines.windows import WINDOW_CHARS_PER_TOKEN, char_window
+from gateway.engines.text.tokenization import HFTokenization
+from gateway.engines.text.windows import WINDOW_CHARS_PER_TOKEN, char_window
+from gateway.engines.vision.vlm_batch import VlmImages
+from gateway.engines.vision.vlm_formats import (
+    IMAGE_TOKEN,
+    VISION_TOKENS,
+    VlmFormat,
+    chat_messages,
+    fixed_prompt,
+)
 from gateway.errors import UnprocessableInput
 from gateway.inputs import InputItem, TextPart
 

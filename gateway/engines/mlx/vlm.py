@@ -2,7 +2,7 @@
 
 The backbones are mlx-vlm's own ``qwen2_vl`` and ``qwen3_vl_embedding`` model classes; this module adds
 what mlx-vlm lacks for serving them as embedders: a loader that reads both transformers 4 and 5 folder
-layouts, drops the LM head, and quantizes by size (``mlx_quantize``: when the weights exceed a quarter
+layouts, drops the LM head, and quantizes by size (``quantize``: when the weights exceed a quarter
 of memory; the vision tower stays in full precision), and a last-token pooled forward pass over a
 right-padded batch. Prompts, images and tokens are prepared exactly as for the torch engine
 (``vlm_inputs``), so both engines feed identical inputs.
@@ -23,18 +23,18 @@ from mlx.utils import tree_flatten
 
 from gateway.config import ModelConfig
 from gateway.engines import Tokens
-from gateway.engines.dual_encoders import read_hf_config
-from gateway.engines.mlx import device_name, parameter_count, weights_dtype
-from gateway.engines.mlx_quantize import (
+from gateway.engines.mlx.quantize import (
     announce,
     folder_weight_sizes,
     quantization_name,
     quantize_model,
     resolve,
 )
-from gateway.engines.vlm_batch import collate, last_positions
-from gateway.engines.vlm_formats import vlm_format, vlm_spec
-from gateway.engines.vlm_inputs import VlmTokenization
+from gateway.engines.mlx.weights import device_name, parameter_count, weights_dtype
+from gateway.engines.vision.dual_encoders import read_hf_config
+from gateway.engines.vision.vlm_batch import collate, last_positions
+from gateway.engines.vision.vlm_formats import vlm_format, vlm_spec
+from gateway.engines.vision.vlm_inputs import VlmTokenization
 
 # model_type -> the mlx-vlm model package serving it as an embedder
 MLX_PACKAGES = {"qwen2_vl": "qwen2_vl", "qwen3_vl": "qwen3_vl_embedding"}

@@ -21,16 +21,16 @@ from transformers import AutoImageProcessor, AutoTokenizer
 
 from gateway.config import ModelConfig
 from gateway.engines import ModelSpec, Tokens
-from gateway.engines.dual_encoders import (
+from gateway.engines.mlx.folder import read_folder
+from gateway.engines.mlx.weights import parameter_count
+from gateway.engines.text.tokenization import HFTokenization
+from gateway.engines.vision.dual_encoders import (
     DualEncoderInputs,
     pads_to_max_length,
     read_hf_config,
     split_by_modality,
     vision_tokens,
 )
-from gateway.engines.mlx import parameter_count
-from gateway.engines.mlx_folder import read_folder
-from gateway.engines.tokenization import HFTokenization
 
 
 def _known_fields(cls: type, values: dict) -> object:

@@ -16,11 +16,11 @@ import torch
 
 from gateway.config import ModelConfig
 from gateway.engines import Engine, Tokens
-from gateway.engines.dual_encoders import read_hf_config
-from gateway.engines.precision import resolve_torch_dtype
-from gateway.engines.vlm_batch import collate, last_positions
-from gateway.engines.vlm_formats import vlm_format, vlm_spec
-from gateway.engines.vlm_inputs import VlmTokenization
+from gateway.engines.torch.precision import resolve_torch_dtype
+from gateway.engines.vision.dual_encoders import read_hf_config
+from gateway.engines.vision.vlm_batch import collate, last_positions
+from gateway.engines.vision.vlm_formats import vlm_format, vlm_spec
+from gateway.engines.vision.vlm_inputs import VlmTokenization
 
 
 def load_backbone(path: str, dtype: torch.dtype) -> torch.nn.Module:

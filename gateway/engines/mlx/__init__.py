@@ -1,0 +1,1 @@
+"""MLX backend (Apple Silicon): mlx, mlx-embeddings and mlx-vlm engines."""

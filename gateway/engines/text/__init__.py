@@ -1,0 +1,1 @@
+"""Text helpers shared by every backend: tokenization, windows, pooling, late chunking."""

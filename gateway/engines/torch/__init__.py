@@ -1,0 +1,1 @@
+"""Torch backend: sentence-transformers and transformers engines."""

@@ -1,0 +1,1 @@
+"""Vision helpers shared by every backend: CLIP/SigLIP dual encoders, vision-language inputs."""
