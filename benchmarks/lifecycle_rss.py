@@ -5,7 +5,7 @@ and tokenizer threads stopped, engine and cache dropped, allocators emptied), N 
 process RSS before the first load, after it, after the first unload and after the last cycle, plus the
 time to the first answer of the on-demand model (load + warm-up + the request).
 
-    python benchmarks/lifecycle_rss.py [--cycles 20]
+    python benchmarks/lifecycle_rss.py [--cycles 20] [--default-arenas]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import time
 
 from gateway.config import DEFAULT_MODEL, ModelConfig, Settings
 from gateway.serving import service
+from gateway.serving.lifecycle import limit_malloc_arenas
 from gateway.serving.memory import process_memory
 from gateway.serving.registry import Registry
 
@@ -24,7 +25,9 @@ def mib(value: int | None) -> str:
     return f"{(value or 0) / 2**20:.1f} MiB"
 
 
-async def main(cycles: int) -> None:
+async def main(cycles: int, default_arenas: bool) -> None:
+    if not default_arenas:
+        limit_malloc_arenas()  # as `gateway serve` does when models may unload
     registry = Registry(Settings(_env_file=None, models=[ModelConfig(name="m", source=DEFAULT_MODEL,
                                                                       load="on_demand")]))
     await registry.load_all()
@@ -52,4 +55,6 @@ async def main(cycles: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=20)
-    asyncio.run(main(parser.parse_args().cycles))
+    parser.add_argument("--default-arenas", action="store_true", help="keep glibc's default malloc arenas")
+    args = parser.parse_args()
+    asyncio.run(main(args.cycles, args.default_arenas))

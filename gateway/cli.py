@@ -111,6 +111,10 @@ def serve(args: argparse.Namespace) -> None:
 
         serve_on_ray(settings, args.ray_address)
         return
+    from gateway.serving.lifecycle import limit_malloc_arenas, unloads_models
+
+    if unloads_models(settings):  # before any thread starts (lifecycle.limit_malloc_arenas says why)
+        limit_malloc_arenas()
     app = create_app(settings)
     # uvicorn re-raises SIGTERM once its graceful shutdown is done; this handler makes that a clean exit 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)

@@ -95,6 +95,12 @@ async def test_keep_alive_zero_unloads_after_the_request_and_frees_threads_engin
         assert registry.events.counts[("unload", "brief", "keep_alive")] == 1
         assert (await embed(client, "brief")).status_code == 200  # and it loads again
         assert registry.events.counts[("load", "brief", "")] == 2
+        metrics = (await client.get("/metrics")).text
+        assert 'gateway_model_loads_total{model="brief"} 2.0' in metrics
+        assert 'gateway_model_unloads_total{model="brief",reason="keep_alive"} 1.0' in metrics
+        assert 'gateway_model_resident_bytes{model="brief"}' in metrics
+        health = {m["name"]: m for m in (await client.get("/health")).json()["models"]}
+        assert health["brief"]["load"] == "on_demand" and health["brief"]["bytes"] == brief.weights_bytes
 
 
 async def hold_until(registry, name: str, release: asyncio.Event, held: asyncio.Event) -> None:
@@ -122,6 +128,8 @@ async def test_the_budget_evicts_the_least_recently_used_idle_model_and_refuses_
         assert (await embed(client, "c")).status_code == 200  # no room for three: b (LRU) goes
         assert (a.state, b.state, c.state) == ("ready", "unloaded", "ready")
         assert registry.events.counts[("unload", "b", "memory_budget")] == 1
+        metrics = (await client.get("/metrics")).text
+        assert 'gateway_model_evictions_total{model="b",reason="lru_idle"} 1.0' in metrics
 
         # a and c both held by requests in flight: b cannot be loaded, in the route's own error shape
         release, held = asyncio.Event(), [asyncio.Event(), asyncio.Event()]

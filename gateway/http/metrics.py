@@ -55,6 +55,47 @@ class ModelStateCollector(Collector):
         yield from (queued, queued_tokens, ready, load, non_finite)
 
 
+class LifecycleCollector(Collector):
+    """The models' life cycle read at scrape time (``gateway.serving.lifecycle``): loads, failed loads,
+    unloads by reason (``memory_budget`` is an eviction; ``keep_alive``, ``admin``, ``reload``), evictions,
+    the seconds of each load (download, load and warm-up; the last 100 per model) and the weight bytes
+    resident per model."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        loads = CounterMetricFamily("gateway_model_loads", "Loads of the model (start-up, on demand, admin)",
+                                    labels=["model"])
+        failed = CounterMetricFamily("gateway_model_load_failures", "Loads (or downloads) that failed",
+                                     labels=["model"])
+        unloads = CounterMetricFamily("gateway_model_unloads", "Unloads of the model by reason: keep_alive, "
+                                      "memory_budget (an eviction), admin, reload",
+                                      labels=["model", "reason"])
+        evictions = CounterMetricFamily("gateway_model_evictions", "Unloads to make room under "
+                                        "model_memory_budget", labels=["model", "reason"])
+        seconds = GaugeMetricFamily("gateway_model_last_load_seconds", "Seconds the last load took "
+                                    "(download, load and warm-up)", labels=["model"])
+        resident = GaugeMetricFamily("gateway_model_resident_bytes", "Weight bytes of the model while loaded "
+                                     "(safetensors headers), 0 when unloaded", labels=["model"])
+        events = self.registry.events
+        for (event, model, reason), count in sorted(events.counts.items()):
+            if event == "load":
+                loads.add_metric([model], count)
+            elif event == "load_failed":
+                failed.add_metric([model], count)
+            elif event == "unload":
+                unloads.add_metric([model, reason], count)
+                if reason == "memory_budget":
+                    evictions.add_metric([model, "lru_idle"], count)
+        for model, times in events.load_seconds.items():
+            seconds.add_metric([model], times[-1])
+        for served in self.registry.models:
+            loaded = served.state in ("ready", "unloading")
+            resident.add_metric([served.name], (served.weights_bytes or 0) if loaded else 0)
+        yield from (loads, failed, unloads, evictions, seconds, resident)
+
+
 class CacheCollector(Collector):
     """Per-model embedding cache counts read at scrape time (``embedding_cache.CacheStats``)."""
 
@@ -137,6 +178,7 @@ class Metrics:
         if limiter is not None:
             self.collectors.register(RateLimitCollector(limiter))
         self.collectors.register(CacheCollector(registry))
+        self.collectors.register(LifecycleCollector(registry))
         ProcessCollector(registry=self.collectors)  # memory, CPU, open files of this process
 
     def _counter(self, name: str, documentation: str, labels: list[str]) -> Counter:

@@ -450,6 +450,7 @@ class Registry:
         gc.unfreeze()  # frozen objects are never collected as cycles (freeze_loaded_objects)
         served.cache = build_cache(self.settings, self._store_factory)  # drop its cached vectors
         await release(served)
+        await asyncio.to_thread(lifecycle.trim_malloc)
         served.state, served.expires_at, served.loaded_at, served.load_ms = "unloaded", None, None, None
         self.events.count("unload", served.name, reason)
         lifecycle.log_event("unloaded", served, reason=reason)

@@ -40,6 +40,9 @@ class ModelHealth(msgspec.Struct):
     dtype: str | None = None  # number format of the forward pass (None: not loaded)
     quantization: str | None = None  # MLX weight quantization (q8, q4), None at full precision
     quantization_reason: str | None = None  # why MLX chose it (e.g. the weights fit a quarter of memory)
+    load: str = "startup"  # startup | on_demand (gateway.serving.lifecycle)
+    bytes: int | None = None  # weight bytes from the safetensors headers (None: not known yet)
+    download: dict | None = None  # {"done", "total"} bytes of its hub download, while and after it runs
 
 
 class Health(msgspec.Struct):
@@ -77,6 +80,9 @@ def model_health(served: ServedModel) -> ModelHealth:
         dtype=engine.spec.dtype if engine else None,
         quantization=engine.spec.quantization if engine else None,
         quantization_reason=engine.spec.quantization_reason if engine else None,
+        load=served.config.load,
+        bytes=served.weights_bytes,
+        download=served.download,
     )
 
 
