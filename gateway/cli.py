@@ -33,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     ray_config = sub.add_parser("ray-config", help="write the Ray Serve config (YAML) for serve deploy or "
                                 "KubeRay")
     add_ray_config_arguments(ray_config)
+    pull = sub.add_parser("pull", help="download models from the Hugging Face hub ahead of time, with a "
+                          "progress bar (HF_ENDPOINT, HF_HOME, HF_TOKEN and HF_HUB_OFFLINE are honoured)")
+    pull.add_argument("models", nargs="*", metavar="MODEL", help="hub repo ids (add @revision to pin one)")
+    pull.add_argument("--config", help="every model of this TOML config, at its configured revision")
     return parser
 
 
@@ -88,6 +92,43 @@ def add_ray_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster-config", help="instead of inlining the settings, read this TOML path "
                         "on the cluster")
     parser.add_argument("-o", "--output", help="write here instead of standard output")
+
+
+def pull(args: argparse.Namespace) -> int:
+    """``gateway pull MODEL[@REVISION]... [--config FILE]``: download each model into the hub cache
+    (huggingface_hub's own progress bars on stderr), printing its local folder. Local folders and the
+    embedded default model need nothing and are only printed.
+
+    Returns:
+        0 when every model is there, 1 when one failed (each failure on stderr), 2 for bad arguments.
+    """
+    from gateway.config import ConfigError, ModelConfig, load_settings
+    from gateway.engines.sources import resolve_model_path
+
+    configs = []
+    for spec in args.models:
+        repo, _, revision = spec.partition("@")
+        configs.append(ModelConfig(name=repo, revision=revision or None))
+    if args.config:
+        try:
+            configs += load_settings(config=args.config).served_models()
+        except (ConfigError, FileNotFoundError) as exc:
+            print(f"gateway: {exc}", file=sys.stderr)
+            return 2
+    if not configs:
+        print("gateway pull: name models (MODEL[@REVISION]) or --config FILE", file=sys.stderr)
+        return 2
+    failed = 0
+    for config in configs:
+        source = config.source or config.name
+        try:
+            path = resolve_model_path(config)
+        except Exception as exc:  # noqa: BLE001 - report each model, go on with the others
+            print(f"gateway pull: {source}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{source}{'@' + config.revision if config.revision else ''}: {path}")
+    return 1 if failed else 0
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -174,6 +215,8 @@ def main(argv: list[str] | None = None) -> None:
         from gateway.bulk.run import main as embed
 
         embed(args)
+    elif args.command == "pull":
+        sys.exit(pull(args))
     elif args.command == "ray-config":
         from gateway.deploy.serve_config import main as ray_config
 
