@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from gateway.config import Settings, parse_budget
@@ -155,22 +155,26 @@ def safe_weights_bytes(path: str) -> int | None:
         return None
 
 
-async def fetch_weights(served: ServedModel) -> str:
+async def fetch_weights(served: ServedModel, resolve: Callable[..., str]) -> str:
     """The model's local folder: a folder source or the embedded default as it is; a hub id downloaded
     (or found in the cache) with huggingface_hub, at its ``revision``, honouring ``HF_HUB_OFFLINE``;
-    progress in ``served.download`` (``{"done", "total"}`` bytes) while it runs.
+    progress in ``served.download`` (``{"done", "total"}`` bytes) while it runs. ``resolve(config,
+    tqdm_class=...)``: ``engines.sources.resolve_model_path``.
 
     Raises:
         whatever huggingface_hub raises (offline and not cached, not found, network errors).
     """
     import asyncio
+    import inspect
 
-    from gateway.engines.sources import resolve_model_path
+    def run() -> str:
+        # resolve: engines.sources.resolve_model_path, as the registry module names it (tests replace
+        # it there with stand-ins that take the config alone)
+        if "tqdm_class" in inspect.signature(resolve).parameters:
+            return resolve(served.config, tqdm_class=progress_bar_class(served))
+        return resolve(served.config)
 
-    def resolve() -> str:
-        return resolve_model_path(served.config, tqdm_class=progress_bar_class(served))
-
-    return await asyncio.to_thread(resolve)
+    return await asyncio.to_thread(run)
 
 
 def progress_bar_class(served: ServedModel) -> type:

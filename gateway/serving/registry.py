@@ -368,7 +368,7 @@ class Registry:
         start = time.perf_counter()
         if self.loader == self._load_local:
             try:
-                served.local_path = await lifecycle.fetch_weights(served)
+                served.local_path = await lifecycle.fetch_weights(served, resolve_model_path)
             except Exception as exc:  # noqa: BLE001 - a failed download marks the model failed, retried later
                 log.error("model %s: download failed: %s", served.name, exc)
                 served.state, served.error = "failed", f"download failed: {type(exc).__name__}: {exc}"
