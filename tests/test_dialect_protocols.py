@@ -164,7 +164,10 @@ def test_late_chunking_needs_a_mean_pooled_model(pooling):
                      pooling=pooling)
     served = ServedModel(ModelConfig(name="m"), "torch", state="ready", engine=SimpleNamespace(spec=spec),
                          runner=SimpleNamespace())
-    registry = SimpleNamespace(settings=None, get=lambda name: served)
+    async def use(name):  # Registry.use: the model, loaded
+        return served
+
+    registry = SimpleNamespace(settings=None, get=lambda name: served, use=use)
     with pytest.raises(InvalidRequest) as info:
         asyncio.run(embed_late_chunked(registry, "m", ["a", "b"]))
     assert info.value.param == "late_chunking" and pooling in info.value.message
