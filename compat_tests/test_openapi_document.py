@@ -61,7 +61,8 @@ def test_every_post_route_documents_its_request_and_200_bodies(document):
     gaps = []
     for path, operation in posts:
         bodies = (operation.get("requestBody") or {}).get("content") or {}
-        if not any(media.get("schema") for media in bodies.values()):
+        bodiless = path.startswith("/admin/")  # the admin API's actions take no body (docs/lifecycle.md)
+        if not bodiless and not any(media.get("schema") for media in bodies.values()):
             gaps.append(f"POST {path}: no request body schema")
         answer = ((operation.get("responses") or {}).get("200") or {}).get("content") or {}
         schema = (answer.get("application/json") or {}).get("schema")
