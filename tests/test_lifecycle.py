@@ -5,7 +5,7 @@ models are needed). Waits are on state, bounded; never fixed sleeps."""
 from __future__ import annotations
 
 import asyncio
-import threading
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -59,10 +59,6 @@ async def embed(client: httpx.AsyncClient, name: str, text: str = "hello"):
     return await client.post("/v1/embeddings", json={"model": name, "input": text})
 
 
-def runner_threads() -> set[threading.Thread]:
-    return {t for t in threading.enumerate() if t.is_alive()}
-
-
 async def test_an_on_demand_model_loads_once_for_concurrent_requests_and_ready_ignores_it() -> None:
     app = create_app(settings(model("base"), model("lazy", load="on_demand")))
     registry = app.state.registry
@@ -80,18 +76,21 @@ async def test_an_on_demand_model_loads_once_for_concurrent_requests_and_ready_i
         assert same == pytest.approx(answers[0].json()["data"][0]["embedding"], abs=1e-5)
 
 
-async def test_keep_alive_zero_unloads_after_the_request_and_frees_threads_engine_and_cache() -> None:
+async def test_keep_alive_zero_unloads_after_the_request_and_frees_threads_engine_and_cache(caplog) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.lifecycle")
     app = create_app(settings(model("base"), model("brief", load="on_demand", keep_alive=0)))
     registry = app.state.registry
     async with serve(app) as client:
         await until(lambda: registry.models[0].state == "ready", "the start-up model")
-        before = runner_threads()
         assert (await embed(client, "brief")).status_code == 200
         brief = registry.get("brief")
+        # its runner threads and tokenizer thread (it stays at least LOAD_GRACE_S: still loaded here)
+        threads = [*brief.runner._threads, brief.tokenizer_thread._thread]
+        assert all(t is not None and t.is_alive() for t in threads)
         await until(lambda: brief.state == "unloaded", "the keep_alive 0 unload")
         assert brief.engine is None and brief.runner is None
         assert brief.cache is None or brief.cache.stats.bytes == 0
-        await until(lambda: runner_threads() <= before, "the model's threads to exit", 30)
+        await until(lambda: not any(t.is_alive() for t in threads), "the model's threads to exit", 30)
         assert registry.events.counts[("unload", "brief", "keep_alive")] == 1
         assert (await embed(client, "brief")).status_code == 200  # and it loads again
         assert registry.events.counts[("load", "brief", "")] == 2
@@ -99,6 +98,9 @@ async def test_keep_alive_zero_unloads_after_the_request_and_frees_threads_engin
         assert 'gateway_model_loads_total{model="brief"} 2.0' in metrics
         assert 'gateway_model_unloads_total{model="brief",reason="keep_alive"} 1.0' in metrics
         assert 'gateway_model_resident_bytes{model="brief"}' in metrics
+        events = [(r.fields["event"], r.fields.get("reason")) for r in caplog.records
+                  if r.name == "gateway.lifecycle" and r.fields["model"] == "brief"]
+        assert events == [("loaded", None), ("unloaded", "keep_alive"), ("loaded", None)]
         health = {m["name"]: m for m in (await client.get("/health")).json()["models"]}
         assert health["brief"]["load"] == "on_demand" and health["brief"]["bytes"] == brief.weights_bytes
 

@@ -4,6 +4,8 @@ requests first) and reloading an edited config without dropping a request; real 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 
 import pytest
 
@@ -77,3 +79,7 @@ async def test_reload_applies_added_removed_and_changed_models_without_dropping_
         bad = await client.post("/admin/reload")
         assert bad.status_code == 400 and "not reloaded" in bad.json()["error"]["message"]
         assert sorted(m.name for m in registry.models) == ["b", "c"]
+        # SIGHUP does what POST /admin/reload does (the handler is on this, the main thread's, loop)
+        config.write_text(table.format("b", DEFAULT_MODEL, 'aliases = ["bee"]'))
+        os.kill(os.getpid(), signal.SIGHUP)
+        await until(lambda: [m.name for m in registry.models] == ["b"], "the SIGHUP reload")
