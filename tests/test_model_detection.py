@@ -62,10 +62,6 @@ def _engine_loader_called(*_args, **_kwargs):
 
 # (folder, kind detected, words the message must hold besides the model name and what is supported)
 REFUSED_KINDS = [
-    ("splade", "sparse", ["SPLADE sparse encoder", "SparseEncoder", "SpladePooling",
-                          "sparse output is not supported yet"]),
-    ("inference-free-splade", "sparse", ["inference-free SPLADE", "Router", "SparseStaticEmbedding",
-                                         "sparse output is not supported yet"]),
     ("colbert", "multi_vector", ["multi-vector (ColBERT) encoder", "MultiVectorMask",
                                  "multi-vector (late interaction) output is not supported yet"]),
     ("pylate", "multi_vector", ["PyLate ColBERT model",
@@ -91,8 +87,25 @@ def test_unsupported_outputs_are_refused_before_loading(folders, no_engine, fold
         assert word in message, message
 
 
+SPARSE_FOLDERS = [("splade", "SPLADE sparse encoder (SparseEncoder: Transformer + SpladePooling)"),
+                  ("inference-free-splade", "inference-free SPLADE")]
+
+
+@pytest.mark.parametrize("folder, what", SPARSE_FOLDERS, ids=[case[0] for case in SPARSE_FOLDERS])
+def test_sparse_encoders_are_served_with_sparse_output_on_torch_only(folders, folder, what):
+    detection = detect_model(folders[folder])
+    assert detection.kind == "sparse" and what in detection.what
+    assert detection.tasks == {"embed": "sparse"}
+    engine = load_engine(ModelConfig(name="s", engine="torch", dtype="float32"), str(folders[folder]))
+    assert engine.spec.outputs == ("sparse",) and engine.spec.task == "embed"
+    with pytest.raises(ModelRefused, match=r"model 's': detected .*MLX engine does not serve sparse output.*"
+                                           r"engine = 'torch'"):
+        load_engine(ModelConfig(name="s", engine="mlx"), str(folders[folder]))
+
+
 # (folder, task it is not served with, the task the message points to)
 MISMATCHES = [
+    ("splade", "rerank", "embed"),
     ("cross-encoder", "embed", "rerank"),
     ("dense", "rerank", "embed"),
     ("bge-m3", "rerank", "embed"),

@@ -53,11 +53,13 @@ SERVED_TASKS: dict[str, dict[str, str]] = {
     "cross_encoder": {"rerank": "rerank"},
     "decoder_reranker": {"rerank": "rerank"},
     "decoder": {"embed": "dense"},
+    "sparse": {"embed": "sparse"},
 }
-SUPPORTED = ("this server serves dense embedders, CLIP/SigLIP and vision-language embedders (task = 'embed') "
-             "and cross-encoder or Qwen3-style rerankers (task = 'rerank')")
+# kinds only the torch engine serves (mlx-embeddings has no SPLADE or ColBERT heads)
+TORCH_ONLY_KINDS = frozenset({"sparse", "multi_vector"})
+SUPPORTED = ("this server serves dense embedders, CLIP/SigLIP and vision-language embedders, SPLADE sparse "
+             "encoders (task = 'embed') and cross-encoder or Qwen3-style rerankers (task = 'rerank')")
 NOT_YET = {
-    "sparse": "sparse output is not supported yet",
     "multi_vector": "multi-vector (late interaction) output is not supported yet",
     "classifier": "classification output is not supported yet",
 }
@@ -83,8 +85,8 @@ class Detection:
             SpladePooling)"``.
         note: something served differently from what the folder holds (BGE-M3: its sparse and ColBERT heads
             are not served), for the load log; None otherwise.
-        served: the tasks this folder may be configured with, each to the output it gives (``dense`` or
-            ``rerank``); None: the kind's (``SERVED_TASKS``).
+        served: the tasks this folder may be configured with, each to the output it gives (``dense``,
+            ``sparse`` or ``rerank``); None: the kind's (``SERVED_TASKS``).
     """
 
     kind: Kind
@@ -224,7 +226,7 @@ def check_servable(name: str, task: str, detection: Detection) -> str:
     """The output model ``name`` gives when served with ``task``.
 
     Returns:
-        ``dense`` or ``rerank``.
+        ``dense``, ``sparse`` or ``rerank``.
 
     Raises:
         ModelRefused: the folder's outputs are not ones this server serves, or not with ``task``; the

@@ -86,6 +86,8 @@ class Info(msgspec.Struct):
     docker_label: str | None = None
     modalities: list[str] = msgspec.field(default_factory=lambda: ["text"])  # extension: what it embeds
     quantization: str | None = None  # extension: MLX weight quantization (q8, q4), None at full precision
+    task: str = "embed"  # extension: embed / rerank
+    outputs: list[str] = msgspec.field(default_factory=lambda: ["dense"])  # extension: dense, sparse...
 
 
 def as_list(inputs: str | list[str]) -> list[str]:
@@ -135,14 +137,15 @@ def to_simple_tokens(text: str, spans: list[TokenSpan]) -> list[SimpleToken]:
 def to_info(name: str, revision: str | None, spec: ModelSpec, *, batch_tokens: int, max_inputs: int,
             auto_truncate: bool, version: str) -> Info:
     """The ``/info`` answer for one served model."""
-    if spec.task == "embed":
+    if spec.task == "embed":  # a SPLADE model's pooling is "splade", as TEI says
         model_type = {"embedding": {"pooling": spec.pooling}}
     else:  # a single-logit cross-encoder, as TEI describes rerankers
         model_type = {"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}}
     return Info(model_id=name, model_sha=revision, model_dtype=spec.dtype, model_type=model_type,
                 max_input_length=spec.max_tokens, max_batch_tokens=batch_tokens, max_batch_requests=None,
                 max_client_batch_size=max_inputs, auto_truncate=auto_truncate, tokenization_workers=1,
-                version=version, modalities=list(spec.modalities), quantization=spec.quantization)
+                version=version, modalities=list(spec.modalities), quantization=spec.quantization,
+                task=spec.task, outputs=list(spec.outputs))
 
 
 def error_body(error: GatewayError) -> dict:

@@ -28,7 +28,8 @@ import numpy as np
 if TYPE_CHECKING:
     from gateway.engines import Tokens
 
-Kind = Literal["embed", "score", "spans"]  # spans: late chunking (gateway.engines.text.late_chunking)
+# spans: late chunking (gateway.engines.text.late_chunking); sparse / multi_vector: ``Engine.forward`` outputs
+Kind = Literal["embed", "score", "spans", "sparse", "multi_vector"]
 
 ARRIVAL_BITS = 40  # 10^12 inputs before the arrival counter would spill into the length bits
 ARRIVAL_MASK = (1 << ARRIVAL_BITS) - 1
@@ -36,7 +37,9 @@ ARRIVAL_MASK = (1 << ARRIVAL_BITS) - 1
 
 @dataclass(eq=False)
 class Job:
-    """One request's inputs; its rows land in ``out`` at their input index.
+    """One request's inputs; its rows land in ``out`` at their input index: an ``(n, ...)`` float32 array
+    for fixed-shape rows (vectors, scores), a list for ragged ones (``engines.RAGGED_OUTPUTS``: a sparse
+    vector or a ``(tokens, dim)`` array per input).
 
     ``queued`` / ``queued_tokens`` count its items not yet taken into a batch; ``done`` (resolved,
     failed or cancelled) makes the runner drop the rest. Both change only under the runner's lock.
@@ -49,7 +52,7 @@ class Job:
     queued: int
     queued_tokens: int
     remaining: int  # rows not computed yet
-    out: np.ndarray | None = None
+    out: np.ndarray | list | None = None
     done: bool = False
 
 

@@ -8,6 +8,8 @@ the cache scope (the API key's name under ``cache_scope = "key"``). The value is
 full-precision float32 row at the native size, before normalization and Matryoshka truncation, so
 ``dimensions``, int8/binary and base64 answers are derived from it exactly as from a fresh forward pass.
 
+Only dense rows are cached; ragged outputs (sparse, multi-vector) always run (``gateway.serving.outputs``).
+
 ``embed_cached`` is the one entry point: it folds repeated inputs of a request into one, serves what
 the store holds, runs the rest through the model's runner, stores them, and records the request's
 hits (``x-cache-hits``). Stores: ``MemoryStore`` (a per-model LRU bounded in bytes, cachetools) or
@@ -121,11 +123,12 @@ def build_cache(settings: Settings, redis_store_factory=None) -> ModelCache | No
     return ModelCache(MemoryStore(settings.cache_max_bytes, stats), settings.cache_scope, stats)
 
 
-def model_fingerprint(served: ServedModel) -> bytes:
-    """What identifies a model's vectors: served name, source, revision and the engine's output settings."""
+def model_fingerprint(served: ServedModel, output: str = "dense") -> bytes:
+    """What identifies a model's vectors: served name, source, revision, the engine's output settings and
+    the output kind (``dense``; a model with several outputs, e.g. BGE-M3, keeps each apart)."""
     spec = getattr(served.engine, "spec", None)
     config = served.config
-    parts = [config.name, config.source, config.revision, served.engine_name]
+    parts = [output, config.name, config.source, config.revision, served.engine_name]
     parts += [getattr(spec, name, None) for name in
               ("engine", "device", "dtype", "quantization", "pooling", "normalize", "dim")]
     return repr(parts).encode()
@@ -148,6 +151,8 @@ def input_key(prefix: bytes, tokens: Tokens) -> bytes:
     digest = hashlib.blake2b(prefix, digest_size=20)
     digest.update(b"\0ids")
     digest.update(np.asarray(tokens.ids, dtype=np.int64).tobytes())
+    if tokens.task is not None:  # the side of an asymmetric model
+        digest.update(f"\0task{tokens.task}".encode())
     if tokens.type_ids is not None:
         digest.update(b"\0type")
         digest.update(np.asarray(tokens.type_ids, dtype=np.int64).tobytes())
