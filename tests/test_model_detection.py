@@ -62,10 +62,6 @@ def _engine_loader_called(*_args, **_kwargs):
 
 # (folder, kind detected, words the message must hold besides the model name and what is supported)
 REFUSED_KINDS = [
-    ("colbert", "multi_vector", ["multi-vector (ColBERT) encoder", "MultiVectorMask",
-                                 "multi-vector (late interaction) output is not supported yet"]),
-    ("pylate", "multi_vector", ["PyLate ColBERT model",
-                                "multi-vector (late interaction) output is not supported yet"]),
     ("classifier", "classifier", ["3 named labels (negative, neutral, positive)",
                                   "classification output is not supported yet"]),
     ("two-logit-classifier", "classifier", ["2 outputs (labels unnamed)", "not a one-logit cross-encoder"]),
@@ -87,25 +83,33 @@ def test_unsupported_outputs_are_refused_before_loading(folders, no_engine, fold
         assert word in message, message
 
 
-SPARSE_FOLDERS = [("splade", "SPLADE sparse encoder (SparseEncoder: Transformer + SpladePooling)"),
-                  ("inference-free-splade", "inference-free SPLADE")]
+SERVED_FOLDERS = [
+    ("splade", "sparse", "SPLADE sparse encoder (SparseEncoder: Transformer + SpladePooling)"),
+    ("inference-free-splade", "sparse", "inference-free SPLADE"),
+    ("colbert", "multi_vector", "multi-vector (ColBERT) encoder (MultiVectorEncoder: Transformer + Dense + "
+                                "MultiVectorMask + Normalize)"),
+    ("pylate", "multi_vector", "PyLate ColBERT model"),
+]
 
 
-@pytest.mark.parametrize("folder, what", SPARSE_FOLDERS, ids=[case[0] for case in SPARSE_FOLDERS])
-def test_sparse_encoders_are_served_with_sparse_output_on_torch_only(folders, folder, what):
+@pytest.mark.parametrize("folder, kind, what", SERVED_FOLDERS, ids=[case[0] for case in SERVED_FOLDERS])
+def test_sparse_and_multi_vector_encoders_are_served_with_their_output_on_torch_only(folders, folder, kind,
+                                                                                     what):
     detection = detect_model(folders[folder])
-    assert detection.kind == "sparse" and what in detection.what
-    assert detection.tasks == {"embed": "sparse"}
+    assert detection.kind == kind and what in detection.what
+    assert detection.tasks == {"embed": kind}
     engine = load_engine(ModelConfig(name="s", engine="torch", dtype="float32"), str(folders[folder]))
-    assert engine.spec.outputs == ("sparse",) and engine.spec.task == "embed"
-    with pytest.raises(ModelRefused, match=r"model 's': detected .*MLX engine does not serve sparse output.*"
-                                           r"engine = 'torch'"):
+    assert engine.spec.outputs == (kind,) and engine.spec.task == "embed"
+    shown = kind.replace("_", "-")
+    refusal = rf"model 's': detected .*MLX engine does not serve {shown} output.*engine = 'torch'"
+    with pytest.raises(ModelRefused, match=refusal):
         load_engine(ModelConfig(name="s", engine="mlx"), str(folders[folder]))
 
 
 # (folder, task it is not served with, the task the message points to)
 MISMATCHES = [
     ("splade", "rerank", "embed"),
+    ("colbert", "rerank", "embed"),
     ("cross-encoder", "embed", "rerank"),
     ("dense", "rerank", "embed"),
     ("bge-m3", "rerank", "embed"),

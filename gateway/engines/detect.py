@@ -54,13 +54,14 @@ SERVED_TASKS: dict[str, dict[str, str]] = {
     "decoder_reranker": {"rerank": "rerank"},
     "decoder": {"embed": "dense"},
     "sparse": {"embed": "sparse"},
+    "multi_vector": {"embed": "multi_vector"},
 }
 # kinds only the torch engine serves (mlx-embeddings has no SPLADE or ColBERT heads)
 TORCH_ONLY_KINDS = frozenset({"sparse", "multi_vector"})
 SUPPORTED = ("this server serves dense embedders, CLIP/SigLIP and vision-language embedders, SPLADE sparse "
-             "encoders (task = 'embed') and cross-encoder or Qwen3-style rerankers (task = 'rerank')")
+             "encoders, ColBERT multi-vector encoders (task = 'embed') and cross-encoder or Qwen3-style "
+             "rerankers (task = 'rerank')")
 NOT_YET = {
-    "multi_vector": "multi-vector (late interaction) output is not supported yet",
     "classifier": "classification output is not supported yet",
 }
 
@@ -86,7 +87,7 @@ class Detection:
         note: something served differently from what the folder holds (BGE-M3: its sparse and ColBERT heads
             are not served), for the load log; None otherwise.
         served: the tasks this folder may be configured with, each to the output it gives (``dense``,
-            ``sparse`` or ``rerank``); None: the kind's (``SERVED_TASKS``).
+            ``sparse``, ``multi_vector`` or ``rerank``); None: the kind's (``SERVED_TASKS``).
     """
 
     kind: Kind
@@ -169,7 +170,11 @@ def detect_model(path: str | Path) -> Detection:
         family = "PyLate ColBERT model" if pylate else "multi-vector (ColBERT) encoder"
         return Detection("multi_vector", f"a {family} (MultiVectorEncoder: {pipeline or architecture})")
     if "HF_ColBERT" in architectures:
-        return Detection("multi_vector", "a Stanford ColBERT checkpoint (HF_ColBERT)")
+        # its projection lives in the checkpoint's own weights, which sentence-transformers' loader does not
+        # read as such: refused rather than served with a random projection
+        return Detection("multi_vector", "a Stanford ColBERT checkpoint (HF_ColBERT), not served as it is: "
+                                         "save it as a sentence-transformers MultiVectorEncoder or PyLate "
+                                         "folder first", served={})
     if st_type == "SparseEncoder" or SPARSE_MODULES & set(classes):
         if "SparseStaticEmbedding" in classes:
             family = "an inference-free SPLADE sparse encoder"
@@ -226,7 +231,7 @@ def check_servable(name: str, task: str, detection: Detection) -> str:
     """The output model ``name`` gives when served with ``task``.
 
     Returns:
-        ``dense``, ``sparse`` or ``rerank``.
+        ``dense``, ``sparse``, ``multi_vector`` or ``rerank``.
 
     Raises:
         ModelRefused: the folder's outputs are not ones this server serves, or not with ``task``; the

@@ -15,6 +15,7 @@ from typing import Literal
 import msgspec
 import numpy as np
 
+from gateway.errors import InvalidRequest
 from gateway.protocol.nulls import NullAsDefault
 
 # TEI's ``Input`` (as ``tei.EmbedInputs``): a text, texts, token ids, or texts and token-id lists
@@ -56,3 +57,14 @@ def encode_sparse(rows: list[tuple[np.ndarray, np.ndarray]]) -> bytes:
 def encode_token_vectors(rows: list[np.ndarray]) -> bytes:
     """``(tokens, dim)`` float32 per input -> TEI's ``[[[float, ...] per token] per input]`` JSON."""
     return msgspec.json.encode([row.tolist() for row in rows])
+
+
+def require_texts(inputs: list) -> None:
+    """``/embed_all``: token-id inputs are refused (a multi-vector model's ids depend on its side's prefix).
+
+    Raises:
+        InvalidRequest: param ``inputs``.
+    """
+    if not all(isinstance(item, str) for item in inputs):
+        raise InvalidRequest("'inputs' must be texts for a multi-vector model: its token ids depend on the "
+                             "query / document prefix it adds", param="inputs")

@@ -201,8 +201,8 @@ def load_torch_engine(config: ModelConfig, path: str, *, cpu_lanes: int | None =
                       **_options: object) -> Engine:
     """Load ``path`` as a sentence-transformers model (``TorchEngine``; ``cpu_lanes``: ``lanes_for``), a
     CLIP / SigLIP folder as a dual encoder (``torch_dual``), a Qwen2-VL / Qwen3-VL embedder folder with
-    the vision-language engine (``torch_vlm``), or a ``SparseEncoder`` folder
-    (``sparse.TorchSparseEngine``)."""
+    the vision-language engine (``torch_vlm``), a ``SparseEncoder`` folder (``sparse.TorchSparseEngine``) or
+    a ``MultiVectorEncoder`` / PyLate folder (``multi_vector.TorchMultiVectorEngine``)."""
     from gateway.engines.vision.dual_encoders import is_dual_encoder, read_hf_config
 
     if is_dual_encoder(read_hf_config(path)):
@@ -211,10 +211,15 @@ def load_torch_engine(config: ModelConfig, path: str, *, cpu_lanes: int | None =
         return TorchDualEncoderEngine(config, path, cpu_lanes)
     from gateway.engines.detect import detect_model
 
-    if detect_model(path).kind == "sparse":
+    kind = detect_model(path).kind
+    if kind == "sparse":
         from gateway.engines.torch.sparse import TorchSparseEngine
 
         return TorchSparseEngine(config, path, cpu_lanes)
+    if kind == "multi_vector":
+        from gateway.engines.torch.multi_vector import TorchMultiVectorEngine
+
+        return TorchMultiVectorEngine(config, path, cpu_lanes)
     if is_vision_language(read_hf_config(path)):
         from gateway.engines.torch.vlm import load_torch_vlm_engine
 

@@ -58,6 +58,8 @@ async def _ragged(data, output: str, state: State, request: Request) -> outputs.
     served = registry.get(model)
     served.ready()
     texts = tei.embed_inputs(data.inputs)
+    if output == "multi_vector":
+        tei_sparse.require_texts(texts)
     if data.prompt_name is not None and not all(isinstance(text, str) for text in texts):
         raise InvalidRequest("'prompt_name' applies to texts; token-id inputs already hold their final "
                              "tokens", param="prompt_name")
@@ -80,4 +82,15 @@ async def embed_sparse(data: tei_sparse.EmbedSparseRequest, state: State,
     return Response(body, media_type="application/json")
 
 
-ROUTES = [embed_sparse]
+@post("/embed_all", status_code=200, before_request=json_only, tags=["TEI"], summary="Token vectors (TEI)",
+      operation_class=documented(response=list[list[list[float]]],
+                                 response_description="each input's vectors, one per token the model keeps"))
+async def embed_all(data: tei_sparse.EmbedAllRequest, state: State, request: Request) -> Response[bytes]:
+    """A multi-vector (ColBERT) model's token vectors per input; ``prompt_name`` ``query`` encodes the
+    inputs as queries (query prefix and expansion), otherwise as documents."""
+    result = await _ragged(data, "multi_vector", state, request)
+    body = await offload(len(result.rows) > BIG_ROWS, tei_sparse.encode_token_vectors, result.rows)
+    return Response(body, media_type="application/json")
+
+
+ROUTES = [embed_sparse, embed_all]
