@@ -175,12 +175,13 @@ def test_a_stanford_colbert_checkpoint_is_multi_vector(folders, tmp_path):
         load_engine(ModelConfig(name="m", engine="torch"), str(folder))
 
 
-def test_bge_m3_serves_its_dense_head_and_says_the_others_are_not_served(folders, caplog):
+def test_bge_m3_serves_its_dense_vectors_and_both_heads_on_torch(folders, caplog):
     from sentence_transformers import SentenceTransformer
 
     with caplog.at_level(logging.WARNING, logger="gateway.engines"):
         engine = load_engine(ModelConfig(name="m3", engine="torch", dtype="float32"), str(folders["bge-m3"]))
-    assert "sparse and ColBERT heads (sparse_linear.pt, colbert_linear.pt) are not served" in caplog.text
+    assert caplog.text == ""  # nothing left unserved on torch
+    assert engine.spec.outputs == ("dense", "sparse", "multi_vector")
     assert engine.spec.normalize and engine.spec.pooling == "cls"
     texts = ["hybrid retrieval with dense vectors", "a second text"]
     vectors = engine.embed(engine.tokenize(texts))

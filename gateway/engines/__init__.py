@@ -368,9 +368,9 @@ def load_engine(config: ModelConfig, path: str, **options: object) -> Engine:
 
     detection = detect_model(path)
     check_servable(config.name, config.task, detection)
-    if detection.note:
-        log.warning("model %s: detected %s; %s", config.name, detection.what, detection.note)
     engine_name = resolve_engine_name(config.engine)
+    if detection.note and not (detection.kind == "bge_m3" and engine_name == "torch"):  # torch serves all
+        log.warning("model %s: detected %s; %s", config.name, detection.what, detection.note)
     if engine_name == "mlx" and detection.kind in TORCH_ONLY_KINDS:
         raise ModelRefused(f"model {config.name!r}: detected {detection.what}; the MLX engine does not "
                            f"serve {detection.kind.replace('_', '-')} output (mlx-embeddings has no such "

@@ -32,7 +32,7 @@ from gateway.engines.vision.vlm_formats import is_vision_language
 
 Kind = Literal[
     "dense",             # sentence vectors: a sentence-transformers pipeline, or a plain encoder
-    "bge_m3",            # BGE-M3: dense pipeline served; its sparse and ColBERT heads beside it are not
+    "bge_m3",            # BGE-M3: dense pipeline, and (torch) its sparse and ColBERT heads beside it
     "dual_encoder",      # CLIP / SigLIP text and image towers
     "vision_language",   # Qwen2-VL / Qwen3-VL embedders
     "cross_encoder",     # *ForSequenceClassification with one logit
@@ -84,8 +84,8 @@ class Detection:
         kind: see ``Kind``.
         what: a phrase for messages, e.g. ``"a SPLADE sparse encoder (SparseEncoder: Transformer +
             SpladePooling)"``.
-        note: something served differently from what the folder holds (BGE-M3: its sparse and ColBERT heads
-            are not served), for the load log; None otherwise.
+        note: something served differently from what the folder holds (BGE-M3: the MLX engine serves only
+            its dense vectors), for the load log; None otherwise.
         served: the tasks this folder may be configured with, each to the output it gives (``dense``,
             ``sparse``, ``multi_vector`` or ``rerank``); None: the kind's (``SERVED_TASKS``).
     """
@@ -200,8 +200,8 @@ def detect_model(path: str | Path) -> Detection:
     heads = [name for name in BGE_M3_HEADS if (folder / name).is_file()]
     if heads and modules is not None:
         return Detection("bge_m3", f"a BGE-M3 model (dense pipeline {pipeline} with {', '.join(heads)})",
-                         note=f"only its dense vectors are served; the sparse and ColBERT heads "
-                              f"({', '.join(heads)}) are not served yet")
+                         note=f"the torch engine serves its dense vectors and its heads "
+                              f"({', '.join(heads)}); the MLX engine serves only the dense vectors")
     if modules is not None:
         if classifier_heads and _label_count(hf_config) == 1:
             # a one-logit cross-encoder checkpoint that also ships a dense pipeline: the task picks which

@@ -146,7 +146,8 @@ async def rerank(
     settings = registry.settings
     served = registry.get(model_name or default_rerank_model(registry))
     engine, runner = served.ready()
-    multi_vector = "multi_vector" in engine.spec.outputs
+    # a model with dense vectors too (BGE-M3) keeps reranking by cosine, as before its heads were served
+    multi_vector = "multi_vector" in engine.spec.outputs and "dense" not in engine.spec.outputs
     if engine.spec.task == "embed" and not multi_vector and "dense" not in engine.spec.outputs:
         gives = " and ".join(engine.spec.outputs)
         raise InvalidRequest(f"model '{served.name}' gives {gives} output and does not rerank; use a "

@@ -63,7 +63,8 @@ class Sided:
 
 def side(engine: Engine, task: str) -> Engine | Sided:
     """``engine`` itself, or bound to ``task``'s side when it is a multi-vector model."""
-    return Sided(engine, task) if "multi_vector" in engine.spec.outputs else engine
+    outputs = engine.spec.outputs
+    return Sided(engine, task) if "multi_vector" in outputs and "dense" not in outputs else engine
 
 
 def prepare_inputs(

@@ -216,6 +216,10 @@ def load_torch_engine(config: ModelConfig, path: str, *, cpu_lanes: int | None =
         from gateway.engines.torch.sparse import TorchSparseEngine
 
         return TorchSparseEngine(config, path, cpu_lanes)
+    if kind == "bge_m3":
+        from gateway.engines.torch.bge_m3 import TorchBgeM3Engine
+
+        return TorchBgeM3Engine(config, path, cpu_lanes)
     if kind == "multi_vector":
         from gateway.engines.torch.multi_vector import TorchMultiVectorEngine
 
