@@ -304,8 +304,8 @@ class Engine(Protocol):
         ``sparse`` or ``multi_vector`` implement it. Rows are in batch order, one per input:
 
         - ``sparse``: a ``SparseVector`` (ascending int32 indices, their non-zero float32 values);
-        - ``multi_vector``: ``(tokens, dim)`` float32, one vector per token the model keeps, before any
-          final normalization the model applies (``spec.normalize``).
+        - ``multi_vector``: ``(tokens, dim)`` float32, one vector per token the model keeps, as the
+          model's pipeline ends (ColBERT's are L2-normalized; ``spec.normalize`` is False).
 
         Raises:
             ValueError: ``output`` is not one the model produces (a server bug: the service checks it).
