@@ -124,3 +124,16 @@ def test_wrong_routes_for_a_multi_vector_model_are_400s(client):
     assert ids.status_code == 400 and ids.json()["error_type"] == "Validation"
     sparse_route = client.post("/embed_sparse", json={"model": "colbert", "inputs": "hi"})
     assert sparse_route.status_code == 400
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/v1/multimodalembeddings", {"model": "colbert",
+                                  "inputs": [{"content": [{"type": "text", "text": "hi"}]}]}),
+    ("/v1/embeddings", {"model": "colbert", "input": ["hi", "there"], "late_chunking": True}),
+    ("/api/embed", {"model": "pylate", "input": "hi"}),
+    ("/v2/embed", {"model": "pylate", "texts": ["hi"], "input_type": "search_query",
+                   "embedding_types": ["float"]}),
+])
+def test_dense_routes_refuse_a_multi_vector_model_with_a_400(client, path, body):
+    response = client.post(path, json=body)
+    assert response.status_code == 400, response.text
