@@ -132,7 +132,7 @@ def format_sparse_load(result: SparseLoadResult) -> str:
              "", "| concurrency | server texts/s | in-process texts/s | ratio (goal >= 0.9) |",
              "|---|---|---|---|"]
     for concurrency, speed in result.server_texts_per_s.items():
-        lines.append(f"| {concurrency} | {speed:.0f} | {result.reference_texts_per_s:.0f} "
+        lines.append(f"| {concurrency} | {speed:.1f} | {result.reference_texts_per_s:.1f} "
                      f"({result.reference_note}) | {result.ratio(concurrency):.2f} |")
     if result.errors:
         lines.append(f"\n{result.errors} requests failed.")
