@@ -137,3 +137,18 @@ def test_wrong_routes_for_a_multi_vector_model_are_400s(client):
 def test_dense_routes_refuse_a_multi_vector_model_with_a_400(client, path, body):
     response = client.post(path, json=body)
     assert response.status_code == 400, response.text
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/v2/rerank", {"query": "deep learning", "documents": DOCUMENTS}),
+    ("/api/rerank", {"query": "deep learning", "documents": DOCUMENTS}),
+    ("/v1/rerank", {"query": "deep learning", "documents": DOCUMENTS, "top_k": 4}),  # Voyage's body
+])
+def test_every_rerank_route_ranks_by_maxsim(client, folders, path, body):
+    encoder = reference(folders["colbert"])
+    query, documents = encoder.encode_query(["deep learning"]), encoder.encode_document(DOCUMENTS)
+    scores = encoder.similarity(query, documents)[0]
+    answer = client.post(path, json={"model": "colbert", **body})
+    assert answer.status_code == 200, answer.text
+    results = answer.json().get("results") or answer.json().get("data")
+    assert [r["index"] for r in results] == np.argsort(-scores.numpy(), kind="stable").tolist()

@@ -151,3 +151,8 @@ def test_models_health_and_info_show_task_and_outputs(client):
     assert health["splade"]["outputs"] == ["sparse"] and health["dense"]["outputs"] == ["dense"]
     info = client.get("/info", params={"model": "splade"}).json()
     assert info["outputs"] == ["sparse"] and info["model_type"] == {"embedding": {"pooling": "splade"}}
+
+
+def test_a_sparse_model_does_not_rerank(client):
+    response = client.post("/v1/rerank", json={"model": "splade", "query": "q", "documents": ["a", "b"]})
+    assert response.status_code == 400 and "does not rerank" in response.json()["message"]
