@@ -70,3 +70,12 @@ def test_rerank_keeps_the_dense_cosine(client, reference):
     answer = client.post("/v1/rerank", json={"model": "m3", "query": TEXTS[0], "documents": TEXTS[1:]}).json()
     cosine = reference[0][1:] @ reference[0][0]
     assert [r["index"] for r in answer["results"]] == np.argsort(-cosine, kind="stable").tolist()
+
+
+def test_openai_route_gives_the_sparse_rows_when_max_active_dims_is_sent(client, reference):
+    body = {"model": "m3", "input": TEXTS, "max_active_dims": 3}
+    data = client.post("/v1/embeddings", json=body).json()["data"]
+    for row, expected in zip(data, reference[1], strict=True):
+        top = sorted(sorted(expected, key=expected.get, reverse=True)[:3])
+        assert row["embedding"]["indices"] == top
+        np.testing.assert_allclose(row["embedding"]["values"], [expected[i] for i in top], atol=1e-5)
