@@ -41,6 +41,12 @@ TEMPLATES: dict[str, dict] = {
                       "prompt_name": "query", "max_active_dims": 4},
     "/embed_all": {"inputs": TEXTS, "truncate": True, "prompt_name": "query"},
     "/pooling": {"model": MODEL, "input": TEXTS, "task": "token_embed", "encoding_format": "float"},
+    # MiniLM scores pairs as a bi-encoder; it classifies nothing (test_classify_score fuzzes a classifier)
+    "/classify": {"model": MODEL, "input": TEXTS, "truncate_prompt_tokens": 8},
+    "/v1/classify": {"model": MODEL, "input": "hello", "user": "u"},
+    "/predict": {"inputs": [["a", "b"], ["c"]], "raw_scores": False, "truncate": True},
+    "/score": {"model": MODEL, "text_1": "q", "text_2": TEXTS, "truncate_prompt_tokens": -1},
+    "/v1/score": {"model": MODEL, "text_1": TEXTS, "text_2": TEXTS},
 }
 # also on the OpenAI route: dialect fields (Jina, Voyage, Mistral), some with hostile values below
 EXTRA_FIELDS = {"late_chunking": True, "task": "retrieval.query", "embedding_type": "float",

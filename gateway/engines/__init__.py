@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Task = Literal["embed", "rerank"]
+Task = Literal["embed", "rerank", "classify"]
 # What a forward pass can produce. An engine declares the outputs its model defines (``ModelSpec.outputs``);
 # the service asks for one, and each dialect's route converts it to its wire shape:
 #   dense: (n, dim) float32 pooled vectors;  rerank: (n,) float32 pair scores (cross-encoder logits);
@@ -79,7 +79,8 @@ class ModelSpec:
 
     Attributes:
         name: served model name.
-        task: ``embed`` (bi-encoder: embeddings, and rerank by cosine) or ``rerank`` (cross-encoder).
+        task: ``embed`` (bi-encoder: embeddings, and rerank by cosine), ``rerank`` (cross-encoder) or
+            ``classify`` (a sequence classifier with several labels).
         max_tokens: longest input in model tokens (special tokens included).
         dim: embedding size (0 for cross-encoders).
         engine: engine name (``torch`` or ``mlx``).
@@ -104,7 +105,9 @@ class ModelSpec:
             rather than text prefixes: the service then prepares every input, text-only included,
             with ``encode_items(items, prompt=...)`` instead of prepending the prompt to the text.
         outputs: what the model's forward pass produces (``Output``); by default ``("dense",)`` for an
-            embedder and ``("rerank",)`` for a cross-encoder.
+            embedder, ``("rerank",)`` for a cross-encoder and ``("classify",)`` for a classifier.
+        labels: the names of the class logits, in logit order (the folder's ``id2label``), for classifiers
+            and cross-encoders (TEI ``/predict`` names a one-logit reranker's score ``LABEL_0``); () else.
     """
 
     name: str
@@ -125,10 +128,11 @@ class ModelSpec:
     parameters: int = 0
     instructions: bool = False
     outputs: tuple[Output, ...] = ()
+    labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.outputs:
-            self.outputs = ("rerank",) if self.task == "rerank" else ("dense",)
+            self.outputs = {"rerank": ("rerank",), "classify": ("classify",)}.get(self.task, ("dense",))
 
 
 @dataclass(slots=True)
@@ -312,11 +316,16 @@ class Engine(Protocol):
         """
         ...
 
+    def classify(self, batch: list[Tokens]) -> np.ndarray:
+        """Class logits of tokenized texts or pairs, for engines whose ``spec.outputs`` hold ``classify``.
+        Returns ``(n, len(spec.labels))`` float32 raw logits (no softmax)."""
+        ...
+
 
 # engine name -> "module:function" that loads it: imported lazily so torch-only installs never import mlx.
 ENGINES: dict[str, str] = {
-    "torch": "gateway.engines.torch.engine:load_torch_engine",
-    "mlx": "gateway.engines.mlx.engine:load_mlx_engine",
+    "torch": "gateway.engines.torch.load:load_torch_engine",
+    "mlx": "gateway.engines.mlx.load:load_mlx_engine",
 }
 
 

@@ -55,14 +55,14 @@ SERVED_TASKS: dict[str, dict[str, str]] = {
     "decoder": {"embed": "dense"},
     "sparse": {"embed": "sparse"},
     "multi_vector": {"embed": "multi_vector"},
+    "classifier": {"classify": "classify"},
 }
 # kinds only the torch engine serves (mlx-embeddings has no SPLADE or ColBERT heads)
 TORCH_ONLY_KINDS = frozenset({"sparse", "multi_vector"})
 SUPPORTED = ("this server serves dense embedders, CLIP/SigLIP and vision-language embedders, SPLADE sparse "
-             "encoders, ColBERT multi-vector encoders (task = 'embed') and cross-encoder or Qwen3-style "
-             "rerankers (task = 'rerank')")
-NOT_YET = {
-    "classifier": "classification output is not supported yet",
+             "encoders, ColBERT multi-vector encoders (task = 'embed'), cross-encoder or Qwen3-style "
+             "rerankers (task = 'rerank') and sequence classifiers (task = 'classify')")
+NOT_YET: dict[str, str] = {
 }
 
 SPARSE_MODULES = {"SpladePooling", "SparseStaticEmbedding", "SparseAutoEncoder", "MLMTransformer"}
@@ -87,17 +87,21 @@ class Detection:
         note: something served differently from what the folder holds (BGE-M3: the MLX engine serves only
             its dense vectors), for the load log; None otherwise.
         served: the tasks this folder may be configured with, each to the output it gives (``dense``,
-            ``sparse``, ``multi_vector`` or ``rerank``); None: the kind's (``SERVED_TASKS``).
+            ``sparse``, ``multi_vector``, ``rerank`` or ``classify``); None: the kind's (``SERVED_TASKS``).
+        default_task: the task a model configured without one is served with, when it is not ``embed``
+            (a classifier whose labels have names: ``classify``); None: ``embed``.
     """
 
     kind: Kind
     what: str
     note: str | None = None
     served: dict[str, str] | None = None
+    default_task: str | None = None
 
     @property
     def tasks(self) -> dict[str, str]:
-        """The tasks this folder is served with, each to its output (``dense`` or ``rerank``); {} if none."""
+        """The tasks this folder is served with, each to its output (``dense``, ``rerank``, ``classify``);
+        {} if none."""
         return SERVED_TASKS.get(self.kind, {}) if self.served is None else self.served
 
 
@@ -140,9 +144,11 @@ def _classifier_or_cross_encoder(hf_config: dict, architecture: str) -> Detectio
     names = [str(labels[key]) for key in sorted(labels, key=lambda k: int(k))] if labels else []
     named = bool(names) and not all(_GENERIC_LABEL.fullmatch(name) for name in names)
     shown = ", ".join(names) if names else "labels unnamed"
+    # named labels say what the logits mean: served as a classifier unless the config says otherwise;
+    # LABEL_0, LABEL_1... (an unnamed head) only when task = "classify" says so
     return Detection("classifier", f"a sequence classifier ({architecture}) with {count} "
                                    f"{'named labels' if named else 'outputs'} ({shown}), not a one-logit "
-                                   "cross-encoder")
+                                   "cross-encoder", default_task="classify" if named else None)
 
 
 def detect_model(path: str | Path) -> Detection:
@@ -227,11 +233,17 @@ def detect_model(path: str | Path) -> Detection:
                               "as sentence-transformers does)")
 
 
+def default_task(path: str | Path) -> str | None:
+    """The task a model folder is served with when its config names none, if not ``embed``: ``classify``
+    for a sequence classifier with named labels (see ``Detection.default_task``), else None."""
+    return detect_model(path).default_task
+
+
 def check_servable(name: str, task: str, detection: Detection) -> str:
     """The output model ``name`` gives when served with ``task``.
 
     Returns:
-        ``dense``, ``sparse``, ``multi_vector`` or ``rerank``.
+        ``dense``, ``sparse``, ``multi_vector``, ``rerank`` or ``classify``.
 
     Raises:
         ModelRefused: the folder's outputs are not ones this server serves, or not with ``task``; the

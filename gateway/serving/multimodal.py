@@ -127,7 +127,7 @@ def check_items(items: list[InputItem], spec: ModelSpec, model_name: str, max_in
         raise InvalidRequest(f"'{param}' must not be empty", param=param)
     service.check_list_size(items, max_inputs, param)
     if spec.task != "embed":
-        raise InvalidRequest(f"model '{model_name}' is a reranker and cannot embed", param="model")
+        raise service.cannot_embed(model_name, spec.task)
     service.check_output(model_name, spec.outputs, "dense")  # not a sparse or multi-vector model
     for index, item in enumerate(items):
         text_of(item, index, param)

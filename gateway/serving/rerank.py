@@ -146,6 +146,9 @@ async def rerank(
     settings = registry.settings
     served = registry.get(model_name or default_rerank_model(registry))
     engine, runner = served.ready()
+    if engine.spec.task == "classify":
+        raise InvalidRequest(f"model '{served.name}' is a classifier and cannot rerank; classify with "
+                             "/classify or /predict", param="model")
     # a model with dense vectors too (BGE-M3) keeps reranking by cosine, as before its heads were served
     multi_vector = "multi_vector" in engine.spec.outputs and "dense" not in engine.spec.outputs
     if engine.spec.task == "embed" and not multi_vector and "dense" not in engine.spec.outputs:

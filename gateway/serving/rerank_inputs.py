@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
@@ -18,9 +17,9 @@ from gateway.config import ModelConfig
 from gateway.engines import Engine, InputTooLong, Tokens
 from gateway.engines.text.windows import WINDOW_CHARS_PER_TOKEN, char_window
 from gateway.errors import InvalidRequest, UnprocessableInput
+from gateway.inputs import Overflow
 from gateway.serving.prompted import prompted_tokenizer
 
-Overflow = Literal["chunk", "truncate", "truncate_left", "reject"]
 DEFAULT_MAX_CHUNKS_PER_DOC = 10  # Cohere v1's default
 
 

@@ -43,7 +43,8 @@ SMALL_BATCH_SHARE = 8
 INTERACTIVE_WINDOW_S = 5.0  # how long after a small request bulk batches stay halved
 # job kind -> the engine method that runs it; "spans" (late chunking) is optional, only its callers use it.
 # The other kinds are outputs of ``Engine.forward(batch, output)`` (FORWARD_KINDS), also optional.
-ENGINE_CALLS: dict[Kind, str] = {"embed": "embed", "score": "score", "spans": "embed_spans"}
+ENGINE_CALLS: dict[Kind, str] = {"embed": "embed", "score": "score", "spans": "embed_spans",
+                                 "classify": "classify"}
 FORWARD_KINDS: tuple[Kind, ...] = ("sparse", "multi_vector")
 
 
@@ -125,10 +126,10 @@ class Runner:
         engine yet.
 
         Returns:
-            ``(n, dim)`` float32 embeddings for ``embed``, ``(n,)`` float32 scores for ``score``; for
-            ``spans``, send one ``SpanTokens``: ``(1, spans, dim)``, its spans pooled; for ``sparse`` and
-            ``multi_vector``, a list of ``n`` rows (``SparseVector`` / ``(tokens, dim)`` float32) from
-            ``Engine.forward``.
+            ``(n, dim)`` float32 embeddings for ``embed``, ``(n,)`` float32 scores for ``score``,
+            ``(n, labels)`` float32 class logits for ``classify``; for ``spans``, send one ``SpanTokens``:
+            ``(1, spans, dim)``, its spans pooled; for ``sparse`` and ``multi_vector``, a list of ``n`` rows
+            (``SparseVector`` / ``(tokens, dim)`` float32) from ``Engine.forward``.
 
         Raises:
             Overloaded: the queue already holds ``max_queue_tokens`` tokens, or would take more than
@@ -146,7 +147,7 @@ class Runner:
         tokens = sum(len(t) for t in inputs)
         count = len(inputs)
         job = Job(kind, loop, loop.create_future(), size=count, queued=count, queued_tokens=tokens,
-                  remaining=count)
+                  remaining=count, priority=1 if request_context.is_background() else 0)
         items = [Item(job, i, t, item_key(len(t), next(self._arrivals))) for i, t in enumerate(inputs)]
         with self._cond:
             self._admit(tokens)
@@ -229,16 +230,17 @@ class Runner:
                     for queue in self._queues.values():
                         queue.drop_finished()
                     self._has_finished_jobs = False
-                heads = [(item.job.queued_tokens, item.arrival, kind, item)
+                heads = [(item.job.priority, item.job.queued_tokens, item.arrival, kind, item)
                          for kind, q in self._queues.items() if (item := q.first_of_shortest_job())]
-                if heads:
+                wait_s = self._lane_kept_for_queries(min(heads, key=lambda head: head[:3])) if heads else None
+                if heads and wait_s is None:
                     break
-                if self._stopping:
+                if self._stopping and not heads:
                     return None
-                self._cond.wait()
-            _, _, kind, anchor = min(heads, key=lambda head: head[:2])
+                self._cond.wait(wait_s)
+            *_, kind, anchor = min(heads, key=lambda head: head[:3])
             small, now = self.batch_tokens // SMALL_BATCH_SHARE, time.monotonic()
-            if anchor.job.queued_tokens <= small:
+            if anchor.job.queued_tokens <= small and not anchor.job.priority:
                 self._small_seen = now
             # while small requests keep coming, bulk batches are cut at half the budget on CPU lanes: a
             # lane frees twice as often, halving what a query waits for (MiniLM on the shared 2-core
@@ -256,6 +258,19 @@ class Runner:
             if self._queued_items:  # wake an idle lane for the rest
                 self._cond.notify()
             return batch, sharing
+
+    def _lane_kept_for_queries(self, head: tuple) -> float | None:
+        """Seconds this lane should wait before taking ``head``, or None to take it now.
+
+        While small interactive requests keep coming (within ``INTERACTIVE_WINDOW_S``), background work (a
+        batch job's lines) may use every lane but one: a query then finds a free lane instead of waiting
+        for a bulk forward pass to end. With one lane there is nothing to keep; once the window has
+        passed, background work takes every lane again. Called under the lock.
+        """
+        if not head[0] or self.lanes < 2 or self._running < self.lanes - 1 or self._stopping:
+            return None
+        left = INTERACTIVE_WINDOW_S - (time.monotonic() - self._small_seen)
+        return left if left > 0 else None
 
     def _loop(self) -> None:
         share_cores = getattr(self.engine, "share_cores", None)

@@ -80,6 +80,12 @@ def check_inputs(texts: list[str] | list[str | list[int]], settings: Settings, p
         raise InvalidRequest(f"'{param}[{empty}]' is empty; every input must contain text", param=param)
 
 
+def cannot_embed(model_name: str, task: str) -> InvalidRequest:
+    """The 400 for an embedding request naming a model that does not embed (a reranker, a classifier)."""
+    what = {"rerank": "a reranker", "classify": "a classifier"}.get(task, f"a '{task}' model")
+    return InvalidRequest(f"model '{model_name}' is {what} and cannot embed", param="model")
+
+
 def default_embed_model(registry: Registry) -> str:
     """The model used when a request names none: the first embedding model, else the first model."""
     embedders = [m for m in registry.models if m.config.task == "embed"]
@@ -187,7 +193,7 @@ async def embed_texts(
     served = registry.get(model_name)
     engine, runner = served.ready()
     if engine.spec.task != "embed":
-        raise InvalidRequest(f"model '{model_name}' is a reranker and cannot embed", param="model")
+        raise cannot_embed(model_name, engine.spec.task)
     check_output(model_name, engine.spec.outputs, "dense")
     check_inputs(texts, settings, param)
     check_dimensions(dimensions, engine.spec.dim)
