@@ -152,3 +152,12 @@ def test_every_rerank_route_ranks_by_maxsim(client, folders, path, body):
     assert answer.status_code == 200, answer.text
     results = answer.json().get("results") or answer.json().get("data")
     assert [r["index"] for r in results] == np.argsort(-scores.numpy(), kind="stable").tolist()
+
+
+def test_vllm_score_of_a_multi_vector_model_is_the_references_maxsim(client, folders):
+    encoder = reference(folders["pylate"])
+    query, documents = encoder.encode_query(["deep learning"]), encoder.encode_document(DOCUMENTS)
+    want = encoder.similarity(query, documents)[0].numpy()
+    answer = client.post("/score", json={"model": "pylate", "text_1": "deep learning", "text_2": DOCUMENTS})
+    assert answer.status_code == 200, answer.text
+    assert [d["score"] for d in answer.json()["data"]] == pytest.approx(want.tolist(), abs=1e-4)
