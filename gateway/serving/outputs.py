@@ -2,8 +2,8 @@
 
 Like ``service.embed_texts`` (model lookup, limits, prompts, admission, tokenizing off the event loop,
 one deadline), but for the outputs whose rows differ in size per input (``engines.RAGGED_OUTPUTS``), run
-through the model's runner as the kinds ``sparse`` / ``multi_vector`` (``Engine.forward``). They bypass
-the embedding cache, which holds fixed-size dense rows only.
+through the model's runner as the kinds ``sparse`` / ``multi_vector`` (``Engine.forward``), through the
+model's embedding cache (keys name the output kind; ``embedding_cache.pack``).
 
 Memory bound of per-token output: a multi-vector row is ``tokens x dim`` float32, so a request's output
 is at most ``max_tokens_per_request x dim`` floats (300,000 x 128 x 4 bytes = 154 MB at the defaults);
@@ -20,6 +20,7 @@ import numpy as np
 
 from gateway.engines import SparseVector
 from gateway.errors import InvalidRequest
+from gateway.serving.embedding_cache import embed_cached
 from gateway.serving.registry import Registry
 from gateway.serving.service import (
     admitted,
@@ -96,7 +97,7 @@ async def ragged_texts(
             raise InvalidRequest(f"the request's {total} tokens would return {total * engine.spec.dim} "
                                  f"floats ({engine.spec.dim} per token); at most {MAX_OUTPUT_FLOATS} are "
                                  "allowed: send fewer or shorter inputs", param=param)
-        rows = await runner.run(output, tokens)
+        rows = await embed_cached(served, tokens, lambda todo: runner.run(output, todo), output)
     if output == "sparse":
         k = max_active_dims or served.config.max_active_dims or getattr(engine, "max_active_dims", None)
         rows = [top_k(row, k) for row in rows]
