@@ -17,6 +17,7 @@ from litestar import get, post
 from litestar.datastructures import State
 
 from gateway.errors import InvalidRequest, RouteNotFound
+from gateway.http.openapi_bodies import documented
 from gateway.http.routes.common import json_only
 from gateway.http.routes.files import Jobs, jobs_of, owner
 from gateway.protocol import openai_batch
@@ -27,6 +28,7 @@ from gateway.serving.jobs.store import BatchRow, Store, new_id
 BATCH_ENDPOINTS = ("/v1/embeddings", "/v1/rerank", "/v2/embed")
 WINDOW_S = {"24h": 24 * 3600}
 CANCELLABLE = ("validating", "in_progress")
+NO_BODY = {"type": "object", "properties": {}, "description": "No body (or `{}`)."}
 
 
 def to_batch(row: BatchRow) -> Batch:
@@ -117,7 +119,11 @@ async def list_batches(state: State, limit: int = 20, after: str | None = None) 
 
 
 @post(
-    "/v1/batches/{batch_id:str}/cancel", status_code=200, tags=["Files and batches"], summary="Cancel a batch"
+    "/v1/batches/{batch_id:str}/cancel",
+    status_code=200,
+    tags=["Files and batches"],
+    summary="Cancel a batch",
+    operation_class=documented(NO_BODY, response=Batch),
 )
 async def cancel_batch(state: State, batch_id: str) -> Batch:
     """Stop a batch: status ``cancelling``, then ``cancelled`` with the lines answered so far in its output

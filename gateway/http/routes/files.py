@@ -20,11 +20,20 @@ from litestar.response import File
 
 from gateway.config import Settings
 from gateway.errors import InvalidRequest, NotReady, PayloadTooLarge, RouteNotFound
+from gateway.http.openapi_bodies import FORM, documented
 from gateway.protocol import openai_batch
 from gateway.serving import request_context
 from gateway.serving.jobs.store import FileRow, Store, new_id
 from gateway.serving.jobs.worker import BatchWorker
 
+UPLOAD_FORM = {
+    "type": "object",
+    "required": ["file", "purpose"],
+    "properties": {
+        "file": {"type": "string", "format": "binary", "description": "JSONL: one request line per line"},
+        "purpose": {"type": "string", "enum": ["batch"]},
+    },
+}
 FORM_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the purpose field, beyond the file itself
 
 
@@ -43,8 +52,10 @@ def jobs_of(state: State) -> Jobs:
         NotReady: the data directory could not be opened at start-up (503; the log says why).
     """
     if state.jobs is None:
-        raise NotReady("Files and batches are unavailable: the server's data directory could not be opened "
-                       "(see its log; set GATEWAY_DATA_DIR).")
+        raise NotReady(
+            "Files and batches are unavailable: the server's data directory could not be opened "
+            "(see its log; set GATEWAY_DATA_DIR)."
+        )
     return state.jobs
 
 
@@ -81,6 +92,7 @@ def routes(settings: Settings) -> list:
         summary="Upload a batch input file",
         before_request=read_upload,
         request_max_body_size=settings.batch_max_file_bytes + FORM_OVERHEAD_BYTES,
+        operation_class=documented(UPLOAD_FORM, media_type=FORM, response=openai_batch.FileObject),
     )
     async def upload_file(request: Request, state: State) -> openai_batch.FileObject:
         """Upload a JSONL file of requests (multipart ``file`` and ``purpose=batch``)."""
