@@ -193,6 +193,8 @@ def test_tei_errors_and_other_routes_refuse_classifiers(url):
         response = post(url, "/predict", body)
         assert response.status_code == 400 and response.json()["error_type"] == error_type, response.text
         assert set(response.json()) == {"error", "error_type"}
+    empty = post(url, "/similarity", {"inputs": {"source_sentence": "x", "sentences": []}, "model": "mini"})
+    assert empty.status_code == 400 and empty.json()["error_type"] == "Empty"  # TEI's error for it
     refused = post(url, "/v1/embeddings", {"model": "sentiment", "input": "x"})
     assert refused.status_code == 400
     assert "is a classifier and cannot embed" in refused.json()["error"]["message"]

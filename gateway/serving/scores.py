@@ -6,7 +6,9 @@ What a score is depends on what the model gives (``ModelSpec.outputs``), as in v
   one-label head), each pair read together by the model;
 - ``dense`` (a bi-encoder): the cosine of the two texts' embeddings (each distinct text embedded once,
   without prompts, as vLLM does);
-- ``multi_vector`` (late interaction): MaxSim, once the engine gives token vectors (``SCORERS`` is the hook);
+- ``multi_vector`` (late interaction, ColBERT): MaxSim, the sum over ``text_1``'s token vectors of the best
+  dot product with ``text_2``'s, computed by the rerank path (``rerank.rerank``'s raw score: each side
+  prepared as the model prepares queries and documents), as vLLM scores late-interaction models;
 - a classifier has no pair score: 400.
 
 Admission, the token budget and per-key token limits are the other routes' (``service.admitted``,
@@ -22,9 +24,8 @@ import numpy as np
 from gateway.engines import InputTooLong
 from gateway.engines.text.pooling import l2_normalize
 from gateway.errors import InvalidRequest
-from gateway.serving import request_context, service
+from gateway.serving import request_context, rerank, service
 from gateway.serving.registry import Registry, ServedModel
-from gateway.serving.rerank import sigmoid
 
 
 @dataclass(slots=True)
@@ -32,7 +33,8 @@ class Scores:
     """Pair scores in pair order.
 
     Attributes:
-        scores: ``(n,)`` float64: sigmoid of a cross-encoder's logit, or a bi-encoder's cosine.
+        scores: ``(n,)`` float64: sigmoid of a cross-encoder's logit, a bi-encoder's cosine, or a
+            multi-vector model's MaxSim.
         tokens: model tokens processed (special tokens included, after truncation).
         model: the served name used.
     """
@@ -92,7 +94,7 @@ async def _cross_encoder(registry: Registry, served: ServedModel, pairs: list[tu
         service.check_token_total(total, settings, param)
         ticket.charge(total)
         logits = await runner.run("score", tokens)
-    return Scores(sigmoid(logits.astype(np.float64)), total, served.name)
+    return Scores(rerank.sigmoid(logits.astype(np.float64)), total, served.name)
 
 
 async def _bi_encoder(registry: Registry, served: ServedModel, pairs: list[tuple[str, str]],
@@ -106,6 +108,22 @@ async def _bi_encoder(registry: Registry, served: ServedModel, pairs: list[tuple
     return Scores(scores, result.tokens, served.name)
 
 
-# output -> how a pair is scored with it, first match wins (ModelSpec.outputs order does not matter);
-# multi-vector models join here with MaxSim once the engine gives token vectors
-SCORERS = {"rerank": _cross_encoder, "dense": _bi_encoder}
+async def _late_interaction(registry: Registry, served: ServedModel, pairs: list[tuple[str, str]],
+                            param: str) -> Scores:
+    """MaxSim per pair, from the rerank path: one call per distinct ``text_1`` (long texts truncated)."""
+    scores, tokens = np.empty(len(pairs), dtype=np.float64), 0
+    groups: dict[str, list[int]] = {}
+    for i, (first, _) in enumerate(pairs):
+        groups.setdefault(first, []).append(i)
+    for first, positions in groups.items():
+        ranked = await rerank.rerank(registry, served.name, first, [pairs[i][1] for i in positions],
+                                     overflow="truncate", param=param)
+        for document in ranked.results:
+            scores[positions[document.index]] = document.raw_score
+        tokens += ranked.tokens
+    return Scores(scores, tokens, served.name)
+
+
+# output -> how a pair is scored with it, first match in this order wins (a model giving dense vectors
+# beside token vectors, BGE-M3, scores by cosine, as it reranks)
+SCORERS = {"rerank": _cross_encoder, "dense": _bi_encoder, "multi_vector": _late_interaction}
