@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -45,6 +47,22 @@ from gateway.serving.jobs.worker import BatchWorker
 from gateway.serving.rate_limits import build_rate_limiter
 from gateway.serving.registry import Registry
 
+log = logging.getLogger(__name__)
+
+
+def make_jobs(settings: Settings, dispatch) -> file_routes.Jobs | None:
+    """The bulk jobs' store and worker, or None when the data directory cannot be used (the server still
+    serves; the Files and Batch routes answer 503 saying why)."""
+    data_dir = settings.data_dir or default_data_dir()
+    try:
+        store = Store(data_dir)
+    except (OSError, sqlite3.Error) as exc:
+        log.error("bulk jobs are off: the data directory %s cannot be used (%s); set GATEWAY_DATA_DIR",
+                  data_dir, exc)
+        return None
+    worker = BatchWorker(store, dispatch, file_format=openai_batch, max_lines=settings.batch_max_lines)
+    return file_routes.Jobs(store, worker)
+
 
 def create_app(settings: Settings, registry: Registry | None = None) -> Litestar:
     """Build the app. Models load in the lifespan, off the event loop; ``/health`` answers meanwhile.
@@ -56,25 +74,25 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
     limiter = build_rate_limiter(settings)
     metrics = Metrics(registry, limiter)
     seed_tiktoken_cache()
-    store = Store(settings.data_dir or default_data_dir())
+    jobs = make_jobs(settings, lambda *line: dispatch(*line))
     dispatch = None  # set once the app exists: the worker answers lines through it (gateway.http.inprocess)
-    worker = BatchWorker(store, lambda *line: dispatch(*line), file_format=openai_batch,
-                         max_lines=settings.batch_max_lines)
-    jobs = batch_routes.Jobs(store, worker)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         import asyncio
 
         loading = asyncio.create_task(registry.load_all(on_batch=metrics.batch_observer))
-        jobs.worker.start()  # batches a previous process left unfinished resume here
+        if jobs is not None:
+            jobs.worker.start()  # batches a previous process left unfinished resume here
         try:
             yield
         finally:
             loading.cancel()
-            await jobs.worker.stop()
+            if jobs is not None:
+                await jobs.worker.stop()
             await registry.close()
-            store.close()
+            if jobs is not None:
+                jobs.store.close()
 
     app = Litestar(
         route_handlers=[*openai_routes.ROUTES, *rerank_routes.ROUTES, *system_routes.ROUTES,
