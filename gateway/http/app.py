@@ -33,8 +33,10 @@ from gateway.http.routes import score as score_routes
 from gateway.http.routes import similarity as similarity_routes
 from gateway.http.routes import system as system_routes
 from gateway.http.routes import tei as tei_routes
+from gateway.http.routes import tei_outputs as tei_output_routes
 from gateway.http.routes import tkr_embed as tkr_embed_routes
 from gateway.http.routes import ui as ui_routes
+from gateway.http.routes import vllm_pooling as vllm_pooling_routes
 from gateway.http.routes import voyage_multimodal as voyage_multimodal_routes
 from gateway.http.routes.common import check_body
 from gateway.http.routes.uploads import MAX_FORM_PARTS
@@ -95,6 +97,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
     app = Litestar(
         route_handlers=[*openai_routes.ROUTES, *rerank_routes.ROUTES, *system_routes.ROUTES,
                         *metrics_routes.ROUTES, *cohere_embed_routes.ROUTES, *tei_routes.ROUTES,
+                        *tei_output_routes.ROUTES, *vllm_pooling_routes.ROUTES,
                         *voyage_multimodal_routes.ROUTES, *ollama_routes.ROUTES, *ollama_model_routes.ROUTES,
                         *embed_rerank_routes.ROUTES, *tkr_embed_routes.ROUTES, *similarity_routes.ROUTES,
                         *classify_routes.ROUTES, *score_routes.ROUTES,
