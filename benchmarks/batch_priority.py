@@ -5,7 +5,8 @@ Starts ``gateway serve`` on a temporary data directory, then measures:
 1. one-text ``/v1/embeddings`` latency (p50/p90, sequential) on the idle server;
 2. the same while a batch of ``--lines`` one-text ``/v1/embeddings`` lines runs;
 3. the job's lines (texts) per second alone, over ``--window`` seconds with no online traffic;
-4. optionally (``--bench``) ``gateway bench --loads 2`` on the same server (256 texts per request), the
+4. 256-text requests, 4 at once (the shape of ``gateway bench``'s load 2), on the same server;
+5. optionally (``--bench``) ``gateway bench --loads 2`` on the same server (256 texts per request), the
    throughput the job's is compared with.
 
     python benchmarks/batch_priority.py --lines 20000 --requests 200 --window 20 --bench
@@ -42,6 +43,20 @@ def latencies(client: httpx.Client, texts: list[str]) -> list[float]:
         client.post("/v1/embeddings", json={"model": MODEL, "input": text}).raise_for_status()
         out.append((time.perf_counter() - start) * 1000)
     return out
+
+
+def bulk_rate(url: str, texts: list[str], concurrency: int = 4) -> float:
+    """Texts/s of 256-text ``/v1/embeddings`` requests, ``concurrency`` at once (gateway bench load 2)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [
+        {"model": MODEL, "input": texts[i : i + 256], "encoding_format": "base64"}
+        for i in range(0, len(texts), 256)
+    ]
+    with httpx.Client(base_url=url, timeout=600) as client, ThreadPoolExecutor(concurrency) as pool:
+        start = time.perf_counter()
+        list(pool.map(lambda body: client.post("/v1/embeddings", json=body).raise_for_status(), bodies))
+        return len(texts) / (time.perf_counter() - start)
 
 
 def describe(name: str, values: list[float]) -> str:
@@ -96,6 +111,7 @@ def main() -> None:
         while sdk.batches.retrieve(batch.id).status not in ("cancelled", "completed"):
             pause.wait(0.2)
         idle_after = latencies(http, queries[2])
+        bulk = bulk_rate(url, cycle(corpus.mixed, args.lines, 8 * 256))
         print(describe("idle, before the job", idle), flush=True)
         print(describe("while the job runs", busy))
         print(describe("idle, after the job", idle_after))
@@ -106,6 +122,10 @@ def main() -> None:
         print(
             f"job alone: {rate:.0f} lines/s (one text each) over {args.window:g} s; "
             f"{job.request_counts.completed} of {args.lines} lines done when cancelled"
+        )
+        print(
+            f"online bulk on the same server (gateway bench load 2's shape: 256 mixed texts a request, "
+            f"4 at once): {bulk:.0f} texts/s; job / bulk: {rate / bulk:.2f}"
         )
         if args.bench:
             subprocess.run(

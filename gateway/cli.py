@@ -53,7 +53,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--requests", type=int, default=100_000, help="at most this many requests per load")
     parser.add_argument("--loads", default="1,2,3,4,5", help="load groups to run, e.g. 1,3 (default "
                         "1,2,3,4,5; 4: re-embedding a corpus with the embedding cache on; 5: one-text "
-                        "requests while 6 clients keep 1,024-text requests queued)")
+                        "requests while 6 clients keep 1,024-text requests queued; 6, only when named: "
+                        "/embed_sparse of a MiniLM-sized SPLADE stand-in vs in-process SparseEncoder)")
     parser.add_argument("--threads", type=int, help="torch threads of the reference and of the started "
                         "server (default: torch's default, one per core)")
     parser.add_argument("--quick", action="store_true", help="smoke run: few loads, ~1 s each")

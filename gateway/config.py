@@ -190,6 +190,7 @@ class ModelConfig(BaseModel):
         normalize: override whether embeddings are L2-normalized.
         max_tokens: cap on input length in model tokens (default: the model's own limit).
         truncation: ``truncate`` long inputs to ``max_tokens`` or ``reject`` them with a 400.
+        max_active_dims: sparse models: top-k terms kept per vector (None: the model's own, else all).
         query_prompt / document_prompt: text prepended to queries / documents (e.g. Qwen3 instructions);
             default: the model's own sentence-transformers prompts named ``query`` / ``document``.
         device: torch device override (``cuda``, ``mps``, ``cpu``).
@@ -226,6 +227,10 @@ class ModelConfig(BaseModel):
         "Cap on input length in model tokens. Default: the model's own limit."))
     truncation: Literal["truncate", "reject"] = Field(default="truncate", description=(
         "`truncate` long inputs to `max_tokens`, or `reject` them with a 400."))
+    max_active_dims: int | None = Field(default=None, gt=0, description=(
+        "Sparse models: keep each vector's this many largest terms (top-k, as sentence-transformers' "
+        "`max_active_dims`); a request's `max_active_dims` may override it. Default: the model's own, else "
+        "every non-zero term."))
     query_prompt: str | None = Field(default=None, description=(
         "Text prepended to queries (a vision-language model's instruction). Default: the model's own "
         "sentence-transformers prompt named `query`."))

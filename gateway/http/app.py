@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,8 +34,10 @@ from gateway.http.routes import score as score_routes
 from gateway.http.routes import similarity as similarity_routes
 from gateway.http.routes import system as system_routes
 from gateway.http.routes import tei as tei_routes
+from gateway.http.routes import tei_outputs as tei_output_routes
 from gateway.http.routes import tkr_embed as tkr_embed_routes
 from gateway.http.routes import ui as ui_routes
+from gateway.http.routes import vllm_pooling as vllm_pooling_routes
 from gateway.http.routes import voyage_multimodal as voyage_multimodal_routes
 from gateway.http.routes.common import check_body
 from gateway.http.routes.uploads import MAX_FORM_PARTS
@@ -43,6 +47,22 @@ from gateway.serving.jobs.store import Store, default_data_dir
 from gateway.serving.jobs.worker import BatchWorker
 from gateway.serving.rate_limits import build_rate_limiter
 from gateway.serving.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+def make_jobs(settings: Settings, dispatch) -> file_routes.Jobs | None:
+    """The bulk jobs' store and worker, or None when the data directory cannot be used (the server still
+    serves; the Files and Batch routes answer 503 saying why)."""
+    data_dir = settings.data_dir or default_data_dir()
+    try:
+        store = Store(data_dir)
+    except (OSError, sqlite3.Error) as exc:
+        log.error("bulk jobs are off: the data directory %s cannot be used (%s); set GATEWAY_DATA_DIR",
+                  data_dir, exc)
+        return None
+    worker = BatchWorker(store, dispatch, file_format=openai_batch, max_lines=settings.batch_max_lines)
+    return file_routes.Jobs(store, worker)
 
 
 def create_app(settings: Settings, registry: Registry | None = None) -> Litestar:
@@ -55,11 +75,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
     limiter = build_rate_limiter(settings)
     metrics = Metrics(registry, limiter)
     seed_tiktoken_cache()
-    store = Store(settings.data_dir or default_data_dir())
+    jobs = make_jobs(settings, lambda *line: dispatch(*line))
     dispatch = None  # set once the app exists: the worker answers lines through it (gateway.http.inprocess)
-    worker = BatchWorker(store, lambda *line: dispatch(*line), file_format=openai_batch,
-                         max_lines=settings.batch_max_lines)
-    jobs = batch_routes.Jobs(store, worker)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -67,19 +84,23 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
 
         loading = asyncio.create_task(registry.load_all(on_batch=metrics.batch_observer))
         reload_on_sighup(registry, settings)
-        jobs.worker.start()  # batches a previous process left unfinished resume here
+        if jobs is not None:
+            jobs.worker.start()  # batches a previous process left unfinished resume here
         try:
             yield
         finally:
             stop_reload_on_sighup()
             loading.cancel()
-            await jobs.worker.stop()
+            if jobs is not None:
+                await jobs.worker.stop()
             await registry.close()
-            store.close()
+            if jobs is not None:
+                jobs.store.close()
 
     app = Litestar(
         route_handlers=[*openai_routes.ROUTES, *rerank_routes.ROUTES, *system_routes.ROUTES,
                         *metrics_routes.ROUTES, *cohere_embed_routes.ROUTES, *tei_routes.ROUTES,
+                        *tei_output_routes.ROUTES, *vllm_pooling_routes.ROUTES,
                         *voyage_multimodal_routes.ROUTES, *ollama_routes.ROUTES, *ollama_model_routes.ROUTES,
                         *embed_rerank_routes.ROUTES, *tkr_embed_routes.ROUTES, *similarity_routes.ROUTES,
                         *classify_routes.ROUTES, *score_routes.ROUTES,

@@ -40,6 +40,7 @@ class ServedSpec(Protocol):
     modalities: tuple[str, ...]
     quantization: str | None
     labels: tuple[str, ...]
+    outputs: tuple[str, ...]
 
 
 class EmptyInput(InvalidRequest):
@@ -112,6 +113,8 @@ class Info(msgspec.Struct):
     docker_label: str | None = None
     modalities: list[str] = msgspec.field(default_factory=lambda: ["text"])  # extension: what it embeds
     quantization: str | None = None  # extension: MLX weight quantization (q8, q4), None at full precision
+    task: str = "embed"  # extension: embed / rerank / classify
+    outputs: list[str] = msgspec.field(default_factory=lambda: ["dense"])  # extension: dense, sparse...
 
 
 def as_list(inputs: str | list[str]) -> list[str]:
@@ -161,7 +164,7 @@ def to_simple_tokens(text: str, spans: list[TokenSpan]) -> list[SimpleToken]:
 def to_info(name: str, revision: str | None, spec: ServedSpec, *, batch_tokens: int, max_inputs: int,
             auto_truncate: bool, version: str) -> Info:
     """The ``/info`` answer for one served model."""
-    if spec.task == "embed":
+    if spec.task == "embed":  # a SPLADE model's pooling is "splade", as TEI says
         model_type = {"embedding": {"pooling": spec.pooling}}
     else:  # TEI describes classifiers, and single-logit cross-encoders as rerankers, by their labels
         labels = spec.labels or ("LABEL_0",)
@@ -171,7 +174,8 @@ def to_info(name: str, revision: str | None, spec: ServedSpec, *, batch_tokens: 
     return Info(model_id=name, model_sha=revision, model_dtype=spec.dtype, model_type=model_type,
                 max_input_length=spec.max_tokens, max_batch_tokens=batch_tokens, max_batch_requests=None,
                 max_client_batch_size=max_inputs, auto_truncate=auto_truncate, tokenization_workers=1,
-                version=version, modalities=list(spec.modalities), quantization=spec.quantization)
+                version=version, modalities=list(spec.modalities), quantization=spec.quantization,
+                task=spec.task, outputs=list(spec.outputs))
 
 
 def error_body(error: GatewayError) -> dict:

@@ -28,8 +28,9 @@ import numpy as np
 if TYPE_CHECKING:
     from gateway.engines import Tokens
 
-# spans: late chunking (gateway.engines.text.late_chunking); classify: (labels,) class logits per input
-Kind = Literal["embed", "score", "spans", "classify"]
+# spans: late chunking (gateway.engines.text.late_chunking); classify: (labels,) class logits per input;
+# sparse / multi_vector: ``Engine.forward`` outputs (ragged rows)
+Kind = Literal["embed", "score", "spans", "classify", "sparse", "multi_vector"]
 
 ARRIVAL_BITS = 40  # 10^12 inputs before the arrival counter would spill into the length bits
 ARRIVAL_MASK = (1 << ARRIVAL_BITS) - 1
@@ -37,7 +38,9 @@ ARRIVAL_MASK = (1 << ARRIVAL_BITS) - 1
 
 @dataclass(eq=False)
 class Job:
-    """One request's inputs; its rows land in ``out`` at their input index.
+    """One request's inputs; its rows land in ``out`` at their input index: an ``(n, ...)`` float32 array
+    for fixed-shape rows (vectors, scores), a list for ragged ones (``engines.RAGGED_OUTPUTS``: a sparse
+    vector or a ``(tokens, dim)`` array per input).
 
     A background request (``priority`` 1) is passed over while any interactive one has inputs waiting,
     and never joins the small requests' batches.
@@ -53,7 +56,7 @@ class Job:
     queued: int
     queued_tokens: int
     remaining: int  # rows not computed yet
-    out: np.ndarray | None = None
+    out: np.ndarray | list | None = None
     done: bool = False
     priority: int = 0  # 0: interactive; 1: background (a batch job's line), taken only when no 0 waits
 

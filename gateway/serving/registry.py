@@ -589,6 +589,8 @@ async def _warm_up(served: ServedModel, engine: Engine, runner: Runner) -> None:
         await runner.run("score", await served.tokenize(engine.tokenize_pairs, [("warm", "up")]))
     elif engine.spec.task == "classify":
         await runner.run("classify", await served.tokenize(engine.tokenize, ["warm up"]))
+    elif "dense" not in engine.spec.outputs:  # sparse / multi-vector models: their own output
+        await runner.run(engine.spec.outputs[0], await served.tokenize(engine.tokenize, ["warm up"]))
     else:
         await runner.run("embed", await served.tokenize(engine.tokenize, ["warm up"]))
 

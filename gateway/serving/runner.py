@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gateway.engines import Engine, Tokens
+from gateway.engines import RAGGED_OUTPUTS, Engine, Tokens
 from gateway.errors import EngineFailure, NotReady, Overloaded
 from gateway.serving import request_context
 from gateway.serving.admission import SMALL_SHARE
@@ -41,9 +41,11 @@ MAX_RETRY_AFTER_S = 60
 # a batch of such small requests only, not in one filled up with bulk inputs (``PendingQueue.take_batch``)
 SMALL_BATCH_SHARE = 8
 INTERACTIVE_WINDOW_S = 5.0  # how long after a small request bulk batches stay halved
-# job kind -> the engine method that runs it; "spans" (late chunking) is optional, only its callers use it
+# job kind -> the engine method that runs it; "spans" (late chunking) is optional, only its callers use it.
+# The other kinds are outputs of ``Engine.forward(batch, output)`` (FORWARD_KINDS), also optional.
 ENGINE_CALLS: dict[Kind, str] = {"embed": "embed", "score": "score", "spans": "embed_spans",
                                  "classify": "classify"}
+FORWARD_KINDS: tuple[Kind, ...] = ("sparse", "multi_vector")
 
 
 class Runner:
@@ -84,7 +86,8 @@ class Runner:
         self.max_queue_wait_s = max_queue_wait_s
         self.on_batch = on_batch
         self.stats = BatchStats(speed_min_tokens=self.batch_tokens // 4)  # speed of substantial batches
-        self._queues: dict[Kind, PendingQueue] = {kind: PendingQueue() for kind in ENGINE_CALLS}
+        kinds = (*ENGINE_CALLS, *FORWARD_KINDS)
+        self._queues: dict[Kind, PendingQueue] = {kind: PendingQueue() for kind in kinds}
         self._queued_items = 0
         self._queued_tokens = 0
         self._has_finished_jobs = False  # a done job may still have items queued: purge them
@@ -125,7 +128,8 @@ class Runner:
         Returns:
             ``(n, dim)`` float32 embeddings for ``embed``, ``(n,)`` float32 scores for ``score``,
             ``(n, labels)`` float32 class logits for ``classify``; for ``spans``, send one ``SpanTokens``:
-            ``(1, spans, dim)``, its spans pooled.
+            ``(1, spans, dim)``, its spans pooled; for ``sparse`` and ``multi_vector``, a list of ``n`` rows
+            (``SparseVector`` / ``(tokens, dim)`` float32) from ``Engine.forward``.
 
         Raises:
             Overloaded: the queue already holds ``max_queue_tokens`` tokens, or would take more than
@@ -136,6 +140,8 @@ class Runner:
                 NaN or an infinity for one of them (counted in ``stats.non_finite``).
         """
         if not inputs:
+            if kind in RAGGED_OUTPUTS:
+                return []
             return np.zeros((0, self.engine.spec.dim) if kind == "embed" else (0,), np.float32)
         loop = asyncio.get_running_loop()
         tokens = sum(len(t) for t in inputs)
@@ -285,7 +291,10 @@ class Runner:
         tokens = [item.tokens for item in batch]
         padded = max(len(t) for t in tokens) * len(tokens)
         start = time.perf_counter()
-        rows = getattr(self.engine, ENGINE_CALLS[kind])(tokens)
+        if kind in ENGINE_CALLS:
+            rows = getattr(self.engine, ENGINE_CALLS[kind])(tokens)
+        else:
+            rows = self.engine.forward(tokens, kind)
         ms = (time.perf_counter() - start) * 1000
         if len(rows) != len(batch):
             raise RuntimeError(f"the engine returned {len(rows)} rows for a batch of {len(batch)}")
@@ -304,8 +313,9 @@ class Runner:
                 job = item.job
                 if job.done:
                     continue
-                if job.out is None:
-                    job.out = np.empty((job.size, *np.shape(row)), np.float32)
+                if job.out is None:  # ragged rows (sparse, multi-vector) differ in shape: a list
+                    shape = (job.size, *np.shape(row))
+                    job.out = [None] * job.size if kind in RAGGED_OUTPUTS else np.empty(shape, np.float32)
                 job.out[item.index] = row
                 job.remaining -= 1
                 if job.remaining == 0:
@@ -346,12 +356,13 @@ class Runner:
 
 def non_finite_rows(rows) -> list[int]:
     """Positions of the rows holding a NaN or an infinity: ``rows`` is an ``(n, ...)`` array (vectors,
-    scores) or a sequence of arrays (late chunking's span vectors). Cost: 0.4-0.9 ns per value on this
+    scores), a sequence of arrays (late chunking's span vectors, multi-vector rows) or of ``SparseVector``s
+    (their values are checked). Cost: 0.4-0.9 ns per value on this
     2-core box (40 us for 256 x 384, 7 ms for 2,048 x 4,096), against forward passes of ms to seconds."""
     if isinstance(rows, np.ndarray):
         finite = np.isfinite(rows.reshape(len(rows), -1)).all(axis=1)
         return np.flatnonzero(~finite).tolist()
-    return [i for i, row in enumerate(rows) if not np.isfinite(np.asarray(row)).all()]
+    return [i for i, row in enumerate(rows) if not np.isfinite(np.asarray(getattr(row, "values", row))).all()]
 
 
 def _resolve(jobs: list[Job], error: BaseException | None) -> None:

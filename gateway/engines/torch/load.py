@@ -15,8 +15,10 @@ def load_torch_engine(config: ModelConfig, path: str, *, cpu_lanes: int | None =
                       **_options: object) -> Engine:
     """Load ``path`` as a sentence-transformers model (``TorchEngine``; ``cpu_lanes``: ``lanes_for``), a
     CLIP / SigLIP folder as a dual encoder (``torch.dual``), or a Qwen2-VL / Qwen3-VL embedder folder with
-    the vision-language engine (``torch.vlm``), or a sequence classifier (``task = "classify"``,
-    ``torch.classifier``)."""
+    the vision-language engine (``torch.vlm``), a sequence classifier (``task = "classify"``,
+    ``torch.classifier``), a ``SparseEncoder`` folder (``torch.sparse``), a BGE-M3 folder with its
+    FlagEmbedding heads (``torch.bge_m3``) or a ``MultiVectorEncoder`` / PyLate folder
+    (``torch.multi_vector``)."""
     from gateway.engines.vision.dual_encoders import is_dual_encoder, read_hf_config
 
     if is_dual_encoder(read_hf_config(path)):
@@ -27,6 +29,21 @@ def load_torch_engine(config: ModelConfig, path: str, *, cpu_lanes: int | None =
         from gateway.engines.torch.vlm import load_torch_vlm_engine
 
         return load_torch_vlm_engine(config, path, pick_device(config.device))
+    from gateway.engines.detect import detect_model
+
+    kind = detect_model(path).kind
+    if kind == "sparse":
+        from gateway.engines.torch.sparse import TorchSparseEngine
+
+        return TorchSparseEngine(config, path, cpu_lanes)
+    if kind == "bge_m3":
+        from gateway.engines.torch.bge_m3 import TorchBgeM3Engine
+
+        return TorchBgeM3Engine(config, path, cpu_lanes)
+    if kind == "multi_vector":
+        from gateway.engines.torch.multi_vector import TorchMultiVectorEngine
+
+        return TorchMultiVectorEngine(config, path, cpu_lanes)
     if config.task == "classify":
         from gateway.engines.torch.classifier import TorchClassifierEngine
 

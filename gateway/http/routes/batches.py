@@ -12,31 +12,23 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass
 
 from litestar import get, post
 from litestar.datastructures import State
 
 from gateway.errors import InvalidRequest, RouteNotFound
+from gateway.http.openapi_bodies import documented
 from gateway.http.routes.common import json_only
-from gateway.http.routes.files import owner
+from gateway.http.routes.files import Jobs, jobs_of, owner
 from gateway.protocol import openai_batch
 from gateway.protocol.openai_batch import Batch, CreateBatchRequest
 from gateway.serving.jobs.store import BatchRow, Store, new_id
-from gateway.serving.jobs.worker import BatchWorker
 
 # the routes a batch may target; each line's body is exactly what that route takes
 BATCH_ENDPOINTS = ("/v1/embeddings", "/v1/rerank", "/v2/embed")
 WINDOW_S = {"24h": 24 * 3600}
 CANCELLABLE = ("validating", "in_progress")
-
-
-@dataclass
-class Jobs:
-    """The app's bulk-job state (``state.jobs``): the store and its worker."""
-
-    store: Store
-    worker: BatchWorker
+NO_BODY = {"type": "object", "properties": {}, "description": "No body (or `{}`)."}
 
 
 def to_batch(row: BatchRow) -> Batch:
@@ -85,7 +77,7 @@ async def create_batch(data: CreateBatchRequest, state: State) -> Batch:
     problem = openai_batch.check_create(data, BATCH_ENDPOINTS)
     if problem is not None:
         raise InvalidRequest(problem[1], param=problem[0])
-    jobs: Jobs = state.jobs
+    jobs: Jobs = jobs_of(state)
     source = await asyncio.to_thread(jobs.store.get_file, data.input_file_id, owner())
     if source is None:
         raise InvalidRequest(f"No such File object: {data.input_file_id}", param="input_file_id")
@@ -112,14 +104,14 @@ async def create_batch(data: CreateBatchRequest, state: State) -> Batch:
 
 @get("/v1/batches/{batch_id:str}", tags=["Files and batches"], summary="Retrieve a batch")
 async def retrieve_batch(state: State, batch_id: str) -> Batch:
-    return to_batch(await asyncio.to_thread(find_batch, state.jobs.store, batch_id))
+    return to_batch(await asyncio.to_thread(find_batch, jobs_of(state).store, batch_id))
 
 
 @get("/v1/batches", tags=["Files and batches"], summary="List batches")
 async def list_batches(state: State, limit: int = 20, after: str | None = None) -> openai_batch.BatchList:
     """The caller's batches, newest first (``after``: the last id of the previous page)."""
     limit = max(1, min(limit, 100))
-    rows = await asyncio.to_thread(state.jobs.store.list_batches, owner(), limit + 1, after)
+    rows = await asyncio.to_thread(jobs_of(state).store.list_batches, owner(), limit + 1, after)
     page = [to_batch(r) for r in rows[:limit]]
     return openai_batch.BatchList(
         page, page[0].id if page else None, page[-1].id if page else None, len(rows) > limit
@@ -127,12 +119,16 @@ async def list_batches(state: State, limit: int = 20, after: str | None = None) 
 
 
 @post(
-    "/v1/batches/{batch_id:str}/cancel", status_code=200, tags=["Files and batches"], summary="Cancel a batch"
+    "/v1/batches/{batch_id:str}/cancel",
+    status_code=200,
+    tags=["Files and batches"],
+    summary="Cancel a batch",
+    operation_class=documented(NO_BODY, response=Batch),
 )
 async def cancel_batch(state: State, batch_id: str) -> Batch:
     """Stop a batch: status ``cancelling``, then ``cancelled`` with the lines answered so far in its output
     file (those left unanswered in its error file). A finished batch is returned as it is."""
-    jobs: Jobs = state.jobs
+    jobs: Jobs = jobs_of(state)
     row = await asyncio.to_thread(find_batch, jobs.store, batch_id)
     if await asyncio.to_thread(jobs.store.update_batch, batch_id, only_if=CANCELLABLE, status="cancelling"):
         jobs.worker.cancel(batch_id)

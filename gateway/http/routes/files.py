@@ -11,6 +11,7 @@ Errors in OpenAI's shape (the default of ``gateway.http.error_handlers``).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from litestar import Request, delete, get, post
 from litestar.datastructures import State, UploadFile
@@ -18,12 +19,44 @@ from litestar.exceptions import ClientException
 from litestar.response import File
 
 from gateway.config import Settings
-from gateway.errors import InvalidRequest, PayloadTooLarge, RouteNotFound
+from gateway.errors import InvalidRequest, NotReady, PayloadTooLarge, RouteNotFound
+from gateway.http.openapi_bodies import FORM, documented
 from gateway.protocol import openai_batch
 from gateway.serving import request_context
 from gateway.serving.jobs.store import FileRow, Store, new_id
+from gateway.serving.jobs.worker import BatchWorker
 
+UPLOAD_FORM = {
+    "type": "object",
+    "required": ["file", "purpose"],
+    "properties": {
+        "file": {"type": "string", "format": "binary", "description": "JSONL: one request line per line"},
+        "purpose": {"type": "string", "enum": ["batch"]},
+    },
+}
 FORM_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the purpose field, beyond the file itself
+
+
+@dataclass
+class Jobs:
+    """The app's bulk-job state (``state.jobs``): the store and its worker."""
+
+    store: Store
+    worker: BatchWorker
+
+
+def jobs_of(state: State) -> Jobs:
+    """The app's bulk jobs.
+
+    Raises:
+        NotReady: the data directory could not be opened at start-up (503; the log says why).
+    """
+    if state.jobs is None:
+        raise NotReady(
+            "Files and batches are unavailable: the server's data directory could not be opened "
+            "(see its log; set GATEWAY_DATA_DIR)."
+        )
+    return state.jobs
 
 
 def owner() -> str | None:
@@ -59,6 +92,7 @@ def routes(settings: Settings) -> list:
         summary="Upload a batch input file",
         before_request=read_upload,
         request_max_body_size=settings.batch_max_file_bytes + FORM_OVERHEAD_BYTES,
+        operation_class=documented(UPLOAD_FORM, media_type=FORM, response=openai_batch.FileObject),
     )
     async def upload_file(request: Request, state: State) -> openai_batch.FileObject:
         """Upload a JSONL file of requests (multipart ``file`` and ``purpose=batch``)."""
@@ -85,7 +119,7 @@ def routes(settings: Settings) -> list:
                 param="file",
                 code="too_many_lines",
             )
-        store: Store = state.jobs.store
+        store = jobs_of(state).store
         file_id = new_id("file-")
         await asyncio.to_thread(store.temp_path(file_id).write_bytes, data)
         row = await asyncio.to_thread(
@@ -107,7 +141,7 @@ async def list_files(
 ) -> openai_batch.FileList:
     """The caller's files, newest first (``after``: the last id of the previous page)."""
     rows = await asyncio.to_thread(
-        state.jobs.store.list_files, owner(), purpose, max(1, min(limit, 10_000)) + 1, after
+        jobs_of(state).store.list_files, owner(), purpose, max(1, min(limit, 10_000)) + 1, after
     )
     page = [to_file_object(r) for r in rows[:limit]]
     return openai_batch.FileList(
@@ -117,15 +151,15 @@ async def list_files(
 
 @get("/v1/files/{file_id:str}", tags=["Files and batches"], summary="Retrieve a file")
 async def retrieve_file(state: State, file_id: str) -> openai_batch.FileObject:
-    return to_file_object(await asyncio.to_thread(find_file, state.jobs.store, file_id))
+    return to_file_object(await asyncio.to_thread(find_file, jobs_of(state).store, file_id))
 
 
 @get("/v1/files/{file_id:str}/content", tags=["Files and batches"], summary="A file's content")
 async def file_content(state: State, file_id: str) -> File:
     """The file's bytes (JSONL), streamed from disk."""
-    row = await asyncio.to_thread(find_file, state.jobs.store, file_id)
+    row = await asyncio.to_thread(find_file, jobs_of(state).store, file_id)
     return File(
-        state.jobs.store.file_path(row.id),
+        jobs_of(state).store.file_path(row.id),
         filename=row.filename,
         media_type="application/jsonl",
         content_disposition_type="attachment",
@@ -134,6 +168,6 @@ async def file_content(state: State, file_id: str) -> File:
 
 @delete("/v1/files/{file_id:str}", status_code=200, tags=["Files and batches"], summary="Delete a file")
 async def delete_file(state: State, file_id: str) -> openai_batch.FileDeleted:
-    await asyncio.to_thread(find_file, state.jobs.store, file_id)
-    await asyncio.to_thread(state.jobs.store.delete_file, file_id, owner())
+    await asyncio.to_thread(find_file, jobs_of(state).store, file_id)
+    await asyncio.to_thread(jobs_of(state).store.delete_file, file_id, owner())
     return openai_batch.FileDeleted(file_id)
