@@ -95,6 +95,8 @@ async def rerank(data: ollama.RerankRequest, state: State, request: Request) -> 
     """Documents best first, scored by the model (bi-encoder or cross-encoder; absent: the default)."""
     registry: Registry = state.registry
     model = served_name(registry, data.model) if data.model else None
+    if model is not None:
+        await registry.use(model, keep_alive=keep_alive(data.keep_alive))
     work = rerank_service.rerank(registry, model, data.query, data.documents, top_n=data.top_n)
     result = await cancel_on_disconnect(request, work)
     ranked = [(r.index, r.relevance_score) for r in result.results]

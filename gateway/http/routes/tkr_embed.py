@@ -89,6 +89,7 @@ async def embed_multimodal(request: Request, state: State, text: str | None = No
         parts += [TextPart(text)] if text else []
         name = text_field(form, "model") or model or _multimodal_model(state.registry, parts)
         if len(parts) == 2:
+            await state.registry.use(name)  # loads an on-demand model: its spec says whether it fuses
             _check_fuses(state.registry, name)
         field = "image" if upload is not None else "text"
         return await cancel_on_disconnect(request, _embed(state.registry, name, InputItem(parts), wants_unit,
