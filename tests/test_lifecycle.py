@@ -55,8 +55,8 @@ async def until(condition, what: str, timeout_s: float = 60.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def embed(client: httpx.AsyncClient, name: str, text: str = "hello"):
-    return await client.post("/v1/embeddings", json={"model": name, "input": text})
+async def embed(client: httpx.AsyncClient, name: str, text: str = "hello", headers: dict | None = None):
+    return await client.post("/v1/embeddings", json={"model": name, "input": text}, headers=headers)
 
 
 async def test_an_on_demand_model_loads_once_for_concurrent_requests_and_ready_ignores_it() -> None:

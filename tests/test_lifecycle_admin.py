@@ -52,6 +52,10 @@ async def test_only_admin_keys_manage_models_and_unload_waits_for_requests_in_fl
         answer = await unload
         assert answer.status_code == 200 and answer.json()["state"] == "unloaded" and lazy.engine is None
         assert registry.events.counts[("unload", "lazy", "admin")] == 1
+        # a start-up model unloaded on purpose does not make the server unready: it loads when asked for
+        assert (await client.post("/admin/models/base/unload", headers=ADMIN)).json()["state"] == "unloaded"
+        assert (await client.get("/ready")).status_code == 200
+        assert (await embed(client, "base", headers=USER)).status_code == 200
 
 
 async def test_reload_applies_added_removed_and_changed_models_without_dropping_requests(tmp_path) -> None:

@@ -152,6 +152,7 @@ class Registry:
         self.events = lifecycle.Events()  # counts of loads / unloads / evictions, for the metrics
         self.budget_bytes = lifecycle.budget_bytes(settings)
         self._on_batch: Callable[[str], Callable] | None = None
+        self._started = False  # the start-up loads are done (all_ready)
         self._budget_lock: asyncio.Lock | None = None
         self._wake: asyncio.Event | None = None
         self._reaper: asyncio.Task | None = None
@@ -234,10 +235,17 @@ class Registry:
 
     @property
     def all_ready(self) -> bool:
-        """True when every start-up model is loaded and no loaded engine is failing (on-demand models
-        load when asked for: they do not hold readiness back)."""
-        return all((m.state == "ready" and m.runner and not m.runner.stats.failing)
-                   or (m.config.load == "on_demand" and m.state != "ready") for m in self.models)
+        """True when every start-up model has loaded and no loaded engine is failing. On-demand models load
+        when asked for, and a model unloaded since (idle past its keep_alive, evicted, by the admin API)
+        loads again when asked for: neither holds readiness back; a model that failed to load does."""
+        def ok(m: ServedModel) -> bool:
+            if m.state == "ready":
+                return bool(m.runner) and not m.runner.stats.failing
+            if m.config.load == "on_demand":
+                return True
+            return self._started and m.state in ("unloaded", "unloading", "loading")
+
+        return all(ok(m) for m in self.models)
 
     async def load_all(self, on_batch: Callable[[str], Callable] | None = None, *,
                        on_demand_too: bool = False) -> None:
@@ -257,6 +265,7 @@ class Registry:
                     await self._transition(served, self._load_now(served))
                 finally:
                     served.startup_loading = False
+        self._started = True
         freeze_loaded_objects()
         if not on_demand_too:
             self.start_reaper()
@@ -529,7 +538,7 @@ class Registry:
         served.engine_name = resolve_engine_name(requested, await asyncio.to_thread(read_hf_config, path))
         config = served.config.model_copy(update={"engine": served.engine_name})
         engine = await asyncio.to_thread(
-            load_engine, config, path, memory_fraction=self.settings.mlx_memory_fraction,
+            _load_one_at_a_time, config, path, memory_fraction=self.settings.mlx_memory_fraction,
             cpu_lanes=self.settings.cpu_lanes,
         )
         runner = Runner(
@@ -562,6 +571,17 @@ class Registry:
             served.tokenizer_thread.shutdown(wait=False)
         if self.redis is not None:
             await self.redis.close()
+
+
+_LOADING = threading.Lock()
+
+
+def _load_one_at_a_time(config: ModelConfig, path: str, **options) -> Engine:
+    """``load_engine`` under a process-wide lock: transformers' ``from_pretrained(dtype=...)`` sets torch's
+    global default dtype while it builds the model, so two loads in two threads (an on-demand load while
+    a start-up one runs) mixed bfloat16 and float32 layers ("mat1 and mat2 must have the same dtype")."""
+    with _LOADING:
+        return load_engine(config, path, **options)
 
 
 def failure_cause(exc: Exception, runner: Runner | None) -> str:
