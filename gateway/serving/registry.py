@@ -537,10 +537,15 @@ class Registry:
             requested = "torch"  # classifiers run on torch only (the MLX engine refuses them)
         served.engine_name = resolve_engine_name(requested, await asyncio.to_thread(read_hf_config, path))
         config = served.config.model_copy(update={"engine": served.engine_name})
-        engine = await asyncio.to_thread(
-            _load_one_at_a_time, config, path, memory_fraction=self.settings.mlx_memory_fraction,
-            cpu_lanes=self.settings.cpu_lanes,
-        )
+        # the engine comes back through a list, not as the thread's result: the executor's work item holds
+        # its result until that thread runs again, and an engine still held then by a worker thread when
+        # load_all freezes the heap (freeze_loaded_objects) could never be collected if its warm-up failed
+        loaded: list[Engine] = []
+        await asyncio.to_thread(
+            lambda: loaded.append(_load_one_at_a_time(config, path,
+                                                      memory_fraction=self.settings.mlx_memory_fraction,
+                                                      cpu_lanes=self.settings.cpu_lanes)))
+        engine = loaded.pop()
         runner = Runner(
             engine,
             batch_tokens=self.settings.batch_tokens,
