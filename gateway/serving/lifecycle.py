@@ -73,8 +73,8 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
     """Cap glibc's malloc arenas (``mallopt(M_ARENA_MAX)``, as ``MALLOC_ARENA_MAX`` does) unless the
     environment sets it; call before threads start. Each model load starts new runner and tokenizer
     threads, and glibc gives new threads new arenas (up to 8 per core) whose freed pages it keeps: 20
-    load / unload cycles of all-MiniLM-L6-v2 grew RSS by 153 MiB with the default arenas, by under
-    10 MiB with 2 and ``trim_malloc`` after each unload (benchmarks/lifecycle_rss.py). False where it
+    load / unload cycles of all-MiniLM-L6-v2 grew RSS by 153 MiB with the default arenas, by 10-25 MiB
+    with 2 and ``trim_malloc`` after each unload (benchmarks/lifecycle_rss.py). False where it
     does not apply (not glibc, or set by the environment)."""
     if os.environ.get("MALLOC_ARENA_MAX"):
         return False
