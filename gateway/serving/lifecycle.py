@@ -214,7 +214,3 @@ def progress_bar_class(served: ServedModel) -> type:
             served.download = {"done": done, "total": total}
 
     return Progress
-
-
-__all__ = ["Events", "budget_bytes", "eviction_candidate", "expired", "fetch_weights", "log_event",
-           "next_expiry_s", "safe_weights_bytes"]
