@@ -93,3 +93,6 @@ def test_inputs_by_field_and_column_and_outputs_of_each_type(tmp_path) -> None:
     write_vectors(tmp_path / "o.npy", vectors, [0, 1])
     np.testing.assert_array_equal(np.load(tmp_path / "o.npy"), vectors)
     assert not list(tmp_path.glob(".*.partial"))
+    with pytest.raises(SystemExit) as refused:  # refused before the model loads or anything runs
+        embed(str(tmp_path / "a.csv"), "--column", "body", "-o", str(tmp_path / "out.xlsx"))
+    assert refused.value.code == 2

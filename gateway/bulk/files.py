@@ -46,8 +46,7 @@ def read_texts(path: Path, field: str = "text", id_field: str | None = None) -> 
         with open(path, newline="") as handle:
             return _pick(list(enumerate(csv.DictReader(handle))), field, id_field, "row")
     if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
+        pq = _pyarrow().parquet
         table = pq.read_table(path, columns=[field, *([id_field] if id_field else [])])
         return _pick(list(enumerate(table.to_pylist())), field, id_field, "row")
     raise BadInput(f"{path}: unknown input type {suffix!r}; use one of {', '.join(INPUT_SUFFIXES)}")
@@ -65,6 +64,19 @@ def _pick(
     return texts, ids
 
 
+def check_output(path: Path) -> None:
+    """Refuse an output ``write_vectors`` could not write, before any work is done.
+
+    Raises:
+        BadInput: an unknown suffix, or ``.parquet`` without pyarrow.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise BadInput(f"{path}: unknown output type {suffix!r}; use one of {', '.join(OUTPUT_SUFFIXES)}")
+    if suffix == ".parquet":
+        _pyarrow()
+
+
 def write_vectors(path: Path, vectors: np.ndarray, ids: list) -> None:
     """Write ``(n, dim)`` float32 ``vectors`` to ``path`` whole: a temporary file renamed at the end, so an
     interrupted write never leaves a file that looks complete.
@@ -73,9 +85,8 @@ def write_vectors(path: Path, vectors: np.ndarray, ids: list) -> None:
         BadInput: an unknown output suffix.
         OSError: e.g. the disk is full.
     """
+    check_output(path)
     suffix = path.suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
-        raise BadInput(f"{path}: unknown output type {suffix!r}; use one of {', '.join(OUTPUT_SUFFIXES)}")
     temp = path.with_name(f".{path.name}.partial")
     try:
         with open(temp, "wb") as handle:
@@ -93,9 +104,23 @@ def write_vectors(path: Path, vectors: np.ndarray, ids: list) -> None:
         temp.unlink(missing_ok=True)
 
 
+def _pyarrow():
+    """pyarrow with its parquet module, imported only for parquet files.
+
+    Raises:
+        BadInput: pyarrow is not installed (``pip install "gateway[parquet]"``).
+    """
+    try:
+        import pyarrow
+        import pyarrow.parquet  # noqa: F401 - loads the submodule
+    except ImportError:
+        raise BadInput('.parquet files need pyarrow: pip install "gateway[parquet]"') from None
+    return pyarrow
+
+
 def _write_parquet(handle, vectors: np.ndarray, ids: list) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    pa = _pyarrow()
+    pq = pa.parquet
 
     flat = pa.array(vectors.astype(np.float32, copy=False).ravel())
     embedding = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway.bulk.files import BadInput, read_texts, write_vectors
+from gateway.bulk.files import BadInput, check_output, read_texts, write_vectors
 from gateway.bulk.parts import Parts
 
 EmbedChunk = Callable[[list[str]], Awaitable[np.ndarray]]
@@ -35,6 +35,7 @@ def main(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.WARNING)
     source, output = Path(args.input), Path(args.output)
     try:
+        check_output(output)
         texts, ids = read_texts(source, args.field, args.id_field)
         stat = source.stat()
         run = {
