@@ -18,10 +18,9 @@ import numpy as np
 import pytest
 
 from gateway.engines import ModelSpec, Tokens
-from gateway.errors import EngineFailure, NotReady, Overloaded, RequestTimeout
+from gateway.errors import EngineFailure, NotReady, Overloaded
 from gateway.serving.batch_queue import Item, PendingQueue, item_key
 from gateway.serving.runner import Runner
-from gateway.serving.service import run_with_timeout
 
 WAIT_S = 10  # upper bound on any wait; tests finish far sooner
 
@@ -150,12 +149,13 @@ def test_cancelled_and_timed_out_requests_never_reach_the_engine(runner: Runner,
     async def main() -> np.ndarray:
         held = await hold_engine(runner, engine)
         doomed = asyncio.create_task(runner.run("embed", cancelled))
-        waiting = asyncio.create_task(run_with_timeout(runner.run("embed", timed_out), _timeout(0.05)))
+        # the request's deadline, as service.admitted sets it (asyncio.timeout around the runner call)
+        waiting = asyncio.create_task(run_with_deadline(runner.run("embed", timed_out), 0.05))
         survivor = asyncio.create_task(runner.run("embed", kept))
         await asyncio.sleep(0.01)
         assert runner.queued_items == 44
         doomed.cancel()
-        with pytest.raises(RequestTimeout):
+        with pytest.raises(TimeoutError):
             await waiting
         assert runner.queued_items == 4 and runner.queued_tokens == 12  # released at once, engine still busy
         engine.release.set()
@@ -169,8 +169,9 @@ def test_cancelled_and_timed_out_requests_never_reach_the_engine(runner: Runner,
     assert_drained(runner)
 
 
-def _timeout(seconds: float) -> SimpleNamespace:
-    return SimpleNamespace(request_timeout_s=seconds)
+async def run_with_deadline(awaitable, seconds: float):
+    async with asyncio.timeout(seconds):
+        return await awaitable
 
 
 def test_engine_error_fails_every_waiter_of_that_batch_only(runner: Runner, engine: FakeEngine) -> None:

@@ -10,10 +10,10 @@ convert wire requests to these calls and the results back to their wire format.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal
 
 import numpy as np
 
@@ -29,7 +29,6 @@ from gateway.serving.prompted import prompted_tokenizer
 from gateway.serving.registry import Registry, ServedModel
 from gateway.serving.rerank_inputs import rerank_prompts
 
-T = TypeVar("T")
 # Inputs this small (characters, or token ids) are tokenized inline on the event loop when the tokenizer
 # is free. With MiniLM's tokenizer a 50-character query takes 0.03 ms, less than the two thread hops it
 # saves; the worst 128 characters measured (CJK, one token each) took 0.13 ms. At 256 characters, CJK
@@ -349,15 +348,3 @@ def check_token_total(total: int, settings: Settings, param: str = "input") -> N
             param=param,
         )
     request_context.charge_tokens(total)
-
-
-async def run_with_timeout(awaitable: Awaitable[T], settings: Settings) -> T:
-    """Await ``awaitable`` for at most ``request_timeout_s``; its queued inputs are dropped on timeout.
-
-    Raises:
-        RequestTimeout: the deadline passed (408).
-    """
-    try:
-        return await asyncio.wait_for(awaitable, settings.request_timeout_s)
-    except TimeoutError:
-        raise RequestTimeout(f"the request did not finish within {settings.request_timeout_s:g} s") from None
