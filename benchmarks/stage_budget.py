@@ -36,7 +36,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from gateway.bench.client import run_load
@@ -72,7 +72,7 @@ RULES: list[tuple[str, re.Pattern]] = [(stage, re.compile(pattern)) for stage, p
     ("queue hand-off (futures, runner queue, threads)",
      r"serving/runner\.py|batch_queue\.py|serving/registry\.py|asyncio/futures\.py|concurrent/futures|"
      r"threading\.py|offload\.py"),
-    ("HTTP parse + response write", r"uvicorn/|httptools|asyncio/transports|asyncio/streams|h11"),
+    ("HTTP parse + response write", r"uvicorn/|httptools|asyncio/transports|asyncio/streams|h11|granian/"),
     ("event loop + socket I/O (uvloop)", r"asyncio/|uvloop|runners\.py"),
 ]]
 
@@ -235,6 +235,8 @@ def main() -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--env", default="", help="server environment, e.g. GATEWAY_CPU_LANES=1,A=B")
     parser.add_argument("--keep-raw", help="copy py-spy's raw stacks here (one file per concurrency)")
+    parser.add_argument("--url", help="measure this running server (its cache off) instead of starting one")
+    parser.add_argument("--pid", type=int, help="with --url: the id of the process that runs its app")
     parser.add_argument("--no-reference", action="store_true", help="skip the in-process reference")
     args = parser.parse_args()
 
@@ -243,7 +245,7 @@ def main() -> None:
     bodies = embedding_bodies(corpus.short, 1, args.model, "base64", 512)
     load_average = os.getloadavg()
     runs = []
-    with server_process(args.model, env) as (url, pid):
+    with (nullcontext((args.url, args.pid)) if args.url else server_process(args.model, env)) as (url, pid):
         for concurrency in (int(c) for c in args.concurrency.split(",")):
             load = Load("1", "1 text, base64", "/v1/embeddings", concurrency, 1, "short", bodies, bodies[-1])
             runs.append(measure(url, pid, load, args.duration, args.rate, args.keep_raw))

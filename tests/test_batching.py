@@ -381,3 +381,55 @@ def test_a_tiny_warm_up_batch_does_not_make_the_first_burst_look_slow() -> None:
     asyncio.run(main())
     assert_drained(runner)
     runner.stop()
+
+
+def test_small_requests_run_one_batch_at_a_time_on_every_core_unless_more_than_a_pass_waits(
+        engine: FakeEngine) -> None:
+    """With two lanes, a free lane leaves one-text requests queued while a batch of them runs to the lane
+    running it, which takes them all next on every core; work beyond one pass, or a bulk request, starts
+    on the free lane at once."""
+    engine.lanes, shares = 2, []
+    engine.share_cores = shares.append
+    runner = Runner(engine, batch_tokens=64)  # small: at most 8 tokens queued; one pass takes 64
+    left_all_eight = threading.Event()  # the free lane saw the 8 queries queued and left them
+    decide = runner._leaves_to_running_lane
+
+    def spied(anchor: Item, small: int) -> bool:
+        leaves = decide(anchor, small)
+        if leaves and runner.queued_items == 8:
+            left_all_eight.set()
+        return leaves
+
+    runner._leaves_to_running_lane = spied
+
+    async def scenario() -> None:
+        first = await hold_engine(runner, engine)  # a small batch running, the other lane free
+        queries = [asyncio.create_task(runner.run("embed", make_inputs([2]))) for _ in range(8)]
+        assert await asyncio.to_thread(left_all_eight.wait, WAIT_S)
+        assert len(engine.batches) == 1, "a second lane started a small batch beside the running one"
+        engine.release.set()
+        await asyncio.wait_for(asyncio.gather(first, *queries), WAIT_S)
+        assert [len(batch) for batch in engine.batches] == [1, 8]  # the 8 queries in one pass
+        assert shares[-1] == 1  # ... on every core
+
+        engine.batches.clear()
+        first = await hold_engine(runner, engine)
+        bulk = asyncio.create_task(runner.run("embed", make_inputs([16] * 8)))  # not small: 128 tokens
+        assert await asyncio.to_thread(_wait_for, lambda: len(engine.batches) == 2)
+        engine.release.set()
+        await asyncio.wait_for(asyncio.gather(first, bulk), WAIT_S)
+
+    asyncio.run(scenario())
+    assert_drained(runner)
+    runner.stop()
+    runner.join(WAIT_S)
+    assert not runner.alive
+
+
+def _wait_for(condition, timeout_s: float = WAIT_S) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
