@@ -13,7 +13,9 @@ the same moment (``tests/test_runner_race.py``).
 The runner has one thread per engine lane. That is one, except for torch on CPU (two by default), where
 small batches use the cores better side by side, each pass on its share of the intra-op threads, than one
 at a time across all of them (``gateway.engines.torch.engine.lanes_for``); a lane running alone with nothing
-else waiting takes every core, so a lone request is as fast as before.
+else waiting takes every core, so a lone request is as fast as before. Batches of small requests (one-text
+queries) run one at a time, on every core, unless more is queued than one pass takes
+(``Runner._leaves_to_running_lane``): for them, larger passes beat side-by-side ones.
 """
 
 from __future__ import annotations
