@@ -10,8 +10,9 @@ from transformers import AutoTokenizer
 from gateway.engines.text.tokenization import _plain_backend, encode, untruncated
 from tests import tiny_dual, tiny_models
 
-TEXTS = ["what is the capital of France?", "  Leading and trailing spaces  ", "[SEP] [CLS] <|endoftext|> [PAD]",
-         "Ünïcödé façade — naïve café, 東京は日本の首都です", "emoji 🙂🚀 and tabs\tand\nnewlines",
+TEXTS = ["what is the capital of France?", "  Leading and trailing spaces  ",
+         "[SEP] [CLS] <|endoftext|> [PAD]", "Ünïcödé façade — naïve café, 東京は日本の首都です",
+         "emoji 🙂🚀 and tabs\tand\nnewlines",
          "word " * 400]
 
 
