@@ -63,11 +63,13 @@ COPY --from=builder /opt/gateway /opt/gateway
 # Settings: GATEWAY_* environment variables (docs/configuration.md), and a TOML file named by
 # GATEWAY_CONFIG or found at config/gateway.toml of the working directory (mount a folder on
 # /srv/gateway/config). Downloaded models (HF_HOME) live on the /data volume; the embedded one is in the image.
+# Batch jobs' files and state (GATEWAY_DATA_DIR) live there too, so they survive the container.
 ENV PATH=/opt/gateway/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     GATEWAY_HOST=0.0.0.0 \
     GATEWAY_PORT=8000 \
     HF_HOME=/data/huggingface \
+    GATEWAY_DATA_DIR=/data/gateway \
     TOKENIZERS_PARALLELISM=false
 WORKDIR /srv/gateway
 VOLUME ["/data"]

@@ -37,6 +37,16 @@ TEMPLATES: dict[str, dict] = {
     "/api/embeddings": {"model": MODEL, "prompt": "hello", "keep_alive": "5m"},
     "/api/rerank": {"model": MODEL, "query": "q", "documents": ["a", "b"], "top_n": 2},
     "/api/show": {"model": MODEL},
+    "/embed_sparse": {"inputs": TEXTS, "truncate": True, "truncation_direction": "Left",
+                      "prompt_name": "query", "max_active_dims": 4},
+    "/embed_all": {"inputs": TEXTS, "truncate": True, "prompt_name": "query"},
+    "/pooling": {"model": MODEL, "input": TEXTS, "task": "token_embed", "encoding_format": "float"},
+    # MiniLM scores pairs as a bi-encoder; it classifies nothing (test_classify_score fuzzes a classifier)
+    "/classify": {"model": MODEL, "input": TEXTS, "truncate_prompt_tokens": 8},
+    "/v1/classify": {"model": MODEL, "input": "hello", "user": "u"},
+    "/predict": {"inputs": [["a", "b"], ["c"]], "raw_scores": False, "truncate": True},
+    "/score": {"model": MODEL, "text_1": "q", "text_2": TEXTS, "truncate_prompt_tokens": -1},
+    "/v1/score": {"model": MODEL, "text_1": TEXTS, "text_2": TEXTS},
 }
 # also on the OpenAI route: dialect fields (Jina, Voyage, Mistral), some with hostile values below
 EXTRA_FIELDS = {"late_chunking": True, "task": "retrieval.query", "embedding_type": "float",
@@ -52,11 +62,12 @@ class Case:
     kind: str  # what was broken, for failure messages
 
 
-def template(path: str) -> dict:
-    if path in TEMPLATES:
-        return TEMPLATES[path]
+def template(path: str, templates: dict[str, dict] | None = None) -> dict:
+    templates = TEMPLATES if templates is None else templates
+    if path in templates:
+        return templates[path]
     merged: dict = {}
-    for body in TEMPLATES.values():
+    for body in templates.values():
         merged.update(body)
     return merged
 
@@ -165,13 +176,15 @@ def raw_body(rng: random.Random, valid: bytes) -> tuple[bytes, str]:
     return valid.replace(b":", b"::", 1), "syntax error"
 
 
-def cases(paths: list[str], count: int, seed: int = 16) -> list[Case]:
-    """``count`` hostile requests spread over ``paths``, the same ones for the same seed."""
+def cases(paths: list[str], count: int, seed: int = 16,
+          templates: dict[str, dict] | None = None) -> list[Case]:
+    """``count`` hostile requests spread over ``paths``, the same ones for the same seed (``templates``:
+    the plausible bodies to break, default ``TEMPLATES``)."""
     rng = random.Random(seed)
     out = []
     for i in range(count):
         path = paths[i % len(paths)]
-        base = template(path)
+        base = template(path, templates)
         valid = json.dumps(base).encode()
         content_type = rng.choice(["application/json"] * 6 + ["text/plain", None, "application/x-www-form"])
         if rng.random() < 0.35:

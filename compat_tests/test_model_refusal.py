@@ -24,7 +24,7 @@ def mixed(tmp_path_factory: pytest.TempPathFactory):
     config = workdir / "mixed.toml"
     config.write_text(f'[[models]]\nname = "good"\nsource = "{DEFAULT_MODEL}"\n\n'
                       f'[[models]]\nname = "sparse"\nsource = "{splade}"\n\n'
-                      f'[[models]]\nname = "labels"\nsource = "{labels}"\n\n'
+                      f'[[models]]\nname = "labels"\nsource = "{labels}"\ntask = "embed"\n\n'
                       f'[[models]]\nname = "m3"\nsource = "{bge_m3}"\n')
     with run_server(workdir, args=["--config", str(config)], wait_ready=False) as running:
         wait_until(lambda: settled(running.url), what="every model to settle")
@@ -47,7 +47,7 @@ def test_refused_models_show_the_reason_in_health_and_the_log(mixed):
                                       "(SparseEncoder: Transformer + SpladePooling)")
     assert sparse["error"].endswith("sparse output is not supported yet")
     assert "3 named labels (negative, neutral, positive)" in labels["error"]
-    assert labels["error"].endswith("classification output is not supported yet")
+    assert labels["error"].endswith("which is served with task = 'classify', not task = 'embed'")
     log = mixed.log()
     assert "refused model sparse: model 'sparse': detected a SPLADE sparse encoder" in log
     assert "refused model labels: model 'labels': detected a sequence classifier" in log

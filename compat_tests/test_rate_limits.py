@@ -20,10 +20,10 @@ from compat_tests.server import RunningServer, run_server
 
 DEFAULT_RPM = 1000
 KEYS = {name: f"sk-{name}-{secrets.token_hex(8)}" for name in
-        ("sdk", "neighbour", "tokens", "rerank", "cohere", "tei", "metered")}
+        ("sdk", "neighbour", "tokens", "rerank", "cohere", "tei", "metered", "score")}
 TPM, RERANK_TPM = 20, 40
 OWN = {"sdk": "rpm = 2", "tokens": f"tpm = {TPM}", "rerank": f"tpm = {RERANK_TPM}", "cohere": "rpm = 1",
-       "tei": "rpm = 1", "metered": "rpm = 1"}
+       "tei": "rpm = 1", "metered": "rpm = 1", "score": f"tpm = {RERANK_TPM}"}
 TEXT = "one two three four five six"  # 8 model tokens with [CLS] and [SEP]
 
 
@@ -102,6 +102,18 @@ def test_rerank_tokens_are_charged_as_its_usage_counts_them(limited):
     big = {**body, "documents": [TEXT] * 8}  # more than the whole quota
     refused = httpx.post(url, headers=headers, json=big)
     assert refused.status_code == 429 and "error" not in refused.json()  # Cohere's (+ Jina's detail)
+    assert "tokens per min" in refused.json()["message"]
+
+
+def test_vllm_score_tokens_are_charged_as_its_usage_counts_them(limited):
+    url, headers = f"{limited.url}/score", bearer(KEYS["score"])
+    body = {"model": DEFAULT_ALIAS, "text_1": "q", "text_2": ["d one", "d two"]}
+    response = httpx.post(url, headers=headers, json=body)
+    assert response.status_code == 200, response.text
+    used = response.json()["usage"]["prompt_tokens"]
+    assert response.headers["x-ratelimit-remaining-tokens"] == str(RERANK_TPM - used)
+    refused = httpx.post(url, headers=headers, json={**body, "text_2": [TEXT + f" {i}" for i in range(8)]})
+    assert refused.status_code == 429 and refused.json()["object"] == "error"  # vLLM's shape
     assert "tokens per min" in refused.json()["message"]
 
 

@@ -1,4 +1,5 @@
-"""``gateway`` command line: ``gateway serve`` runs the server (``gateway bench`` measures it)."""
+"""``gateway`` command line: ``gateway serve`` runs the server (``gateway bench`` measures it, ``gateway
+embed`` embeds a file without one)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import argparse
 import os
 import signal
 import sys
+
+from gateway.engines.torch.threads import let_idle_openmp_threads_sleep
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_arguments(bench)
     bench.add_argument("--ray", action="store_true", help="compare a Ray Serve deployment (1 and 2 model "
                        "replicas) with a plain gateway serve, on a local cluster (gateway.deploy.bench)")
+    embed = sub.add_parser("embed", help="embed a file of texts (.txt/.jsonl/.csv/.parquet) into .npy, "
+                           ".parquet or .jsonl, in-process or through a server (--url); resumable")
+    add_embed_arguments(embed)
     ray_config = sub.add_parser("ray-config", help="write the Ray Serve config (YAML) for serve deploy or "
                                 "KubeRay")
     add_ray_config_arguments(ray_config)
@@ -43,10 +49,35 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--requests", type=int, default=100_000, help="at most this many requests per load")
     parser.add_argument("--loads", default="1,2,3,4,5", help="load groups to run, e.g. 1,3 (default "
                         "1,2,3,4,5; 4: re-embedding a corpus with the embedding cache on; 5: one-text "
-                        "requests while 6 clients keep 1,024-text requests queued)")
+                        "requests while 6 clients keep 1,024-text requests queued; 6, only when named: "
+                        "/embed_sparse of a MiniLM-sized SPLADE stand-in vs in-process SparseEncoder)")
     parser.add_argument("--threads", type=int, help="torch threads of the reference and of the started "
                         "server (default: torch's default, one per core)")
     parser.add_argument("--quick", action="store_true", help="smoke run: few loads, ~1 s each")
+
+
+def add_embed_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``gateway embed`` options (``gateway.bulk.run.main``)."""
+    parser.add_argument("input", help="texts: .txt (a text a line), .jsonl (--field), .csv or .parquet "
+                        "(--column)")
+    parser.add_argument("-o", "--output", required=True, help="vectors: .npy (rows in input order), .parquet "
+                        "(id, embedding) or .jsonl ({id, embedding} a line)")
+    parser.add_argument("--field", "--column", dest="field", default="text", help="the text's JSON field or "
+                        "column (default: text)")
+    parser.add_argument("--id-field", "--id-column", dest="id_field", help="the id's field or column "
+                        "(default: the line or row number)")
+    parser.add_argument("--model", help="model to load (or, with --url, to ask for); default: the configured "
+                        "one")
+    parser.add_argument("--url", help="send the texts to the gateway server at this URL instead of loading "
+                        "the model here")
+    parser.add_argument("--api-key", help="with --url: the key (default GATEWAY_API_KEY or OPENAI_API_KEY)")
+    parser.add_argument("--dimensions", type=int, help="Matryoshka size of the vectors")
+    parser.add_argument("--chunk", type=int, default=256, help="texts per chunk, the unit saved for "
+                        "--resume (default 256)")
+    parser.add_argument("--concurrency", type=int, default=4, help="chunks in flight (default 4)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run, redoing no "
+                        "finished chunk")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def add_ray_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -122,19 +153,6 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
-def let_idle_openmp_threads_sleep() -> None:
-    """Make torch's OpenMP workers sleep at once when idle (``GOMP_SPINCOUNT=0``) unless the user chose.
-
-    A server always runs busy threads beside torch's (event loop, tokenizer, often its clients): workers
-    spinning between parallel regions steal those cores, and a descheduled worker stalls every region.
-    On the 2-core CI box with other jobs running, 2-thread encode fell from ~180 to ~25 texts/s with the
-    default spinning. Must run before torch is imported; ``gateway bench`` gets the same setting, so its
-    in-process reference runs like the server.
-    """
-    if "OMP_WAIT_POLICY" not in os.environ:
-        os.environ.setdefault("GOMP_SPINCOUNT", "0")
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``gateway`` console script."""
     let_idle_openmp_threads_sleep()
@@ -149,6 +167,10 @@ def main(argv: list[str] | None = None) -> None:
         from gateway.bench.run import main as bench
 
         bench(args)
+    elif args.command == "embed":
+        from gateway.bulk.run import main as embed
+
+        embed(args)
     elif args.command == "ray-config":
         from gateway.deploy.serve_config import main as ray_config
 

@@ -106,11 +106,14 @@ class ModelConfig(BaseModel):
         source: Hugging Face repo id or local folder (default: ``name``).
         revision: hub revision (branch, tag or commit) when downloading.
         engine: ``auto`` | ``torch`` | ``mlx``; None inherits the server's ``engine``.
-        task: ``embed`` (bi-encoder, also reranks by cosine) or ``rerank`` (cross-encoder).
+        task: ``embed`` (bi-encoder, also reranks by cosine), ``rerank`` (cross-encoder) or ``classify``
+            (a sequence classifier: ``/classify``, ``/predict``). Unset, a classifier folder with named
+            labels is served with ``classify`` (``engines.detect``), any other folder with ``embed``.
         pooling: override the model's pooling (``mean`` | ``cls`` | ``last``), MLX engine only.
         normalize: override whether embeddings are L2-normalized.
         max_tokens: cap on input length in model tokens (default: the model's own limit).
         truncation: ``truncate`` long inputs to ``max_tokens`` or ``reject`` them with a 400.
+        max_active_dims: sparse models: top-k terms kept per vector (None: the model's own, else all).
         query_prompt / document_prompt: text prepended to queries / documents (e.g. Qwen3 instructions);
             default: the model's own sentence-transformers prompts named ``query`` / ``document``.
         device: torch device override (``cuda``, ``mps``, ``cpu``).
@@ -135,9 +138,10 @@ class ModelConfig(BaseModel):
         "Hub revision (branch, tag or commit) when downloading."))
     engine: Literal["auto", "torch", "mlx"] | None = Field(default=None, description=(
         "`auto` (MLX on Apple Silicon, else torch), `torch` or `mlx`. Default: the server's `engine`."))
-    task: Literal["embed", "rerank"] = Field(default="embed", description=(
-        "`embed` (a bi-encoder, which also reranks by cosine) or `rerank` (a cross-encoder or a "
-        "Qwen3-style reranker)."))
+    task: Literal["embed", "rerank", "classify"] = Field(default="embed", description=(
+        "`embed` (a bi-encoder, which also reranks by cosine), `rerank` (a cross-encoder or a "
+        "Qwen3-style reranker) or `classify` (a sequence classifier). Unset: `classify` for a classifier "
+        "folder with named labels, else `embed`."))
     pooling: Literal["mean", "cls", "last"] | None = Field(default=None, description=(
         "Override the model's pooling (MLX engine only)."))
     normalize: bool | None = Field(default=None, description=(
@@ -146,6 +150,10 @@ class ModelConfig(BaseModel):
         "Cap on input length in model tokens. Default: the model's own limit."))
     truncation: Literal["truncate", "reject"] = Field(default="truncate", description=(
         "`truncate` long inputs to `max_tokens`, or `reject` them with a 400."))
+    max_active_dims: int | None = Field(default=None, gt=0, description=(
+        "Sparse models: keep each vector's this many largest terms (top-k, as sentence-transformers' "
+        "`max_active_dims`); a request's `max_active_dims` may override it. Default: the model's own, else "
+        "every non-zero term."))
     query_prompt: str | None = Field(default=None, description=(
         "Text prepended to queries (a vision-language model's instruction). Default: the model's own "
         "sentence-transformers prompt named `query`."))
@@ -335,6 +343,19 @@ class Settings(BaseSettings):
         "Seconds one Redis call may take; a Redis that is down costs a request at most this."))
     cache_redis_retry_s: float = Field(default=5.0, ge=0, description=(
         "After a Redis error, serve without the cache for this many seconds before trying again."))
+
+    # Bulk jobs (OpenAI's Files and Batch APIs: gateway.serving.jobs; docs/batches.md)
+    data_dir: Path | None = Field(default=None, description=(
+        "Folder of the durable state: uploaded files, batch outputs and the SQLite database of jobs. "
+        "Default: the per-user data folder (`~/.local/share/gateway`, or `$XDG_DATA_HOME/gateway`; "
+        "`~/Library/Application Support/gateway` on macOS)."))
+    batch_max_file_bytes: int = Field(default=200 * 1024 * 1024, gt=0, description=(
+        "Largest file `POST /v1/files` takes, in bytes (OpenAI's limit for batch input); larger: 413."))
+    batch_max_lines: int = Field(default=50_000, gt=0, description=(
+        "Most request lines in one batch input file (OpenAI's limit); more: 400 at upload."))
+    batch_tpm_share: float = Field(default=0.0, ge=0, le=1, description=(
+        "Share (0-1) of a batch line's tokens charged to its API key's `tpm` quota. Default 0: batch work "
+        "has a quota of its own, as OpenAI's batch quota is separate from the online one."))
 
     # MLX
     mlx_memory_fraction: float | None = Field(default=None, gt=0, le=1, description=(

@@ -19,6 +19,9 @@ from typing import Any, Literal
 
 Modality = Literal["text", "image"]
 ImageKind = Literal["data_uri", "base64", "url"]
+# what happens to a text longer than the model takes: split into chunks (rerank documents), cut from the end
+# or the start, or refuse with a 4xx
+Overflow = Literal["chunk", "truncate", "truncate_left", "reject"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Model folders are recognised from their files, and those whose outputs this server does not serve (SPLADE,
-ColBERT, classifiers, a folder configured with the wrong task) are refused before any weight is loaded,
-on both engines, instead of being served as if they were dense embedders.
+ColBERT, a folder configured with the wrong task, e.g. a classifier as an embedder) are refused before any
+weight is loaded, on both engines, instead of being served as if they were dense embedders.
 
 Folders are tiny random models saved by sentence-transformers 6 itself (``SparseEncoder``,
 ``MultiVectorEncoder``) or written in PyLate's and FlagEmbedding's layouts (``tests/tiny_retrieval.py``).
@@ -60,39 +60,35 @@ def _engine_loader_called(*_args, **_kwargs):
     raise AssertionError("the engine loader ran for a folder that should have been refused")
 
 
-# (folder, kind detected, words the message must hold besides the model name and what is supported)
-REFUSED_KINDS = [
-    ("splade", "sparse", ["SPLADE sparse encoder", "SparseEncoder", "SpladePooling",
-                          "sparse output is not supported yet"]),
-    ("inference-free-splade", "sparse", ["inference-free SPLADE", "Router", "SparseStaticEmbedding",
-                                         "sparse output is not supported yet"]),
-    ("colbert", "multi_vector", ["multi-vector (ColBERT) encoder", "MultiVectorMask",
-                                 "multi-vector (late interaction) output is not supported yet"]),
-    ("pylate", "multi_vector", ["PyLate ColBERT model",
-                                "multi-vector (late interaction) output is not supported yet"]),
-    ("classifier", "classifier", ["3 named labels (negative, neutral, positive)",
-                                  "classification output is not supported yet"]),
-    ("two-logit-classifier", "classifier", ["2 outputs (labels unnamed)", "not a one-logit cross-encoder"]),
+SERVED_FOLDERS = [
+    ("splade", "sparse", "SPLADE sparse encoder (SparseEncoder: Transformer + SpladePooling)"),
+    ("inference-free-splade", "sparse", "inference-free SPLADE"),
+    ("colbert", "multi_vector", "multi-vector (ColBERT) encoder (MultiVectorEncoder: Transformer + Dense + "
+                                "MultiVectorMask + Normalize)"),
+    ("pylate", "multi_vector", "PyLate ColBERT model"),
 ]
 
 
-@pytest.mark.parametrize("folder, kind, words", REFUSED_KINDS, ids=[case[0] for case in REFUSED_KINDS])
-@pytest.mark.parametrize("engine", ["torch", "mlx"])
-@pytest.mark.parametrize("task", ["embed", "rerank"])
-def test_unsupported_outputs_are_refused_before_loading(folders, no_engine, folder, kind, words, engine,
-                                                        task):
-    assert detect_model(folders[folder]).kind == kind
-    config = ModelConfig(name=f"my-{folder}", engine=engine, task=task)
-    with pytest.raises(ModelRefused) as refused:
-        load_engine(config, str(folders[folder]))
-    message = str(refused.value)
-    assert message.startswith(f"model 'my-{folder}': detected ")
-    for word in [SUPPORTED, "cross-encoder or Qwen3-style rerankers", *words]:
-        assert word in message, message
+@pytest.mark.parametrize("folder, kind, what", SERVED_FOLDERS, ids=[case[0] for case in SERVED_FOLDERS])
+def test_sparse_and_multi_vector_encoders_are_served_with_their_output_on_torch_only(folders, folder, kind,
+                                                                                     what):
+    detection = detect_model(folders[folder])
+    assert detection.kind == kind and what in detection.what
+    assert detection.tasks == {"embed": kind}
+    engine = load_engine(ModelConfig(name="s", engine="torch", dtype="float32"), str(folders[folder]))
+    assert engine.spec.outputs == (kind,) and engine.spec.task == "embed"
+    shown = kind.replace("_", "-")
+    refusal = rf"model 's': detected .*MLX engine does not serve {shown} output.*engine = 'torch'"
+    with pytest.raises(ModelRefused, match=refusal):
+        load_engine(ModelConfig(name="s", engine="mlx"), str(folders[folder]))
 
 
 # (folder, task it is not served with, the task the message points to)
 MISMATCHES = [
+    ("splade", "rerank", "embed"),
+    ("colbert", "rerank", "embed"),
+    ("classifier", "embed", "classify"),
+    ("two-logit-classifier", "rerank", "classify"),
     ("cross-encoder", "embed", "rerank"),
     ("dense", "rerank", "embed"),
     ("bge-m3", "rerank", "embed"),
@@ -147,23 +143,25 @@ def test_a_folder_without_a_model_is_refused(no_engine, tmp_path):
         load_engine(ModelConfig(name="m"), str(tmp_path))
 
 
-def test_a_stanford_colbert_checkpoint_is_multi_vector(folders, tmp_path):
+def test_a_stanford_colbert_checkpoint_is_refused_before_loading(folders, no_engine, tmp_path):
     folder = tmp_path / "stanford"
     shutil.copytree(folders["dense"], folder, ignore=shutil.ignore_patterns("modules.json", "1_Pooling",
                                                                             "config_sentence_transformers.json"))
     config = (folder / "config.json").read_text().replace('"BertModel"', '"HF_ColBERT"')
     (folder / "config.json").write_text(config)
     assert detect_model(folder).kind == "multi_vector"
-    with pytest.raises(ModelRefused, match="Stanford ColBERT checkpoint"):
+    with pytest.raises(ModelRefused, match="Stanford ColBERT checkpoint") as refused:
         load_engine(ModelConfig(name="m", engine="torch"), str(folder))
+    assert str(refused.value).startswith("model 'm': detected ") and SUPPORTED in str(refused.value)
 
 
-def test_bge_m3_serves_its_dense_head_and_says_the_others_are_not_served(folders, caplog):
+def test_bge_m3_serves_its_dense_vectors_and_both_heads_on_torch(folders, caplog):
     from sentence_transformers import SentenceTransformer
 
     with caplog.at_level(logging.WARNING, logger="gateway.engines"):
         engine = load_engine(ModelConfig(name="m3", engine="torch", dtype="float32"), str(folders["bge-m3"]))
-    assert "sparse and ColBERT heads (sparse_linear.pt, colbert_linear.pt) are not served" in caplog.text
+    assert caplog.text == ""  # nothing left unserved on torch
+    assert engine.spec.outputs == ("dense", "sparse", "multi_vector")
     assert engine.spec.normalize and engine.spec.pooling == "cls"
     texts = ["hybrid retrieval with dense vectors", "a second text"]
     vectors = engine.embed(engine.tokenize(texts))

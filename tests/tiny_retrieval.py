@@ -127,7 +127,10 @@ def build_tiny_bge_m3(path: Path, seed: int = 0) -> Path:
     save_tokenizer(path)
     modules = [Transformer(str(path)), Pooling(64, pooling_mode="cls"), Normalize()]
     SentenceTransformer(modules=modules, device="cpu").save(str(path))
-    torch.save(torch.nn.Linear(64, 1).state_dict(), path / "sparse_linear.pt")
+    sparse = torch.nn.Linear(64, 1)
+    torch.nn.init.normal_(sparse.weight, std=WIDE_INIT)  # default init left every token's weight <= 0
+    torch.nn.init.zeros_(sparse.bias)
+    torch.save(sparse.state_dict(), path / "sparse_linear.pt")
     torch.save(torch.nn.Linear(64, 64).state_dict(), path / "colbert_linear.pt")
     return path
 

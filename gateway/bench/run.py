@@ -6,7 +6,8 @@ server's idle memory is read from its ``/health``; then each load runs for ``--d
 ``--requests`` requests) against the server (started here on a free loopback port, or the one at
 ``--url``); then the references run again and the better of their two passes counts; and the table is
 printed. Same corpus, same model, same thread count. Loads 1-3 run with the embedding cache off; load 4
-(``cache_load``) on a second server with the default cache.
+(``cache_load``) on a second server with the default cache; load 6 (``sparse_load``, only when asked for)
+on a server of its own serving a SPLADE stand-in.
 """
 
 from __future__ import annotations
@@ -29,14 +30,15 @@ from gateway.bench.loads import RERANK_TOP_N, Load, plan_loads
 from gateway.bench.reference import best_of, fitting_documents, load_model, measure_references, server_dtype
 from gateway.bench.report import format_report
 from gateway.bench.server import started_server, wait_until_ready
+from gateway.bench.sparse_load import format_sparse_load, run_sparse_load
 from gateway.config import DEFAULT_MODEL
 
 
 def main(args: argparse.Namespace) -> None:
     """Run the benchmark and print the report."""
     groups = {g.strip() for g in args.loads.split(",") if g.strip()}
-    if not groups <= {"1", "2", "3", "4", "5"}:
-        raise SystemExit(f"--loads takes groups 1, 2, 3, 4 and 5, not {args.loads!r}")
+    if not groups <= {"1", "2", "3", "4", "5", "6"}:
+        raise SystemExit(f"--loads takes groups 1, 2, 3, 4, 5 and 6, not {args.loads!r}")
     if args.quick:
         args.duration, args.requests = min(args.duration, 1.0), min(args.requests, 40)
     print(run_bench(args, groups), flush=True)
@@ -47,6 +49,8 @@ def run_bench(args: argparse.Namespace, groups: set[str]) -> str:
     import torch
 
     threads = args.threads or torch.get_num_threads()
+    if groups == {"6"}:  # the sparse load alone: no dense server or reference
+        return _sparse_section(args, threads)
     model_name = args.model or (_first_model(args.url) if args.url else DEFAULT_MODEL)
     corpus = load_corpus()
     cached = fairness = None
@@ -89,7 +93,15 @@ def run_bench(args: argparse.Namespace, groups: set[str]) -> str:
     report = format_report(results, references["float32"], context, references.get(precision), precision,
                            memory)
     sections = [report] + ([format_cache_load(cached)] if cached else [])
+    if "6" in groups:  # its own model (a SPLADE stand-in) and server, after the others
+        sections.append(_sparse_section(args, threads))
     return "\n\n".join(sections + ([format_fairness_load(fairness)] if fairness else []))
+
+
+def _sparse_section(args: argparse.Namespace, threads: int) -> str:
+    """Load 6 (``sparse_load``), run on a server of its own."""
+    env = {"OMP_NUM_THREADS": str(threads)} if args.threads else {}
+    return format_sparse_load(run_sparse_load(load_corpus(), args.duration, args.quick, env, args.requests))
 
 
 def _idle_memory(url: str) -> str:

@@ -39,7 +39,7 @@ class ModelServer:
     """
 
     async def __init__(self, config: ModelConfig, settings: Settings) -> None:
-        from gateway.cli import let_idle_openmp_threads_sleep
+        from gateway.engines.torch.threads import let_idle_openmp_threads_sleep
         from gateway.http.request_log import disable_progress_bars
 
         let_idle_openmp_threads_sleep()  # before torch is imported in this worker process

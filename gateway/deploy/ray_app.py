@@ -103,6 +103,8 @@ class Ingress:
             batch_tokens = await handle.batch_tokens.remote()
             engine = TokenizerOnlyEngine(tokenization)
             served.engine_name = engine.spec.engine
+            if engine.spec.task != served.config.task:  # the replica detected it (a classifier's labels)
+                served.config = served.config.model_copy(update={"task": engine.spec.task})
             runner = RemoteRunner(handle, deployment, engine.spec, batch_tokens)
             await watcher.poll([runner])
             watcher.watch(runner)

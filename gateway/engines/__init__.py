@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Task = Literal["embed", "rerank"]
+Task = Literal["embed", "rerank", "classify"]
 # What a forward pass can produce. An engine declares the outputs its model defines (``ModelSpec.outputs``);
 # the service asks for one, and each dialect's route converts it to its wire shape:
 #   dense: (n, dim) float32 pooled vectors;  rerank: (n,) float32 pair scores (cross-encoder logits);
@@ -56,6 +56,9 @@ class Tokens:
         image_ids: how many of ``ids`` are image placeholders (a vision-language model's ``<|image_pad|>``,
             one per merged patch): part of the images' cost, not text. The images cost
             ``image_tokens + image_ids`` tokens in all, the text ``len(ids) - image_ids``.
+        task: the side of an asymmetric model this input was tokenized for (``query`` / ``document``:
+            an inference-free SPLADE ``Router``, a ColBERT query), None for symmetric models. Set by the
+            engine's ``tokenize(..., task=...)``; the forward pass routes on it.
     """
 
     ids: list[int]
@@ -64,6 +67,7 @@ class Tokens:
     images: Any = None
     image_tokens: int = 0
     image_ids: int = 0
+    task: str | None = None
 
     def __len__(self) -> int:
         return len(self.ids) + self.image_tokens
@@ -75,7 +79,8 @@ class ModelSpec:
 
     Attributes:
         name: served model name.
-        task: ``embed`` (bi-encoder: embeddings, and rerank by cosine) or ``rerank`` (cross-encoder).
+        task: ``embed`` (bi-encoder: embeddings, and rerank by cosine), ``rerank`` (cross-encoder) or
+            ``classify`` (a sequence classifier with several labels).
         max_tokens: longest input in model tokens (special tokens included).
         dim: embedding size (0 for cross-encoders).
         engine: engine name (``torch`` or ``mlx``).
@@ -100,7 +105,9 @@ class ModelSpec:
             rather than text prefixes: the service then prepares every input, text-only included,
             with ``encode_items(items, prompt=...)`` instead of prepending the prompt to the text.
         outputs: what the model's forward pass produces (``Output``); by default ``("dense",)`` for an
-            embedder and ``("rerank",)`` for a cross-encoder.
+            embedder, ``("rerank",)`` for a cross-encoder and ``("classify",)`` for a classifier.
+        labels: the names of the class logits, in logit order (the folder's ``id2label``), for classifiers
+            and cross-encoders (TEI ``/predict`` names a one-logit reranker's score ``LABEL_0``); () else.
     """
 
     name: str
@@ -121,10 +128,33 @@ class ModelSpec:
     parameters: int = 0
     instructions: bool = False
     outputs: tuple[Output, ...] = ()
+    labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.outputs:
-            self.outputs = ("rerank",) if self.task == "rerank" else ("dense",)
+            self.outputs = {"rerank": ("rerank",), "classify": ("classify",)}.get(self.task, ("dense",))
+
+
+@dataclass(slots=True)
+class SparseVector:
+    """One input's sparse embedding (``sparse`` output): its non-zero vocabulary terms.
+
+    Attributes:
+        indices: ``(k,)`` int32 vocabulary ids, ascending.
+        values: ``(k,)`` float32 weights, all non-zero, ``values[i]`` belonging to ``indices[i]``.
+    """
+
+    indices: np.ndarray
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+# What one input's row of each output is (the runner assembles them per request):
+#   dense: (dim,) float32 | rerank: () float32 | classify: (labels,) float32  -> stacked into one array
+#   sparse: SparseVector | multi_vector: (tokens, dim) float32             -> ragged: a list per request
+RAGGED_OUTPUTS: frozenset[str] = frozenset({"sparse", "multi_vector"})
 
 
 @dataclass(slots=True)
@@ -271,11 +301,31 @@ class Engine(Protocol):
         """Score tokenized pairs with a cross-encoder. Returns ``(n,)`` float32 raw logits."""
         ...
 
+    def forward(self, batch: list[Tokens], output: Output) -> list:
+        """Run a batch for one of the outputs in ``spec.outputs`` other than ``dense`` / ``rerank`` (those
+        keep ``embed`` / ``score``). The interface grows by outputs, not by routes: each dialect's route
+        converts the same rows to its wire shape. Optional: only engines whose ``spec.outputs`` name
+        ``sparse`` or ``multi_vector`` implement it. Rows are in batch order, one per input:
+
+        - ``sparse``: a ``SparseVector`` (ascending int32 indices, their non-zero float32 values);
+        - ``multi_vector``: ``(tokens, dim)`` float32, one vector per token the model keeps, as the
+          model's pipeline ends (ColBERT's are L2-normalized; ``spec.normalize`` is False).
+
+        Raises:
+            ValueError: ``output`` is not one the model produces (a server bug: the service checks it).
+        """
+        ...
+
+    def classify(self, batch: list[Tokens]) -> np.ndarray:
+        """Class logits of tokenized texts or pairs, for engines whose ``spec.outputs`` hold ``classify``.
+        Returns ``(n, len(spec.labels))`` float32 raw logits (no softmax)."""
+        ...
+
 
 # engine name -> "module:function" that loads it: imported lazily so torch-only installs never import mlx.
 ENGINES: dict[str, str] = {
-    "torch": "gateway.engines.torch.engine:load_torch_engine",
-    "mlx": "gateway.engines.mlx.engine:load_mlx_engine",
+    "torch": "gateway.engines.torch.load:load_torch_engine",
+    "mlx": "gateway.engines.mlx.load:load_mlx_engine",
 }
 
 
@@ -320,15 +370,21 @@ def load_engine(config: ModelConfig, path: str, **options: object) -> Engine:
         ImportError: the engine's libraries are not installed (e.g. mlx without the ``[mlx]`` extra).
         ValueError: the config's ``modalities`` ask for more than the model takes, or the engine cannot
             serve the architecture (CLIP on MLX).
+        ModelRefused: a sparse or multi-vector folder configured for the MLX engine (the message names torch).
     """
-    from gateway.engines.detect import check_servable, detect_model
+    from gateway.engines.detect import TORCH_ONLY_KINDS, ModelRefused, check_servable, detect_model
     from gateway.engines.vision.dual_encoders import apply_modalities
 
     detection = detect_model(path)
     check_servable(config.name, config.task, detection)
-    if detection.note:
+    engine_name = resolve_engine_name(config.engine)
+    if detection.note and not (detection.kind == "bge_m3" and engine_name == "torch"):  # torch serves all
         log.warning("model %s: detected %s; %s", config.name, detection.what, detection.note)
-    module_name, func_name = ENGINES[resolve_engine_name(config.engine)].split(":")
+    if engine_name == "mlx" and detection.kind in TORCH_ONLY_KINDS:
+        raise ModelRefused(f"model {config.name!r}: detected {detection.what}; the MLX engine does not "
+                           f"serve {detection.kind.replace('_', '-')} output (mlx-embeddings has no such "
+                           "head): set engine = 'torch' for this model")
+    module_name, func_name = ENGINES[engine_name].split(":")
     loader = getattr(importlib.import_module(module_name), func_name)
     engine = loader(config, path, **options)
     apply_modalities(engine.spec, config.modalities, path)  # the config may narrow what was detected

@@ -32,7 +32,7 @@ from gateway.engines.vision.vlm_formats import is_vision_language
 
 Kind = Literal[
     "dense",             # sentence vectors: a sentence-transformers pipeline, or a plain encoder
-    "bge_m3",            # BGE-M3: dense pipeline served; its sparse and ColBERT heads beside it are not
+    "bge_m3",            # BGE-M3: dense pipeline, and (torch) its sparse and ColBERT heads beside it
     "dual_encoder",      # CLIP / SigLIP text and image towers
     "vision_language",   # Qwen2-VL / Qwen3-VL embedders
     "cross_encoder",     # *ForSequenceClassification with one logit
@@ -53,13 +53,16 @@ SERVED_TASKS: dict[str, dict[str, str]] = {
     "cross_encoder": {"rerank": "rerank"},
     "decoder_reranker": {"rerank": "rerank"},
     "decoder": {"embed": "dense"},
+    "sparse": {"embed": "sparse"},
+    "multi_vector": {"embed": "multi_vector"},
+    "classifier": {"classify": "classify"},
 }
-SUPPORTED = ("this server serves dense embedders, CLIP/SigLIP and vision-language embedders (task = 'embed') "
-             "and cross-encoder or Qwen3-style rerankers (task = 'rerank')")
-NOT_YET = {
-    "sparse": "sparse output is not supported yet",
-    "multi_vector": "multi-vector (late interaction) output is not supported yet",
-    "classifier": "classification output is not supported yet",
+# kinds only the torch engine serves (mlx-embeddings has no SPLADE or ColBERT heads)
+TORCH_ONLY_KINDS = frozenset({"sparse", "multi_vector"})
+SUPPORTED = ("this server serves dense embedders, CLIP/SigLIP and vision-language embedders, SPLADE sparse "
+             "encoders, ColBERT multi-vector encoders (task = 'embed'), cross-encoder or Qwen3-style "
+             "rerankers (task = 'rerank') and sequence classifiers (task = 'classify')")
+NOT_YET: dict[str, str] = {
 }
 
 SPARSE_MODULES = {"SpladePooling", "SparseStaticEmbedding", "SparseAutoEncoder", "MLMTransformer"}
@@ -81,20 +84,24 @@ class Detection:
         kind: see ``Kind``.
         what: a phrase for messages, e.g. ``"a SPLADE sparse encoder (SparseEncoder: Transformer +
             SpladePooling)"``.
-        note: something served differently from what the folder holds (BGE-M3: its sparse and ColBERT heads
-            are not served), for the load log; None otherwise.
-        served: the tasks this folder may be configured with, each to the output it gives (``dense`` or
-            ``rerank``); None: the kind's (``SERVED_TASKS``).
+        note: something served differently from what the folder holds (BGE-M3: the MLX engine serves only
+            its dense vectors), for the load log; None otherwise.
+        served: the tasks this folder may be configured with, each to the output it gives (``dense``,
+            ``sparse``, ``multi_vector``, ``rerank`` or ``classify``); None: the kind's (``SERVED_TASKS``).
+        default_task: the task a model configured without one is served with, when it is not ``embed``
+            (a classifier whose labels have names: ``classify``); None: ``embed``.
     """
 
     kind: Kind
     what: str
     note: str | None = None
     served: dict[str, str] | None = None
+    default_task: str | None = None
 
     @property
     def tasks(self) -> dict[str, str]:
-        """The tasks this folder is served with, each to its output (``dense`` or ``rerank``); {} if none."""
+        """The tasks this folder is served with, each to its output (``dense``, ``rerank``, ``classify``);
+        {} if none."""
         return SERVED_TASKS.get(self.kind, {}) if self.served is None else self.served
 
 
@@ -137,9 +144,11 @@ def _classifier_or_cross_encoder(hf_config: dict, architecture: str) -> Detectio
     names = [str(labels[key]) for key in sorted(labels, key=lambda k: int(k))] if labels else []
     named = bool(names) and not all(_GENERIC_LABEL.fullmatch(name) for name in names)
     shown = ", ".join(names) if names else "labels unnamed"
+    # named labels say what the logits mean: served as a classifier unless the config says otherwise;
+    # LABEL_0, LABEL_1... (an unnamed head) only when task = "classify" says so
     return Detection("classifier", f"a sequence classifier ({architecture}) with {count} "
                                    f"{'named labels' if named else 'outputs'} ({shown}), not a one-logit "
-                                   "cross-encoder")
+                                   "cross-encoder", default_task="classify" if named else None)
 
 
 def detect_model(path: str | Path) -> Detection:
@@ -167,7 +176,11 @@ def detect_model(path: str | Path) -> Detection:
         family = "PyLate ColBERT model" if pylate else "multi-vector (ColBERT) encoder"
         return Detection("multi_vector", f"a {family} (MultiVectorEncoder: {pipeline or architecture})")
     if "HF_ColBERT" in architectures:
-        return Detection("multi_vector", "a Stanford ColBERT checkpoint (HF_ColBERT)")
+        # its projection lives in the checkpoint's own weights, which sentence-transformers' loader does not
+        # read as such: refused rather than served with a random projection
+        return Detection("multi_vector", "a Stanford ColBERT checkpoint (HF_ColBERT), not served as it is: "
+                                         "save it as a sentence-transformers MultiVectorEncoder or PyLate "
+                                         "folder first", served={})
     if st_type == "SparseEncoder" or SPARSE_MODULES & set(classes):
         if "SparseStaticEmbedding" in classes:
             family = "an inference-free SPLADE sparse encoder"
@@ -193,8 +206,8 @@ def detect_model(path: str | Path) -> Detection:
     heads = [name for name in BGE_M3_HEADS if (folder / name).is_file()]
     if heads and modules is not None:
         return Detection("bge_m3", f"a BGE-M3 model (dense pipeline {pipeline} with {', '.join(heads)})",
-                         note=f"only its dense vectors are served; the sparse and ColBERT heads "
-                              f"({', '.join(heads)}) are not served yet")
+                         note=f"the torch engine serves its dense vectors and its heads "
+                              f"({', '.join(heads)}); the MLX engine serves only the dense vectors")
     if modules is not None:
         if classifier_heads and _label_count(hf_config) == 1:
             # a one-logit cross-encoder checkpoint that also ships a dense pipeline: the task picks which
@@ -220,11 +233,17 @@ def detect_model(path: str | Path) -> Detection:
                               "as sentence-transformers does)")
 
 
+def default_task(path: str | Path) -> str | None:
+    """The task a model folder is served with when its config names none, if not ``embed``: ``classify``
+    for a sequence classifier with named labels (see ``Detection.default_task``), else None."""
+    return detect_model(path).default_task
+
+
 def check_servable(name: str, task: str, detection: Detection) -> str:
     """The output model ``name`` gives when served with ``task``.
 
     Returns:
-        ``dense`` or ``rerank``.
+        ``dense``, ``sparse``, ``multi_vector``, ``rerank`` or ``classify``.
 
     Raises:
         ModelRefused: the folder's outputs are not ones this server serves, or not with ``task``; the

@@ -91,6 +91,10 @@ class KeyRing:
     def __bool__(self) -> bool:
         return bool(self._keys)
 
+    def by_label(self, label: str | None) -> _Key | None:
+        """The key whose label is ``label`` (a batch's owner), if it is still configured."""
+        return next((key for key in self._keys if key.label == label), None)
+
     def match(self, presented: str) -> _Key | None:
         """The key equal to ``presented``, comparing against every key whatever matches first."""
         digest, found = _digest(presented), None
@@ -128,6 +132,13 @@ class ApiKeyGuard:
 
     def __call__(self, connection: ASGIConnection, handler: BaseRouteHandler) -> None:
         path = _path(connection)
+        info = request_context.current()
+        if info is not None and info.batch is not None:  # a batch line, in-process: its owner's key
+            key = self.keys.by_label(info.batch.owner)
+            if key is None and self.keys:  # its key was removed from the configuration since
+                raise AuthenticationFailed("The API key that created this batch is no longer configured.")
+            info.api_key, info.allowed_models = (key.label, key.models) if key else (None, None)
+            return
         if path == HEALTH_PATH and self.keys:
             self._note_key(connection, required=False)
             return
@@ -167,7 +178,7 @@ class HostGuard:
         self.patterns = [p.lower() for p in patterns]
 
     def __call__(self, connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        if _path(connection) in PUBLIC_PATHS:
+        if _path(connection) in PUBLIC_PATHS or request_context.BATCH_SCOPE_KEY in connection.scope:
             return
         host = connection.headers.get("host", "")
         try:

@@ -54,7 +54,7 @@ class RequestObserver:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        info = request_context.start(request_id_from(scope))
+        info = request_context.start(request_id_from(scope), scope.get(request_context.BATCH_SCOPE_KEY))
         start = time.perf_counter()
         status = 500  # if the app fails before sending a response head
 

@@ -33,8 +33,11 @@ class RateLimitGuard:
             return
         info = request_context.current() or request_context.start("")
         label = info.api_key if self.keyed else SHARED
+        if info.batch is not None and not info.batch.token_share:
+            return
         limits = self.limiter.for_key(label) if label is not None else None
         if limits is None:
             return
         info.rate_limit = limits  # set first: a refused request carries the headers too
-        limits.admit_request()
+        if info.batch is None:  # a batch line is not a request of the key's: only its tokens may count
+            limits.admit_request()

@@ -103,7 +103,9 @@ def log_request(info: RequestInfo, *, method: str, route: str, path: str, status
     ``Logger.info``, whose ``findCaller`` walks the stack for a file and line no format prints: a third of
     the line's cost, on every request.
     """
-    if not access_log.isEnabledFor(logging.INFO):
+    # a batch job's lines are requests too (metrics count them), but 100,000 access lines would drown the log
+    level = logging.DEBUG if info.batch is not None else logging.INFO
+    if not access_log.isEnabledFor(level):
         return
     fields = {
         "request_id": info.request_id,
@@ -118,7 +120,6 @@ def log_request(info: RequestInfo, *, method: str, route: str, path: str, status
         "api_key": info.api_key,
         "client": client,
     }
-    record = access_log.makeRecord(access_log.name, logging.INFO, __file__, 0, "%s %s %d",
-                                   (method, path, status), None, "log_request",
-                                   {"fields": fields, "request_id": info.request_id})
+    record = access_log.makeRecord(access_log.name, level, __file__, 0, "%s %s %d", (method, path, status),
+                                   None, "log_request", {"fields": fields, "request_id": info.request_id})
     access_log.handle(record)

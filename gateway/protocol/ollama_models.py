@@ -19,13 +19,35 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
-from gateway.config import ModelConfig
-from gateway.engines import ModelSpec
 from gateway.protocol.nulls import NullAsDefault
+
+
+class ModelConfig(Protocol):
+    """What these routes read of a model's ``[[models]]`` entry (``gateway.config.ModelConfig`` has it)."""
+
+    name: str
+    source: str | None
+    revision: str | None
+    task: str
+
+
+class ModelSpec(Protocol):
+    """What these routes read of a loaded model (``gateway.engines.ModelSpec`` has these fields)."""
+
+    engine: str
+    device: str
+    architecture: str
+    dtype: str
+    quantization: str | None
+    parameters: int
+    max_tokens: int
+    dim: int
+    modalities: tuple[str, ...]
+
 
 VERSION = "0.30.0"  # the Ollama release whose API shapes and messages these routes follow
 NEVER = "9999-12-31T23:59:59Z"  # expires_at of models that never unload
@@ -127,9 +149,12 @@ def size_bytes(spec: ModelSpec | None) -> int:
 
 
 def capabilities(spec: ModelSpec | None, task: str) -> list[str]:
-    """What Ollama apps filter models by: ``embedding`` (and ``vision``), or ``rerank``."""
+    """What Ollama apps filter models by: ``embedding`` (and ``vision``), or ``rerank``; none for a
+    classifier (Ollama has no such capability, and it embeds nothing)."""
     if task == "rerank":
         return ["rerank"]
+    if task == "classify":
+        return []
     return ["embedding", "vision"] if spec is not None and "image" in spec.modalities else ["embedding"]
 
 

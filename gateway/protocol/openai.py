@@ -64,6 +64,8 @@ class EmbeddingRequest(NullAsDefault, kw_only=True):
     normalized: bool | None = None
     truncate: bool | None = None
     late_chunking: bool | None = None
+    # extension for sparse models: keep each vector's top-k terms (gateway.protocol.openai_sparse)
+    max_active_dims: int | None = None
     # Mistral: accepted and ignored
     metadata: dict[str, Any] | None = None
 
@@ -93,13 +95,16 @@ class EmbeddingResponse(msgspec.Struct):
 
 class ModelCard(msgspec.Struct):
     """One model. ``modalities`` (an extension: ``["text"]`` or ``["text", "image"]``) is omitted while
-    the model loads and its folder has not yet told."""
+    the model loads and its folder has not yet told; so are ``task`` (``embed`` / ``rerank``) and
+    ``outputs`` (``dense``, ``sparse``, ``multi_vector``, ``classify``, ``rerank``), extensions too."""
 
     id: str
     created: int
     owned_by: str = "gateway"
     object: str = "model"
     modalities: list[str] | msgspec.UnsetType = msgspec.UNSET
+    task: str | msgspec.UnsetType = msgspec.UNSET
+    outputs: list[str] | msgspec.UnsetType = msgspec.UNSET
 
 
 class ModelList(msgspec.Struct):
@@ -222,11 +227,16 @@ def to_embedding_response(vectors: np.ndarray, encoding_format: str, model: str,
 
 
 def to_model_list(names: list[str], created: int | None = None,
-                  modalities: dict[str, list[str] | None] | None = None) -> ModelList:
-    """Every served name and alias as an OpenAI model list (``modalities``: name -> what it embeds)."""
+                  modalities: dict[str, list[str] | None] | None = None,
+                  outputs: dict[str, tuple[str, list[str]]] | None = None) -> ModelList:
+    """Every served name and alias as an OpenAI model list (``modalities``: name -> what it embeds;
+    ``outputs``: name -> (task, outputs) of a loaded model)."""
     created = created or int(time.time())
     known = modalities or {}
-    return ModelList([ModelCard(id=name, created=created, modalities=known.get(name) or msgspec.UNSET)
+    tasks = outputs or {}
+    return ModelList([ModelCard(id=name, created=created, modalities=known.get(name) or msgspec.UNSET,
+                                task=tasks[name][0] if name in tasks else msgspec.UNSET,
+                                outputs=tasks[name][1] if name in tasks else msgspec.UNSET)
                       for name in names])
 
 

@@ -10,14 +10,41 @@ except tokenizer failures: 422 and ``error_type: "Tokenizer"``, as TEI.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 import msgspec
 
-from gateway.engines import ModelSpec, TokenSpan
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.protocol import tei_rerank
 from gateway.protocol.nulls import NullAsDefault
+
+
+class TokenSpan(Protocol):
+    """One token as ``/tokenize`` reads it (``gateway.engines.TokenSpan`` has these fields): its id, its
+    text, whether the tokenizer added it, and its character offsets in the input (None when special)."""
+
+    id: int
+    text: str
+    special: bool
+    start: int | None
+    stop: int | None
+
+
+class ServedSpec(Protocol):
+    """What ``/info`` reads of a served model (``gateway.engines.ModelSpec`` has these fields)."""
+
+    task: str
+    pooling: str
+    dtype: str
+    max_tokens: int
+    modalities: tuple[str, ...]
+    quantization: str | None
+    labels: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+class EmptyInput(InvalidRequest):
+    """An empty input list or sentence list (TEI's ``Empty`` error: 400, ``error_type: "Empty"``)."""
 
 
 class TokenizerError(InvalidRequest):
@@ -86,6 +113,8 @@ class Info(msgspec.Struct):
     docker_label: str | None = None
     modalities: list[str] = msgspec.field(default_factory=lambda: ["text"])  # extension: what it embeds
     quantization: str | None = None  # extension: MLX weight quantization (q8, q4), None at full precision
+    task: str = "embed"  # extension: embed / rerank / classify
+    outputs: list[str] = msgspec.field(default_factory=lambda: ["dense"])  # extension: dense, sparse...
 
 
 def as_list(inputs: str | list[str]) -> list[str]:
@@ -132,22 +161,29 @@ def to_simple_tokens(text: str, spans: list[TokenSpan]) -> list[SimpleToken]:
     ]
 
 
-def to_info(name: str, revision: str | None, spec: ModelSpec, *, batch_tokens: int, max_inputs: int,
+def to_info(name: str, revision: str | None, spec: ServedSpec, *, batch_tokens: int, max_inputs: int,
             auto_truncate: bool, version: str) -> Info:
     """The ``/info`` answer for one served model."""
-    if spec.task == "embed":
+    if spec.task == "embed":  # a SPLADE model's pooling is "splade", as TEI says
         model_type = {"embedding": {"pooling": spec.pooling}}
-    else:  # a single-logit cross-encoder, as TEI describes rerankers
-        model_type = {"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}}
+    else:  # TEI describes classifiers, and single-logit cross-encoders as rerankers, by their labels
+        labels = spec.labels or ("LABEL_0",)
+        heads = {"id2label": {str(i): name for i, name in enumerate(labels)},
+                 "label2id": {name: i for i, name in enumerate(labels)}}
+        model_type = {"classifier" if spec.task == "classify" else "reranker": heads}
     return Info(model_id=name, model_sha=revision, model_dtype=spec.dtype, model_type=model_type,
                 max_input_length=spec.max_tokens, max_batch_tokens=batch_tokens, max_batch_requests=None,
                 max_client_batch_size=max_inputs, auto_truncate=auto_truncate, tokenization_workers=1,
-                version=version, modalities=list(spec.modalities), quantization=spec.quantization)
+                version=version, modalities=list(spec.modalities), quantization=spec.quantization,
+                task=spec.task, outputs=list(spec.outputs))
 
 
 def error_body(error: GatewayError) -> dict:
-    """TEI's ``{"error", "error_type"}``, with ``Tokenizer`` for tokenizer failures."""
+    """TEI's ``{"error", "error_type"}``, with ``Tokenizer`` for tokenizer failures and ``Empty`` for an
+    empty input list."""
     body = tei_rerank.error_body(error)
     if isinstance(error, TokenizerError):
         body["error_type"] = "Tokenizer"
+    elif isinstance(error, EmptyInput):
+        body["error_type"] = "Empty"
     return body

@@ -14,8 +14,8 @@ from typing import Literal
 import msgspec
 
 from gateway.errors import GatewayError, NotReady, Overloaded
+from gateway.inputs import Overflow
 from gateway.protocol.nulls import NullAsDefault
-from gateway.serving.rerank_inputs import Overflow
 
 
 class TeiRerankRequest(NullAsDefault, kw_only=True):

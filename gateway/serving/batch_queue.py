@@ -28,7 +28,9 @@ import numpy as np
 if TYPE_CHECKING:
     from gateway.engines import Tokens
 
-Kind = Literal["embed", "score", "spans"]  # spans: late chunking (gateway.engines.text.late_chunking)
+# spans: late chunking (gateway.engines.text.late_chunking); classify: (labels,) class logits per input;
+# sparse / multi_vector: ``Engine.forward`` outputs (ragged rows)
+Kind = Literal["embed", "score", "spans", "classify", "sparse", "multi_vector"]
 
 ARRIVAL_BITS = 40  # 10^12 inputs before the arrival counter would spill into the length bits
 ARRIVAL_MASK = (1 << ARRIVAL_BITS) - 1
@@ -36,7 +38,12 @@ ARRIVAL_MASK = (1 << ARRIVAL_BITS) - 1
 
 @dataclass(eq=False)
 class Job:
-    """One request's inputs; its rows land in ``out`` at their input index.
+    """One request's inputs; its rows land in ``out`` at their input index: an ``(n, ...)`` float32 array
+    for fixed-shape rows (vectors, scores), a list for ragged ones (``engines.RAGGED_OUTPUTS``: a sparse
+    vector or a ``(tokens, dim)`` array per input).
+
+    A background request (``priority`` 1) is passed over while any interactive one has inputs waiting,
+    and never joins the small requests' batches.
 
     ``queued`` / ``queued_tokens`` count its items not yet taken into a batch; ``done`` (resolved,
     failed or cancelled) makes the runner drop the rest. Both change only under the runner's lock.
@@ -49,8 +56,9 @@ class Job:
     queued: int
     queued_tokens: int
     remaining: int  # rows not computed yet
-    out: np.ndarray | None = None
+    out: np.ndarray | list | None = None
     done: bool = False
+    priority: int = 0  # 0: interactive; 1: background (a batch job's line), taken only when no 0 waits
 
 
 @dataclass(slots=True, eq=False)
@@ -105,7 +113,7 @@ class PendingQueue:
 
     def first_of_shortest_job(self) -> Item | None:
         """The oldest waiting input of the request with the fewest tokens queued (ties: the older
-        request), or None when empty. O(requests waiting)."""
+        request), interactive requests before background ones, or None when empty. O(requests waiting)."""
         best: Item | None = None
         for key in list(self._jobs):
             job, waiting = self._jobs[key]
@@ -115,7 +123,8 @@ class PendingQueue:
                 del self._jobs[key]
                 continue
             head = waiting[0]
-            if best is None or (job.queued_tokens, head.arrival) < (best.job.queued_tokens, best.arrival):
+            if best is None or ((job.priority, job.queued_tokens, head.arrival)
+                                < (best.job.priority, best.job.queued_tokens, best.arrival)):
                 best = head
         return best
 
@@ -144,7 +153,7 @@ class PendingQueue:
         anchor = anchor or self.oldest()
         if anchor is None:
             return []
-        if small_tokens and anchor.job.queued_tokens <= small_tokens:
+        if small_tokens and anchor.job.queued_tokens <= small_tokens and not anchor.job.priority:
             return self._take_small(budget, small_tokens)
         position = bisect_left(self._sorted, anchor.key)
         start = end = 0
@@ -155,8 +164,10 @@ class PendingQueue:
         return [self._items.pop(key) for key in keys]
 
     def _take_small(self, budget: int, small_tokens: int) -> list[Item]:
-        """The shortest inputs of requests with at most ``small_tokens`` queued, within ``budget``."""
-        keys = sorted(item.key for job, waiting in self._jobs.values() if job.queued_tokens <= small_tokens
+        """The shortest inputs of interactive requests with at most ``small_tokens`` queued, within
+        ``budget``."""
+        keys = sorted(item.key for job, waiting in self._jobs.values()
+                      if job.queued_tokens <= small_tokens and not job.priority
                       for item in waiting if item.key in self._items)
         end = 1
         while end < len(keys) and (keys[end] >> ARRIVAL_BITS) * (end + 1) <= budget:

@@ -8,6 +8,9 @@ the cache scope (the API key's name under ``cache_scope = "key"``). The value is
 full-precision float32 row at the native size, before normalization and Matryoshka truncation, so
 ``dimensions``, int8/binary and base64 answers are derived from it exactly as from a fresh forward pass.
 
+Ragged outputs (sparse, multi-vector) are cached the same way, under keys that name the output kind, as
+one packed float32 array per row (``pack`` / ``unpack``): a store sees rows of varying size (``dim`` 0).
+
 ``embed_cached`` is the one entry point: it folds repeated inputs of a request into one, serves what
 the store holds, runs the rest through the model's runner, stores them, and records the request's
 hits (``x-cache-hits``). Stores: ``MemoryStore`` (a per-model LRU bounded in bytes, cachetools) or
@@ -25,7 +28,7 @@ import numpy as np
 from cachetools import LRUCache
 
 from gateway.config import Settings
-from gateway.engines import Tokens
+from gateway.engines import RAGGED_OUTPUTS, SparseVector, Tokens
 from gateway.serving import request_context
 
 if TYPE_CHECKING:
@@ -121,11 +124,12 @@ def build_cache(settings: Settings, redis_store_factory=None) -> ModelCache | No
     return ModelCache(MemoryStore(settings.cache_max_bytes, stats), settings.cache_scope, stats)
 
 
-def model_fingerprint(served: ServedModel) -> bytes:
-    """What identifies a model's vectors: served name, source, revision and the engine's output settings."""
+def model_fingerprint(served: ServedModel, output: str = "dense") -> bytes:
+    """What identifies a model's vectors: served name, source, revision, the engine's output settings and
+    the output kind (``dense``; a model with several outputs, e.g. BGE-M3, keeps each apart)."""
     spec = getattr(served.engine, "spec", None)
     config = served.config
-    parts = [config.name, config.source, config.revision, served.engine_name]
+    parts = [output, config.name, config.source, config.revision, served.engine_name]
     parts += [getattr(spec, name, None) for name in
               ("engine", "device", "dtype", "quantization", "pooling", "normalize", "dim")]
     return repr(parts).encode()
@@ -148,6 +152,8 @@ def input_key(prefix: bytes, tokens: Tokens) -> bytes:
     digest = hashlib.blake2b(prefix, digest_size=20)
     digest.update(b"\0ids")
     digest.update(np.asarray(tokens.ids, dtype=np.int64).tobytes())
+    if tokens.task is not None:  # the side of an asymmetric model
+        digest.update(f"\0task{tokens.task}".encode())
     if tokens.type_ids is not None:
         digest.update(b"\0type")
         digest.update(np.asarray(tokens.type_ids, dtype=np.int64).tobytes())
@@ -194,8 +200,27 @@ def input_keys(prefix: bytes, tokens: list[Tokens]) -> list[bytes | None]:
     return keys
 
 
-async def embed_cached(served: ServedModel, tokens: list[Tokens], run) -> np.ndarray:
-    """Engine vectors ``(n, dim)`` float32 of ``tokens``, through the model's cache when it has one.
+def pack(row, output: str) -> np.ndarray:
+    """One engine row as the 1-D float32 array a store keeps: a dense vector as it is, a ``SparseVector``
+    as its int32 indices' bytes then its values, a ``(tokens, dim)`` array flattened."""
+    if output == "sparse":
+        return np.concatenate([row.indices.astype(np.int32).view(np.float32), row.values.astype(np.float32)])
+    return np.ascontiguousarray(row, dtype=np.float32).reshape(-1)
+
+
+def unpack(value: np.ndarray, output: str, dim: int):
+    """``pack``'s inverse (``dim``: the model's vector size, for multi-vector rows)."""
+    if output == "sparse":
+        half = len(value) // 2
+        return SparseVector(value[:half].view(np.int32).copy(), value[half:].copy())
+    if output == "multi_vector":
+        return value.reshape(-1, dim).copy()
+    return value
+
+
+async def embed_cached(served: ServedModel, tokens: list[Tokens], run, output: str = "dense"):
+    """Engine rows of ``tokens`` for ``output``, through the model's cache when it has one: ``(n, dim)``
+    float32 for ``dense``, a list of ``n`` rows for the ragged outputs (``engines.RAGGED_OUTPUTS``).
 
     ``run(tokens)`` awaits the runner (under the request's deadline) for the inputs the cache lacks;
     repeated inputs of the request go to it once. Records the request's hits (``x-cache-hits``), 0
@@ -209,13 +234,14 @@ async def embed_cached(served: ServedModel, tokens: list[Tokens], run) -> np.nda
         request_context.count_cache_hits(0)
         return await run(tokens)
     dim = served.engine.spec.dim
-    prefix = model_fingerprint(served) + b"\0scope" + scope_of(cache).encode()
+    ragged = output in RAGGED_OUTPUTS
+    prefix = model_fingerprint(served, output) + b"\0scope" + scope_of(cache).encode()
     # image arrays are megabytes, and many tokens take long too (2,048 inputs of 150: 20 ms): hash those
     # off the event loop; a few short texts stay inline (a thread hop costs ~0.1 ms)
     big = any(t.images is not None for t in tokens) or sum(len(t.ids) for t in tokens) > OFFLOAD_KEY_TOKENS
     keys = await asyncio.to_thread(input_keys, prefix, tokens) if big else input_keys(prefix, tokens)
     unique = list(dict.fromkeys(key for key in keys if key is not None))
-    found = dict(zip(unique, await cache.store.get_many(unique, dim), strict=True))
+    found = dict(zip(unique, await cache.store.get_many(unique, 0 if ragged else dim), strict=True))
     # one forward-pass slot per distinct missing key, and one per uncacheable input
     slot_of: dict[bytes, int] = {}
     to_run: list[Tokens] = []
@@ -235,11 +261,11 @@ async def embed_cached(served: ServedModel, tokens: list[Tokens], run) -> np.nda
             slots.append(slot_of[key])
     cache.stats.hits += hits
     cache.stats.misses += sum(1 for key in keys if key is not None) - hits
-    raw = await run(to_run) if to_run else np.zeros((0, dim), np.float32)
-    out = np.empty((len(tokens), dim), np.float32)
+    raw = await run(to_run) if to_run else ([] if ragged else np.zeros((0, dim), np.float32))
+    out = [None] * len(tokens) if ragged else np.empty((len(tokens), dim), np.float32)
     for i, (key, slot) in enumerate(zip(keys, slots, strict=True)):
-        out[i] = found[key] if slot is None else raw[slot]
-    fresh = [(key, np.array(raw[slot], dtype=np.float32)) for key, slot in slot_of.items()]
+        out[i] = unpack(found[key], output, dim) if slot is None else raw[slot]
+    fresh = [(key, pack(raw[slot], output)) for key, slot in slot_of.items()]
     if fresh:
         await cache.store.put_many(fresh)
     request_context.count_cache_hits(hits)

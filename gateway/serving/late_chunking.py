@@ -13,6 +13,7 @@ from gateway.serving.registry import Registry
 from gateway.serving.service import (
     Embeddings,
     admitted,
+    cannot_embed,
     check_dimensions,
     check_inputs,
     check_token_total,
@@ -47,7 +48,7 @@ async def embed_late_chunked(
     engine, runner = served.ready()
     spec = engine.spec
     if spec.task != "embed":
-        raise InvalidRequest(f"model '{model_name}' is a reranker and cannot embed", param="model")
+        raise cannot_embed(model_name, spec.task)
     if spec.pooling != "mean" or not hasattr(engine, "embed_spans"):
         raise InvalidRequest(f"'late_chunking' needs a mean-pooled model; '{model_name}' pools with "
                              f"'{spec.pooling}' on the {spec.engine} engine", param="late_chunking")

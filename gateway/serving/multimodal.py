@@ -119,14 +119,16 @@ def check_items(items: list[InputItem], spec: ModelSpec, model_name: str, max_in
     """What the model can embed, before anything is decoded.
 
     Raises:
-        InvalidRequest: no inputs, too many, a reranker, an empty input or text part, an image for a model
+        InvalidRequest: no inputs, too many, a reranker or a model without dense vectors, an empty input or
+            text part, an image for a model
             that embeds text only (naming the model), or several parts for a model that does not fuse.
     """
     if not items:
         raise InvalidRequest(f"'{param}' must not be empty", param=param)
     service.check_list_size(items, max_inputs, param)
     if spec.task != "embed":
-        raise InvalidRequest(f"model '{model_name}' is a reranker and cannot embed", param="model")
+        raise service.cannot_embed(model_name, spec.task)
+    service.check_output(model_name, spec.outputs, "dense")  # not a sparse or multi-vector model
     for index, item in enumerate(items):
         text_of(item, index, param)
         if any(isinstance(part, TextPart) and not part.text.strip() for part in item.parts):

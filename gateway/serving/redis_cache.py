@@ -94,8 +94,10 @@ class RedisStore:
                                                                          for k in keys]))
         if values is None:
             return [None] * len(keys)
-        # a row of another size (a corrupted or foreign entry) is a miss
-        return [np.frombuffer(v, dtype=np.float32) if v is not None and len(v) == dim * 4 else None
+        # a row of another size (a corrupted or foreign entry) is a miss; dim 0: rows of any size (ragged
+        # outputs, packed by embedding_cache.pack)
+        return [np.frombuffer(v, dtype=np.float32) if v is not None and (len(v) == dim * 4 or not dim and
+                                                                         len(v) % 4 == 0) else None
                 for v in values]
 
     async def put_many(self, entries: list[tuple[bytes, np.ndarray]]) -> None:

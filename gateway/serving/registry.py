@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from gateway.config import ModelConfig, Settings
 from gateway.engines import Engine, load_engine, resolve_engine_name
-from gateway.engines.detect import ModelRefused
+from gateway.engines.detect import ModelRefused, default_task
 from gateway.engines.memory import free_memory
 from gateway.engines.sources import resolve_model_path
 from gateway.engines.vision.dual_encoders import read_hf_config
@@ -81,8 +81,11 @@ class ServedModel:
         skips two thread hops, about 0.1 ms of CPU per request; on 2 cores at concurrency 32, +3-4%
         one-text requests/s. Anything else, or a tiny call that finds the lock taken, runs on
         ``tokenizer_thread``, so the event loop never waits; there ``short`` (or ``tiny``) calls go
-        before every waiting long one. Cancelling the caller before the call started skips it.
+        before every waiting long one; a batch job's lines always take the long lane. Cancelling the
+        caller before the call started skips it.
         """
+        if request_context.is_background():  # a batch job's line: behind every online call, never inline
+            tiny = short = False
         if tiny and self.tokenizer_lock.acquire(blocking=False):
             try:
                 return func(*args, **kwargs)
@@ -203,8 +206,13 @@ class Registry:
     async def _load_local(self, served: ServedModel, on_batch: Callable | None) -> tuple[Engine, Runner]:
         """The model's weights in this process, off the event loop, and a runner for them."""
         path = await asyncio.to_thread(resolve_model_path, served.config)
+        unset = "task" not in served.config.model_fields_set
+        if unset and (task := await asyncio.to_thread(default_task, path)):  # a classifier with named labels
+            served.config = served.config.model_copy(update={"task": task})
         # "auto" is settled with the folder at hand: torch for what MLX cannot run (CLIP)
         requested = served.config.engine or self.settings.engine
+        if served.config.task == "classify" and requested == "auto":
+            requested = "torch"  # classifiers run on torch only (the MLX engine refuses them)
         served.engine_name = resolve_engine_name(requested, await asyncio.to_thread(read_hf_config, path))
         config = served.config.model_copy(update={"engine": served.engine_name})
         engine = await asyncio.to_thread(
@@ -263,6 +271,10 @@ async def _warm_up(served: ServedModel, engine: Engine, runner: Runner) -> None:
     """One real forward pass, so the first request does not pay for lazy initialisation."""
     if engine.spec.task == "rerank":
         await runner.run("score", await served.tokenize(engine.tokenize_pairs, [("warm", "up")]))
+    elif engine.spec.task == "classify":
+        await runner.run("classify", await served.tokenize(engine.tokenize, ["warm up"]))
+    elif "dense" not in engine.spec.outputs:  # sparse / multi-vector models: their own output
+        await runner.run(engine.spec.outputs[0], await served.tokenize(engine.tokenize, ["warm up"]))
     else:
         await runner.run("embed", await served.tokenize(engine.tokenize, ["warm up"]))
 

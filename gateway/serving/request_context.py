@@ -10,6 +10,7 @@ Outside a request (warm-up, tests without a server) every function is a no-op.
 
 from __future__ import annotations
 
+import math
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -33,6 +34,8 @@ class RequestInfo:
         allowed_models: served names the key may use; None means every model.
         rate_limit: the key's quotas for this request (``gateway.serving.rate_limits``); None: unlimited.
         cache_hits: inputs served from the embedding cache (``x-cache-hits``); None: not an embedding.
+        batch: set when a batch job's line is being answered (``gateway.serving.jobs``): whose it is, and
+            what share of its tokens its key's quota is charged; its work runs after interactive requests.
     """
 
     request_id: str = ""
@@ -43,14 +46,33 @@ class RequestInfo:
     allowed_models: frozenset[str] | None = None
     rate_limit: KeyLimits | None = None
     cache_hits: int | None = None
+    batch: BatchCaller | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCaller:
+    """The owner of a batch line answered in-process (``gateway.http.inprocess``).
+
+    Attributes:
+        owner: label of the API key that created the batch; None when the server has no keys.
+        token_share: share (0..1) of the line's tokens charged to that key's tokens-per-minute quota.
+    """
+
+    owner: str | None
+    token_share: float = 0.0
+
+
+# ASGI scope key carrying a ``BatchCaller``: only the in-process dispatcher sets it, never a client
+BATCH_SCOPE_KEY = "gateway.batch_caller"
 
 
 _current: ContextVar[RequestInfo | None] = ContextVar("gateway_request", default=None)
 
 
-def start(request_id: str) -> RequestInfo:
-    """Open the record of a new request in the current context (called once per request)."""
-    info = RequestInfo(request_id)
+def start(request_id: str, batch: BatchCaller | None = None) -> RequestInfo:
+    """Open the record of a new request in the current context (called once per request); ``batch``: the
+    request answers a batch job's line."""
+    info = RequestInfo(request_id, batch=batch)
     _current.set(info)
     return info
 
@@ -80,7 +102,17 @@ def charge_tokens(tokens: int) -> None:
         RateLimited: the key has fewer tokens left in its window (429).
     """
     if (info := _current.get()) and info.rate_limit is not None:
+        if info.batch is not None:  # batch tokens count at their configured share (default: not at all)
+            tokens = math.ceil(tokens * info.batch.token_share)
+            if not tokens:
+                return
         info.rate_limit.charge_tokens(tokens)
+
+
+def is_background() -> bool:
+    """Whether the current request answers a batch line (its work yields to interactive requests)."""
+    info = _current.get()
+    return info is not None and info.batch is not None
 def count_cache_hits(hits: int) -> None:
     """Add inputs served from the embedding cache (0 still marks the response as an embedding one)."""
     if info := _current.get():

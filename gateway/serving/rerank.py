@@ -6,7 +6,13 @@ Two kinds of model rerank:
   logit and ``relevance_score = sigmoid(logit)``, as Cohere, Jina and TEI report it;
 - every embedding model reranks as a bi-encoder: the query (with the model's query prompt) and the
   chunks (with its document prompt) are embedded, the raw score is their cosine and
-  ``relevance_score = (cosine + 1) / 2``, a monotone map of [-1, 1] onto [0, 1] that keeps the order.
+  ``relevance_score = (cosine + 1) / 2``, a monotone map of [-1, 1] onto [0, 1] that keeps the order;
+- a multi-vector (ColBERT) model scores by late interaction: the query's token vectors (query side) and
+  each chunk's (document side), the raw score is MaxSim, the sum over query tokens of the best dot
+  product with any chunk token (``MultiVectorEncoder.similarity``, ``maxsim``), and
+  ``relevance_score = (MaxSim / query_tokens + 1) / 2``: the mean best similarity per query token (in
+  [-1, 1] for the normalized vectors ColBERT gives) mapped onto [0, 1]. One query's documents share the
+  divisor, so the order is MaxSim's.
 
 Long documents are split at the model's limit (less the query and special tokens for cross-encoders,
 less the document prompt for bi-encoders, or ``max_tokens_per_doc`` when smaller); at most
@@ -39,8 +45,10 @@ class RankedDocument:
 
     Attributes:
         index: position in the request's document list.
-        relevance_score: in [0, 1]: sigmoid of the logit, or (cosine + 1) / 2 for bi-encoders.
-        raw_score: the logit (cross-encoder) or the cosine (bi-encoder) of the best chunk.
+        relevance_score: in [0, 1]: sigmoid of the logit, (cosine + 1) / 2 for bi-encoders, or
+            (MaxSim / query tokens + 1) / 2 for multi-vector models.
+        raw_score: the logit (cross-encoder), the cosine (bi-encoder) or the MaxSim (multi-vector) of the
+            best chunk.
     """
 
     index: int
@@ -138,6 +146,15 @@ async def rerank(
     settings = registry.settings
     served = registry.get(model_name or default_rerank_model(registry))
     engine, runner = served.ready()
+    if engine.spec.task == "classify":
+        raise InvalidRequest(f"model '{served.name}' is a classifier and cannot rerank; classify with "
+                             "/classify or /predict", param="model")
+    # a model with dense vectors too (BGE-M3) keeps reranking by cosine, as before its heads were served
+    multi_vector = "multi_vector" in engine.spec.outputs and "dense" not in engine.spec.outputs
+    if engine.spec.task == "embed" and not multi_vector and "dense" not in engine.spec.outputs:
+        gives = " and ".join(engine.spec.outputs)
+        raise InvalidRequest(f"model '{served.name}' gives {gives} output and does not rerank; use a "
+                             "cross-encoder, a dense or a multi-vector model", param="model")
     check_rerank_request(
         query,
         documents,
@@ -166,10 +183,17 @@ async def rerank(
         ticket.charge(inputs.tokens)
         if inputs.cross_encoder:
             raw = await runner.run("score", inputs.batch)
+        elif multi_vector:
+            rows = await runner.run("multi_vector", inputs.batch)
+            raw, query_tokens = maxsim_to_first(rows), max(1, len(rows[0]))
         else:
             raw = cosine_to_first(await runner.run("embed", inputs.batch))
     best = np.maximum.reduceat(raw.astype(np.float64), inputs.first_chunk)
-    relevance = sigmoid(best) if inputs.cross_encoder else np.clip((best + 1) / 2, 0.0, 1.0)
+    if inputs.cross_encoder:
+        relevance = sigmoid(best)
+    else:  # MaxSim per query token is a mean similarity, in [-1, 1] as a cosine is
+        per_query_token = best / query_tokens if multi_vector else best
+        relevance = np.clip((per_query_token + 1) / 2, 0.0, 1.0)
     order = np.argsort(-relevance, kind="stable")[:top_n]
     results = [RankedDocument(int(i), float(relevance[i]), float(best[i])) for i in order]
     return Reranked(results, inputs.tokens, len(raw), model_name or served.name)
@@ -179,6 +203,15 @@ def cosine_to_first(vectors: np.ndarray) -> np.ndarray:
     """``(n + 1, dim)`` float32, query first -> ``(n,)`` cosine of each following row with the query."""
     unit = l2_normalize(vectors.astype(np.float32))
     return unit[1:] @ unit[0]
+
+
+def maxsim_to_first(rows: list[np.ndarray]) -> np.ndarray:
+    """``[query (q, dim), *chunks (t_i, dim)]`` float32 token vectors -> ``(n,)`` MaxSim of each chunk
+    with the query: ``sum over query tokens of max over chunk tokens of their dot product`` (as
+    sentence-transformers' ``maxsim``, on the vectors as the model gives them)."""
+    query = rows[0].astype(np.float32)
+    return np.array([float((query @ chunk.astype(np.float32).T).max(axis=1).sum()) for chunk in rows[1:]],
+                    dtype=np.float32)
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:

@@ -1,15 +1,15 @@
 """Turn a rerank request into model inputs: chunk long documents and tokenize, under the tokenizer lock.
 
 Cross-encoders get one ``(query, chunk)`` pair per chunk; bi-encoders get the query (with the model's
-query prompt) followed by every chunk (with its document prompt). Chunks of one document are contiguous,
-so a document's best chunk is a ``np.maximum.reduceat`` over ``first_chunk``.
+query prompt) followed by every chunk (with its document prompt); a multi-vector (ColBERT) model tokenizes
+the query on its query side and the chunks on its document side (``Tokens.task``). Chunks of one
+document are contiguous, so a document's best chunk is a ``np.maximum.reduceat`` over ``first_chunk``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
@@ -17,9 +17,9 @@ from gateway.config import ModelConfig
 from gateway.engines import Engine, InputTooLong, Tokens
 from gateway.engines.text.windows import WINDOW_CHARS_PER_TOKEN, char_window
 from gateway.errors import InvalidRequest, UnprocessableInput
+from gateway.inputs import Overflow
 from gateway.serving.prompted import prompted_tokenizer
 
-Overflow = Literal["chunk", "truncate", "truncate_left", "reject"]
 DEFAULT_MAX_CHUNKS_PER_DOC = 10  # Cohere v1's default
 
 
@@ -47,6 +47,23 @@ def rerank_prompts(engine: Engine, config: ModelConfig) -> tuple[str, str]:
     default_document = prompts.get("document", prompts.get("passage", ""))
     document = config.document_prompt if config.document_prompt is not None else default_document
     return query, document
+
+
+class Sided:
+    """An engine whose ``tokenize`` always encodes for one side (``query`` / ``document``) of a model whose
+    sides differ (multi-vector), so ``prompted_tokenizer`` can wrap it like any engine."""
+
+    def __init__(self, engine: Engine, task: str) -> None:
+        self.engine, self.task, self.spec = engine, task, engine.spec
+
+    def tokenize(self, texts: list[str], **options) -> list[Tokens]:
+        return self.engine.tokenize(texts, task=self.task, **options)
+
+
+def side(engine: Engine, task: str) -> Engine | Sided:
+    """``engine`` itself, or bound to ``task``'s side when it is a multi-vector model."""
+    outputs = engine.spec.outputs
+    return Sided(engine, task) if "multi_vector" in outputs and "dense" not in outputs else engine
 
 
 def prepare_inputs(
@@ -77,8 +94,9 @@ def prepare_inputs(
         head = _tokenize(engine.tokenize_pairs, [(query, "")], truncate_query, "query", cross)
         budget = max(limit - len(head[0]), limit // 2)
     else:  # prompts as the model takes them: text prefixes, or instructions (prompted.py)
-        head = _tokenize(prompted_tokenizer(engine, query_prompt), [query], truncate_query, "query", cross)
-        budget = limit - len(prompted_tokenizer(engine, document_prompt)([""])[0])
+        head = _tokenize(prompted_tokenizer(side(engine, "query"), query_prompt), [query], truncate_query,
+                         "query", cross)
+        budget = limit - len(prompted_tokenizer(side(engine, "document"), document_prompt)([""])[0])
     budget = max(1, min(budget, max_tokens_per_doc or budget))
     max_chunks = max_chunks_per_doc or DEFAULT_MAX_CHUNKS_PER_DOC
     chunked = [fit_document(engine, text, budget, overflow, max_chunks) for text in documents]
@@ -88,7 +106,8 @@ def prepare_inputs(
     if cross:
         batch = _tokenize(engine.tokenize_pairs, [(query, c) for c in chunks], truncate, param, cross)
     else:
-        batch = head + _tokenize(prompted_tokenizer(engine, document_prompt), chunks, truncate, param, cross)
+        document_tokenizer = prompted_tokenizer(side(engine, "document"), document_prompt)
+        batch = head + _tokenize(document_tokenizer, chunks, truncate, param, cross)
     return RerankInputs(batch, first_chunk, sum(len(t) for t in batch), cross)
 
 

@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gateway.engines import Engine, Tokens
+from gateway.engines import RAGGED_OUTPUTS, Engine, Tokens
 from gateway.errors import EngineFailure, NotReady, Overloaded
 from gateway.serving import request_context
 from gateway.serving.admission import SMALL_SHARE
@@ -43,8 +43,11 @@ MAX_RETRY_AFTER_S = 60
 # a batch of such small requests only, not in one filled up with bulk inputs (``PendingQueue.take_batch``)
 SMALL_BATCH_SHARE = 8
 INTERACTIVE_WINDOW_S = 5.0  # how long after a small request bulk batches stay halved
-# job kind -> the engine method that runs it; "spans" (late chunking) is optional, only its callers use it
-ENGINE_CALLS: dict[Kind, str] = {"embed": "embed", "score": "score", "spans": "embed_spans"}
+# job kind -> the engine method that runs it; "spans" (late chunking) is optional, only its callers use it.
+# The other kinds are outputs of ``Engine.forward(batch, output)`` (FORWARD_KINDS), also optional.
+ENGINE_CALLS: dict[Kind, str] = {"embed": "embed", "score": "score", "spans": "embed_spans",
+                                 "classify": "classify"}
+FORWARD_KINDS: tuple[Kind, ...] = ("sparse", "multi_vector")
 
 
 class Runner:
@@ -85,7 +88,8 @@ class Runner:
         self.max_queue_wait_s = max_queue_wait_s
         self.on_batch = on_batch
         self.stats = BatchStats(speed_min_tokens=self.batch_tokens // 4)  # speed of substantial batches
-        self._queues: dict[Kind, PendingQueue] = {kind: PendingQueue() for kind in ENGINE_CALLS}
+        kinds = (*ENGINE_CALLS, *FORWARD_KINDS)
+        self._queues: dict[Kind, PendingQueue] = {kind: PendingQueue() for kind in kinds}
         self._queued_items = 0
         self._queued_tokens = 0
         self._has_finished_jobs = False  # a done job may still have items queued: purge them
@@ -125,8 +129,10 @@ class Runner:
         engine yet.
 
         Returns:
-            ``(n, dim)`` float32 embeddings for ``embed``, ``(n,)`` float32 scores for ``score``; for
-            ``spans``, send one ``SpanTokens``: ``(1, spans, dim)``, its spans pooled.
+            ``(n, dim)`` float32 embeddings for ``embed``, ``(n,)`` float32 scores for ``score``,
+            ``(n, labels)`` float32 class logits for ``classify``; for ``spans``, send one ``SpanTokens``:
+            ``(1, spans, dim)``, its spans pooled; for ``sparse`` and ``multi_vector``, a list of ``n`` rows
+            (``SparseVector`` / ``(tokens, dim)`` float32) from ``Engine.forward``.
 
         Raises:
             Overloaded: the queue already holds ``max_queue_tokens`` tokens, or would take more than
@@ -137,12 +143,14 @@ class Runner:
                 NaN or an infinity for one of them (counted in ``stats.non_finite``).
         """
         if not inputs:
+            if kind in RAGGED_OUTPUTS:
+                return []
             return np.zeros((0, self.engine.spec.dim) if kind == "embed" else (0,), np.float32)
         loop = asyncio.get_running_loop()
         tokens = sum(len(t) for t in inputs)
         count = len(inputs)
         job = Job(kind, loop, loop.create_future(), size=count, queued=count, queued_tokens=tokens,
-                  remaining=count)
+                  remaining=count, priority=1 if request_context.is_background() else 0)
         items = [Item(job, i, t, item_key(len(t), next(self._arrivals))) for i, t in enumerate(inputs)]
         with self._cond:
             self._admit(tokens)
@@ -225,18 +233,19 @@ class Runner:
                     for queue in self._queues.values():
                         queue.drop_finished()
                     self._has_finished_jobs = False
-                heads = [(item.job.queued_tokens, item.arrival, kind, item)
+                heads = [(item.job.priority, item.job.queued_tokens, item.arrival, kind, item)
                          for kind, q in self._queues.items() if (item := q.first_of_shortest_job())]
                 small = self.batch_tokens // SMALL_BATCH_SHARE
-                if heads:
-                    _, _, kind, anchor = min(heads, key=lambda head: head[:2])
-                    if not self._leaves_to_running_lane(anchor, small):
-                        break
-                elif self._stopping:
+                head = min(heads, key=lambda head: head[:3]) if heads else None
+                wait_s = self._lane_kept_for_queries(head) if head else None
+                if head and wait_s is None and not self._leaves_to_running_lane(head[-1], small):
+                    break
+                if self._stopping and not heads:
                     return None
-                self._cond.wait()
+                self._cond.wait(wait_s)
+            *_, kind, anchor = head
             now = time.monotonic()
-            is_small = anchor.job.queued_tokens <= small
+            is_small = anchor.job.queued_tokens <= small and not anchor.job.priority
             if is_small:
                 self._small_seen = now
             # while small requests keep coming, bulk batches are cut at half the budget on CPU lanes: a
@@ -271,8 +280,21 @@ class Runner:
         3,255 at 128). A second small batch starts beside the first only when more is queued than one
         pass takes; bulk work, and small work beside a bulk pass, never wait.
         """
-        return (self.lanes > 1 and self._small_running > 0 and not self._stopping
+        return (self.lanes > 1 and self._small_running > 0 and not self._stopping and not anchor.job.priority
                 and anchor.job.queued_tokens <= small and self._queued_tokens <= self.batch_tokens)
+
+    def _lane_kept_for_queries(self, head: tuple) -> float | None:
+        """Seconds this lane should wait before taking ``head``, or None to take it now.
+
+        While small interactive requests keep coming (within ``INTERACTIVE_WINDOW_S``), background work (a
+        batch job's lines) may use every lane but one: a query then finds a free lane instead of waiting
+        for a bulk forward pass to end. With one lane there is nothing to keep; once the window has
+        passed, background work takes every lane again. Called under the lock.
+        """
+        if not head[0] or self.lanes < 2 or self._running < self.lanes - 1 or self._stopping:
+            return None
+        left = INTERACTIVE_WINDOW_S - (time.monotonic() - self._small_seen)
+        return left if left > 0 else None
 
     def _loop(self) -> None:
         share_cores = getattr(self.engine, "share_cores", None)
@@ -296,7 +318,10 @@ class Runner:
         tokens = [item.tokens for item in batch]
         padded = max(len(t) for t in tokens) * len(tokens)
         start = time.perf_counter()
-        rows = getattr(self.engine, ENGINE_CALLS[kind])(tokens)
+        if kind in ENGINE_CALLS:
+            rows = getattr(self.engine, ENGINE_CALLS[kind])(tokens)
+        else:
+            rows = self.engine.forward(tokens, kind)
         ms = (time.perf_counter() - start) * 1000
         if len(rows) != len(batch):
             raise RuntimeError(f"the engine returned {len(rows)} rows for a batch of {len(batch)}")
@@ -315,8 +340,9 @@ class Runner:
                 job = item.job
                 if job.done:
                     continue
-                if job.out is None:
-                    job.out = np.empty((job.size, *np.shape(row)), np.float32)
+                if job.out is None:  # ragged rows (sparse, multi-vector) differ in shape: a list
+                    shape = (job.size, *np.shape(row))
+                    job.out = [None] * job.size if kind in RAGGED_OUTPUTS else np.empty(shape, np.float32)
                 job.out[item.index] = row
                 job.remaining -= 1
                 if job.remaining == 0:
@@ -357,12 +383,13 @@ class Runner:
 
 def non_finite_rows(rows) -> list[int]:
     """Positions of the rows holding a NaN or an infinity: ``rows`` is an ``(n, ...)`` array (vectors,
-    scores) or a sequence of arrays (late chunking's span vectors). Cost: 0.4-0.9 ns per value on this
+    scores), a sequence of arrays (late chunking's span vectors, multi-vector rows) or of ``SparseVector``s
+    (their values are checked). Cost: 0.4-0.9 ns per value on this
     2-core box (40 us for 256 x 384, 7 ms for 2,048 x 4,096), against forward passes of ms to seconds."""
     if isinstance(rows, np.ndarray):
         finite = np.isfinite(rows.reshape(len(rows), -1)).all(axis=1)
         return np.flatnonzero(~finite).tolist()
-    return [i for i, row in enumerate(rows) if not np.isfinite(np.asarray(row)).all()]
+    return [i for i, row in enumerate(rows) if not np.isfinite(np.asarray(getattr(row, "values", row))).all()]
 
 
 def _resolve(jobs: list[Job], error: BaseException | None) -> None:

@@ -80,6 +80,12 @@ def check_inputs(texts: list[str] | list[str | list[int]], settings: Settings, p
         raise InvalidRequest(f"'{param}[{empty}]' is empty; every input must contain text", param=param)
 
 
+def cannot_embed(model_name: str, task: str) -> InvalidRequest:
+    """The 400 for an embedding request naming a model that does not embed (a reranker, a classifier)."""
+    what = {"rerank": "a reranker", "classify": "a classifier"}.get(task, f"a '{task}' model")
+    return InvalidRequest(f"model '{model_name}' is {what} and cannot embed", param="model")
+
+
 def default_embed_model(registry: Registry) -> str:
     """The model used when a request names none: the first embedding model, else the first model."""
     embedders = [m for m in registry.models if m.config.task == "embed"]
@@ -100,6 +106,29 @@ def named_prompt(served: ServedModel, name: str) -> str | None:
         query, document = rerank_prompts(engine, served.config)
         return (query if name == "query" else document) or None
     return engine.spec.prompts.get(name)
+
+
+OUTPUT_ROUTES = {
+    "dense": "/v1/embeddings, /embed and every other embedding route",
+    "sparse": "POST /embed_sparse (TEI) or /v1/embeddings",
+    "multi_vector": "POST /embed_all (TEI), /pooling (vLLM) or a rerank route",
+}
+
+
+def check_output(model_name: str, outputs: tuple[str, ...], wanted: str, param: str = "model") -> None:
+    """Raises InvalidRequest (naming ``param``) when the model does not produce the ``wanted`` output,
+    saying which outputs it gives and the routes that serve them."""
+    if wanted not in outputs:
+        where = "; ".join(f"{o}: {OUTPUT_ROUTES[o]}" for o in outputs if o in OUTPUT_ROUTES)
+        raise InvalidRequest(f"model '{model_name}' gives {' and '.join(outputs)} output, not {wanted}"
+                             + (f" ({where})" if where else ""), param=param)
+
+
+def check_positive(value: int | None, param: str) -> int | None:
+    """``value`` when None or at least 1. Raises InvalidRequest (naming ``param``) otherwise."""
+    if value is not None and value < 1:
+        raise InvalidRequest(f"'{param}' must be a positive integer, got {value}", param=param)
+    return value
 
 
 def check_dimensions(dimensions: int | None, native: int, param: str = "dimensions") -> None:
@@ -164,7 +193,8 @@ async def embed_texts(
     served = registry.get(model_name)
     engine, runner = served.ready()
     if engine.spec.task != "embed":
-        raise InvalidRequest(f"model '{model_name}' is a reranker and cannot embed", param="model")
+        raise cannot_embed(model_name, engine.spec.task)
+    check_output(model_name, engine.spec.outputs, "dense")
     check_inputs(texts, settings, param)
     check_dimensions(dimensions, engine.spec.dim)
     estimate, chars = estimate_tokens(served, texts, prompt)
@@ -245,11 +275,13 @@ async def tokenize(
     max_tokens: int | None = None,
     truncation_side: Literal["right", "left"] = "right",
     prompt: str | None = None,
+    task: str | None = None,
 ) -> list[Tokens]:
     """Tokenize texts (and take token-id lists) off the event loop (inline only when they are tiny, see
     ``ServedModel.tokenize``; in chunks of ``TOKENIZE_CHUNK`` inputs when large, small requests first),
-    applying the truncation policy and token limit. ``prompt`` is applied to the texts as the model takes
-    prompts (``prompted.py``); token-id lists never get it.
+    applying the truncation policy and token limit. ``task`` (``query`` / ``document``) is passed to
+    engines with asymmetric sides (``Tokens.task``); None is never passed. ``prompt`` is applied to the
+    texts as the model takes prompts (``prompted.py``); token-id lists never get it.
 
     Raises:
         InvalidRequest: an input is too long under the ``reject`` policy, a token id is outside the
@@ -258,8 +290,8 @@ async def tokenize(
     if truncate is None:
         truncate = served.config.truncation == "truncate"
     # only non-default options are passed, so an engine without them still serves plain requests
-    options = {k: v for k, v in [("max_tokens", max_tokens), ("truncation_side", truncation_side)]
-               if v not in (None, "right")}
+    options = {k: v for k, v in [("max_tokens", max_tokens), ("truncation_side", truncation_side),
+                                 ("task", task)] if v not in (None, "right")}
     chars = sum(len(text) + len(prompt or "") for text in texts)
     tiny, short = chars <= TINY_INPUT_CHARS, len(texts) <= SHORT_INPUTS and chars <= SHORT_CHARS
     tokens: list[Tokens] = []

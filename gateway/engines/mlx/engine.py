@@ -1,10 +1,10 @@
 """MLX engine (Apple Silicon GPU; also runs on CPU with ``mlx[cpu]``): the ``Engine`` interface on MLX models.
 
-Families (see ``mlx_models``): encoder embedders and cross-encoders (BERT, XLM-RoBERTa, ModernBERT)
+Families (see ``models``): encoder embedders and cross-encoders (BERT, XLM-RoBERTa, ModernBERT)
 on mlx-embeddings; decoder embedders (Qwen3-Embedding, plain or MLX-quantized) and the Qwen3-Reranker
 on mlx-lm. Tokenization uses the folder's Hugging Face tokenizer, like the torch engine, so both
 engines feed identical token ids. Pooling and normalization follow the folder's sentence-transformers
-pipeline (``mlx_folder``), overridable by ``ModelConfig.pooling`` / ``normalize``.
+pipeline (``folder``), overridable by ``ModelConfig.pooling`` / ``normalize``.
 
 Full-precision folders are quantized at load by ``ModelConfig.quantize`` (``quantize.resolve``:
 for ``auto``, only when the weights exceed a quarter of the machine's memory); pre-quantized folders
@@ -18,17 +18,13 @@ lazy graph crosses threads.
 
 from __future__ import annotations
 
-import logging
-import os
-
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
-from mlx.utils import tree_flatten
 from transformers import AutoTokenizer
 
 from gateway.config import ModelConfig
-from gateway.engines import Engine, ModelSpec, Tokens
+from gateway.engines import ModelSpec, Tokens
 from gateway.engines.mlx.folder import FolderInfo, read_folder
 from gateway.engines.mlx.models import decoder_lm_logits, is_encoder, load_decoder, load_encoder, pool
 from gateway.engines.mlx.quantize import (
@@ -39,50 +35,11 @@ from gateway.engines.mlx.quantize import (
     quantize_model,
     resolve,
 )
+from gateway.engines.mlx.weights import device_name, parameter_count, weights_dtype
 from gateway.engines.text.late_chunking import SpanTokens
 from gateway.engines.text.tokenization import HFTokenization, Qwen3RerankPrompt, is_qwen3_reranker
-from gateway.engines.vision.dual_encoders import is_dual_encoder, mlx_refusal, read_hf_config
-from gateway.engines.vision.vlm_formats import is_vision_language
 
-log = logging.getLogger(__name__)
-
-MEMORY_FRACTION_ENV = "GATEWAY_MLX_MEMORY_FRACTION"
 CLEAR_CACHE_TOKENS = 16384  # padded tokens in a batch from which we hand MLX's buffer cache back
-
-
-def device_name() -> str:
-    """``gpu`` or ``cpu``: where MLX runs forward passes by default."""
-    return "gpu" if mx.default_device().type == mx.DeviceType.gpu else "cpu"
-
-
-def apply_memory_fraction(fraction: float | None) -> None:
-    """Cap MLX's memory at ``fraction`` of the GPU's memory; a no-op on CPU or when ``fraction`` is None."""
-    total = mx.device_info().get("memory_size") if fraction and device_name() == "gpu" else None
-    if total:
-        mx.set_memory_limit(int(total * fraction))
-        log.info("MLX memory limit set to %.1f GiB", total * fraction / 2**30)
-
-
-def weights_dtype(model: nn.Module) -> str:
-    """Dtype name of the model's first floating-point weight (quantized layers keep float scales)."""
-    for _, value in tree_flatten(model.parameters()):
-        if mx.issubdtype(value.dtype, mx.floating):
-            return str(value.dtype).removeprefix("mlx.core.")
-    return "float32"
-
-
-def parameter_count(model: nn.Module) -> int:
-    """Weight values the model holds, quantized layers counted unpacked (without their scales and biases),
-    so a quantized copy counts as its original."""
-    bits = {name: module.bits for name, module in model.named_modules()
-            if isinstance(module, nn.QuantizedLinear | nn.QuantizedEmbedding)}
-    total = 0
-    for key, value in tree_flatten(model.parameters()):
-        owner, _, leaf = key.rpartition(".")
-        if owner in bits and leaf in ("scales", "biases"):
-            continue
-        total += value.size * 32 // bits[owner] if owner in bits and leaf == "weight" else value.size
-    return total
 
 
 def max_tokens_of(config: ModelConfig, folder: FolderInfo, tokenizer) -> int:
@@ -229,35 +186,3 @@ class MlxEngine(HFTokenization):
             logits = decoder_lm_logits(self.model, hidden).astype(mx.float32)
             scores = logits[:, self.rerank_prompt.yes_id] - logits[:, self.rerank_prompt.no_id]
         return self._to_numpy(scores, ids.size)
-
-
-def load_mlx_engine(
-    config: ModelConfig, path: str, memory_fraction: float | None = None, **_options: object
-) -> Engine:
-    """Load ``path`` as an MLX model (see ``MlxEngine``).
-
-    Args:
-        config: the model's configuration.
-        path: local model folder.
-        memory_fraction: cap on MLX GPU memory as a fraction of the device's; default: the
-            ``GATEWAY_MLX_MEMORY_FRACTION`` environment variable, else no cap.
-
-    Raises:
-        ValueError: the folder's architecture or pipeline is one the MLX engine does not run (CLIP: the
-            message names the torch engine).
-    """
-    if memory_fraction is None and os.environ.get(MEMORY_FRACTION_ENV):
-        memory_fraction = float(os.environ[MEMORY_FRACTION_ENV])
-    apply_memory_fraction(memory_fraction)
-    hf_config = read_hf_config(path)
-    if refusal := mlx_refusal(hf_config):  # CLIP: no MLX implementation, the torch engine serves it
-        raise ValueError(refusal)
-    if is_dual_encoder(hf_config):  # SigLIP: mlx-embeddings' architecture (siglip.py)
-        from gateway.engines.mlx.siglip import MlxSiglipEngine
-
-        return MlxSiglipEngine(config, path, device_name())
-    if is_vision_language(hf_config):  # Qwen2-VL / Qwen3-VL embedders: mlx-vlm (vlm.py)
-        from gateway.engines.mlx.vlm import MlxVlmEngine
-
-        return MlxVlmEngine(config, path)
-    return MlxEngine(config, path)

@@ -21,8 +21,8 @@ from transformers import AutoImageProcessor, AutoTokenizer
 
 from gateway.config import ModelConfig
 from gateway.engines import ModelSpec, Tokens
-from gateway.engines.mlx.engine import parameter_count
 from gateway.engines.mlx.folder import read_folder
+from gateway.engines.mlx.weights import parameter_count
 from gateway.engines.text.tokenization import HFTokenization
 from gateway.engines.vision.dual_encoders import (
     DualEncoderInputs,

@@ -23,7 +23,6 @@ from mlx.utils import tree_flatten
 
 from gateway.config import ModelConfig
 from gateway.engines import Tokens
-from gateway.engines.mlx.engine import device_name, parameter_count, weights_dtype
 from gateway.engines.mlx.quantize import (
     announce,
     folder_weight_sizes,
@@ -31,6 +30,7 @@ from gateway.engines.mlx.quantize import (
     quantize_model,
     resolve,
 )
+from gateway.engines.mlx.weights import device_name, parameter_count, weights_dtype
 from gateway.engines.vision.dual_encoders import read_hf_config
 from gateway.engines.vision.vlm_batch import collate, last_positions
 from gateway.engines.vision.vlm_formats import vlm_format, vlm_spec

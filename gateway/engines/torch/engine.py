@@ -1,4 +1,5 @@
-"""Torch engine on sentence-transformers: ``SentenceTransformer`` bi-encoders and ``CrossEncoder`` rerankers.
+"""Torch engine on sentence-transformers: ``SentenceTransformer`` bi-encoders, ``CrossEncoder`` rerankers
+(and, through ``classifier.py``, sequence classifiers).
 
 The forward pass is the model's own sentence-transformers module pipeline (transformer, pooling,
 normalize, dense...), fed with token ids we produce, so the vectors equal ``SentenceTransformer.encode``
@@ -18,12 +19,11 @@ import numpy as np
 import torch
 
 from gateway.config import ModelConfig
-from gateway.engines import Engine, ModelSpec, Tokens
+from gateway.engines import ModelSpec, Tokens
 from gateway.engines.text.late_chunking import SpanTokens
 from gateway.engines.text.tokenization import HFTokenization, Qwen3RerankPrompt, is_qwen3_reranker
 from gateway.engines.torch.packing import PackedBert
 from gateway.engines.torch.precision import resolve_torch_dtype
-from gateway.engines.vision.vlm_formats import is_vision_language
 
 
 def pick_device(override: str | None = None) -> str:
@@ -44,12 +44,13 @@ class TorchEngine(HFTokenization):
         from sentence_transformers import CrossEncoder, SentenceTransformer
 
         device = pick_device(config.device)
-        cls = CrossEncoder if config.task == "rerank" else SentenceTransformer
+        heads = config.task != "embed"  # a *ForSequenceClassification head: CrossEncoder loads it as it is
+        cls = CrossEncoder if heads else SentenceTransformer
         dtype = resolve_torch_dtype(config.dtype, device)
         self.model = cls(path, device=device, local_files_only=True,
                          model_kwargs={"dtype": getattr(torch, dtype)})
         self.model.eval()
-        if config.task == "rerank":
+        if heads:
             float32_heads(self.model)
         self.tokenizer = self.model.tokenizer
         model_limit = self.model.max_seq_length or self.tokenizer.model_max_length
@@ -69,11 +70,13 @@ class TorchEngine(HFTokenization):
         ends_normalized = bool(modules) and type(modules[-1]).__name__ == "Normalize"
         self._raw_pipeline = modules[:-1] if ends_normalized else modules
         normalize = ends_normalized if config.normalize is None else config.normalize
+        # a reranker's score is its first logit (``score``), named by the first label
+        labels = label_names(self.model[0].config)[:None if config.task == "classify" else 1] if heads else ()
         self.spec = ModelSpec(
             name=config.name,
             task=config.task,
             max_tokens=max_tokens,
-            dim=0 if config.task == "rerank" else int(self.model.get_embedding_dimension()),
+            dim=0 if heads else int(self.model.get_embedding_dimension()),
             engine="torch",
             device=device,
             pooling=self._pooling_mode(),
@@ -82,6 +85,7 @@ class TorchEngine(HFTokenization):
             dtype=dtype,
             architecture=getattr(self.model[0].config, "model_type", "") or "",
             parameters=sum(p.numel() for p in self.model.parameters()),
+            labels=labels,
         )
 
     def _pooling_mode(self) -> str:
@@ -102,7 +106,9 @@ class TorchEngine(HFTokenization):
         width = max(len(t) for t in batch)
         ids = np.full((len(batch), width), self._pad_id, dtype=np.int64)
         mask = np.zeros((len(batch), width), dtype=np.int64)
-        types = np.zeros((len(batch), width), dtype=np.int64) if batch[0].type_ids is not None else None
+        # a classifier's batch may mix single texts (no segment ids: all zero) with pairs
+        has_types = any(tokens.type_ids is not None for tokens in batch)
+        types = np.zeros((len(batch), width), dtype=np.int64) if has_types else None
         for row, tokens in enumerate(batch):
             span = slice(width - len(tokens), width) if self._pad_left else slice(0, len(tokens))
             ids[row, span], mask[row, span] = tokens.ids, 1
@@ -150,6 +156,13 @@ class TorchEngine(HFTokenization):
         return scores.float().reshape(len(batch), -1)[:, 0].cpu().numpy()
 
 
+def label_names(hf_config) -> tuple[str, ...]:
+    """The names of a classification head's logits, in logit order (``id2label``; ``LABEL_i`` unnamed)."""
+    labels = getattr(hf_config, "id2label", None) or {}
+    count = len(labels) or int(getattr(hf_config, "num_labels", 1) or 1)
+    return tuple(str(labels.get(i, labels.get(str(i), f"LABEL_{i}"))) for i in range(count))
+
+
 def float32_heads(cross_encoder) -> None:
     """Make a cross-encoder's scores float32 logits whatever dtype its encoder runs in.
 
@@ -195,21 +208,3 @@ def lanes_for(device: str, cores: int, requested: int | None) -> int:
     if device != "cpu" or cores < 2:
         return 1
     return min(requested or 2, cores)
-
-
-def load_torch_engine(config: ModelConfig, path: str, *, cpu_lanes: int | None = None,
-                      **_options: object) -> Engine:
-    """Load ``path`` as a sentence-transformers model (``TorchEngine``; ``cpu_lanes``: ``lanes_for``), a
-    CLIP / SigLIP folder as a dual encoder (``torch_dual``), or a Qwen2-VL / Qwen3-VL embedder folder with
-    the vision-language engine (``torch_vlm``)."""
-    from gateway.engines.vision.dual_encoders import is_dual_encoder, read_hf_config
-
-    if is_dual_encoder(read_hf_config(path)):
-        from gateway.engines.torch.dual import TorchDualEncoderEngine
-
-        return TorchDualEncoderEngine(config, path, cpu_lanes)
-    if is_vision_language(read_hf_config(path)):
-        from gateway.engines.torch.vlm import load_torch_vlm_engine
-
-        return load_torch_vlm_engine(config, path, pick_device(config.device))
-    return TorchEngine(config, path, cpu_lanes)

@@ -18,11 +18,11 @@ from gateway.http.offload import big_body, big_response, offload
 from gateway.http.openapi_bodies import documented
 from gateway.http.routes.common import cancel_on_disconnect, json_only
 from gateway.inputs import InputItem
-from gateway.protocol import openai, openai_dialects
+from gateway.protocol import openai, openai_dialects, openai_sparse
 from gateway.protocol.openai import EmbeddingRequest, ModelList
 from gateway.protocol.openai_dialects import EmbeddingOptions
 from gateway.protocol.token_ids import decode_token_ids
-from gateway.serving import late_chunking, multimodal, request_context, service
+from gateway.serving import late_chunking, multimodal, outputs, request_context, service
 from gateway.serving.registry import Registry
 
 EMBEDDINGS_PATHS = ["/v1/embeddings", "/embeddings"]
@@ -41,10 +41,41 @@ async def create_embeddings(data: EmbeddingRequest, state: State, request: Reque
     options = openai_dialects.resolve(data)
     # classifying a long input list, and decoding token ids, take time in proportion to the body's size
     inputs = await offload(big_body(await request.body()), _inputs, data.input)
+    if data.max_active_dims is not None or _gives_sparse(registry, data.model):
+        return await _embed_sparse(registry, data, inputs, options, request)
     result = await cancel_on_disconnect(request, _embed(registry, data.model, inputs, options))
     encode = partial(openai.to_embedding_response, as_base64=options.base64, param=options.dtype_param)
     body = await offload(big_response(result.vectors), encode, result.vectors, options.dtype, result.model,
                          result.tokens)
+    return Response(body, media_type="application/json")
+
+
+def _gives_sparse(registry: Registry, model: str) -> bool:
+    """Whether ``model`` is a sparse-only model (answered with indices/values rows)."""
+    engine = registry.get(model).engine
+    outputs = engine.spec.outputs if engine is not None else ()
+    return "sparse" in outputs and "dense" not in outputs
+
+
+async def _embed_sparse(registry: Registry, data: EmbeddingRequest, inputs: list, options: EmbeddingOptions,
+                        request: Request) -> Response[bytes]:
+    """A sparse model's ``{"indices", "values"}`` rows (``gateway.protocol.openai_sparse``)."""
+    openai_sparse.check_sparse_options({
+        "encoding_format": data.encoding_format, "dimensions": data.dimensions,
+        "output_dimension": data.output_dimension, "output_dtype": data.output_dtype,
+        "embedding_type": data.embedding_type, "encoding_type": data.encoding_type,
+        "normalized": data.normalized, "late_chunking": data.late_chunking,
+    })
+    if inputs and isinstance(inputs[0], InputItem):
+        raise InvalidRequest("a sparse model embeds texts only, not image or part inputs", param="input")
+    served = registry.get(data.model)
+    prompt = next((p for name in options.prompt_names if (p := service.named_prompt(served, name))), None)
+    task = next((name for name in options.prompt_names if name in ("query", "document")), None)
+    result = await cancel_on_disconnect(request, outputs.ragged_texts(
+        registry, data.model, inputs, "sparse", prompt=prompt, task=task, truncate=options.truncate,
+        max_active_dims=service.check_positive(data.max_active_dims, "max_active_dims")))
+    rows = [(row.indices, row.values) for row in result.rows]
+    body = await offload(len(rows) > 64, openai_sparse.to_sparse_response, rows, result.model, result.tokens)
     return Response(body, media_type="application/json")
 
 
@@ -98,7 +129,10 @@ async def list_models(state: State) -> ModelList:
     registry: Registry = state.registry
     modalities = {name: multimodal.served_modalities(served) for served in registry.models
                   for name in served.config.served_names}
-    return openai.to_model_list(request_context.visible_names(registry.names), state.started_at, modalities)
+    outputs = {name: (served.config.task, list(served.engine.spec.outputs)) for served in registry.models
+               if served.engine is not None for name in served.config.served_names}
+    return openai.to_model_list(request_context.visible_names(registry.names), state.started_at, modalities,
+                                outputs)
 
 
 ROUTES = [create_embeddings, list_models]

@@ -73,7 +73,7 @@ async def _tei(body: dict, registry: Registry) -> Response[bytes]:
             raise InvalidRequest(f"'prompt_name' {params.prompt_name!r} is not a prompt of this model",
                                  param="prompt_name")
         if not data.inputs.sentences:
-            raise InvalidRequest("'inputs.sentences' must not be empty", param="inputs")
+            raise tei.EmptyInput("'inputs.sentences' must not be empty", param="inputs")
         result = await service.embed_texts(
             registry, model, [data.inputs.source_sentence, *data.inputs.sentences], prompt=prompt,
             truncate=params.truncate, truncation_side=params.truncation_direction.lower(), param="inputs")

@@ -37,6 +37,7 @@ class ModelHealth(msgspec.Struct):
     dropped_inputs: int  # inputs of cancelled, timed-out or failed requests that never reached the engine
     error: str | None
     modalities: list[str] | None = None  # what the model embeds (None: not known before it loads)
+    outputs: list[str] | None = None  # dense, sparse, multi_vector, classify, rerank (None: not loaded yet)
     dtype: str | None = None  # number format of the forward pass (None: not loaded)
     quantization: str | None = None  # MLX weight quantization (q8, q4), None at full precision
     quantization_reason: str | None = None  # why MLX chose it (e.g. the weights fit a quarter of memory)
@@ -77,6 +78,7 @@ def model_health(served: ServedModel) -> ModelHealth:
         dtype=engine.spec.dtype if engine else None,
         quantization=engine.spec.quantization if engine else None,
         quantization_reason=engine.spec.quantization_reason if engine else None,
+        outputs=list(engine.spec.outputs) if engine else None,
     )
 
 
