@@ -13,9 +13,7 @@ the same moment (``tests/test_runner_race.py``).
 The runner has one thread per engine lane. That is one, except for torch on CPU (two by default), where
 small batches use the cores better side by side, each pass on its share of the intra-op threads, than one
 at a time across all of them (``gateway.engines.torch.engine.lanes_for``); a lane running alone with nothing
-else waiting takes every core, so a lone request is as fast as before. Batches of small requests (one-text
-queries) run one at a time, on every core, unless more is queued than one pass takes
-(``Runner._leaves_to_running_lane``): for them, larger passes beat side-by-side ones.
+else waiting takes every core, so a lone request is as fast as before.
 """
 
 from __future__ import annotations
@@ -98,7 +96,6 @@ class Runner:
         self._stopping = False
         self.lanes = max(1, getattr(engine, "lanes", 1))
         self._running = 0  # lanes inside a forward pass
-        self._small_running = 0  # of them, lanes running a batch of small requests
         self._small_seen = -math.inf  # when a small request's batch was last taken (monotonic s)
         self._threads = [
             threading.Thread(target=self._loop, name=f"runner:{engine.spec.name}:{i}", daemon=True)
@@ -221,11 +218,11 @@ class Runner:
         for thread in self._threads:
             thread.join(timeout_s)
 
-    def _take_batch(self) -> tuple[list[Item], int, bool] | None:
+    def _take_batch(self) -> tuple[list[Item], int] | None:
         """Block for work and remove the next batch (None once stopping with an empty queue).
 
-        Also returns how many lanes will share the cores during this batch (1 when no other lane is
-        running and nothing else waits, else all of them) and whether it is a batch of small requests.
+        Also returns how many lanes will share the cores during this batch: 1 when no other lane is
+        running and nothing else waits, else all of them.
         """
         with self._cond:
             while True:
@@ -235,26 +232,21 @@ class Runner:
                     self._has_finished_jobs = False
                 heads = [(item.job.priority, item.job.queued_tokens, item.arrival, kind, item)
                          for kind, q in self._queues.items() if (item := q.first_of_shortest_job())]
-                small = self.batch_tokens // SMALL_BATCH_SHARE
-                head = min(heads, key=lambda head: head[:3]) if heads else None
-                wait_s = self._lane_kept_for_queries(head) if head else None
-                if head and wait_s is None and not self._leaves_to_running_lane(head[-1], small):
+                wait_s = self._lane_kept_for_queries(min(heads, key=lambda head: head[:3])) if heads else None
+                if heads and wait_s is None:
                     break
                 if self._stopping and not heads:
                     return None
                 self._cond.wait(wait_s)
-            *_, kind, anchor = head
-            now = time.monotonic()
-            is_small = anchor.job.queued_tokens <= small and not anchor.job.priority
-            if is_small:
+            *_, kind, anchor = min(heads, key=lambda head: head[:3])
+            small, now = self.batch_tokens // SMALL_BATCH_SHARE, time.monotonic()
+            if anchor.job.queued_tokens <= small and not anchor.job.priority:
                 self._small_seen = now
             # while small requests keep coming, bulk batches are cut at half the budget on CPU lanes: a
             # lane frees twice as often, halving what a query waits for (MiniLM on the shared 2-core
-            # box showed no consistent speed difference between 1,024 and 2,048 padded tokens); a batch of
-            # small requests takes the whole budget, as it runs on every core (``_leaves_to_running_lane``)
+            # box showed no consistent speed difference between 1,024 and 2,048 padded tokens)
             interactive = now - self._small_seen < INTERACTIVE_WINDOW_S
-            halve = interactive and self.lanes > 1 and not is_small
-            budget = self.batch_tokens // 2 if halve else self.batch_tokens
+            budget = self.batch_tokens // 2 if interactive and self.lanes > 1 else self.batch_tokens
             batch = self._queues[kind].take_batch(budget, anchor, small)
             for item in batch:
                 item.job.queued -= 1
@@ -263,25 +255,9 @@ class Runner:
             self._queued_tokens -= sum(len(item.tokens) for item in batch)
             sharing = 1 if self._running == 0 and self._queued_items == 0 else self.lanes
             self._running += 1
-            self._small_running += is_small
             if self._queued_items:  # wake an idle lane for the rest
                 self._cond.notify()
-            return batch, sharing, is_small
-
-    def _leaves_to_running_lane(self, anchor: Item, small: int) -> bool:
-        """Whether a free lane leaves the small requests queued to the lane already running a batch of
-        small requests, for its next batch (lock held).
-
-        One-text requests at high concurrency arrive a few at a time while a pass runs: two lanes would
-        each take the few queued (MiniLM at 32 concurrent one-text clients: 8 texts a pass, each on one
-        core), where one lane taking all of them next, on every core, costs less CPU per request: larger
-        passes, and half the thread hand-offs and event-loop wake-ups (``benchmarks/stage_budget.py``,
-        alternated on the 2-core box: 4,565-4,710 -> 3,862 µs per request at concurrency 32, 3,764-3,795 ->
-        3,255 at 128). A second small batch starts beside the first only when more is queued than one
-        pass takes; bulk work, and small work beside a bulk pass, never wait.
-        """
-        return (self.lanes > 1 and self._small_running > 0 and not self._stopping and not anchor.job.priority
-                and anchor.job.queued_tokens <= small and self._queued_tokens <= self.batch_tokens)
+            return batch, sharing
 
     def _lane_kept_for_queries(self, head: tuple) -> float | None:
         """Seconds this lane should wait before taking ``head``, or None to take it now.
@@ -299,7 +275,7 @@ class Runner:
     def _loop(self) -> None:
         share_cores = getattr(self.engine, "share_cores", None)
         while (taken := self._take_batch()) is not None:
-            batch, sharing, is_small = taken
+            batch, sharing = taken
             try:
                 if share_cores is not None and self.lanes > 1:
                     share_cores(sharing)
@@ -309,9 +285,6 @@ class Runner:
             finally:
                 with self._cond:
                     self._running -= 1
-                    self._small_running -= is_small
-                    if is_small and self._queued_items:  # a lane left this work to this one: wake it
-                        self._cond.notify()
 
     def _run_batch(self, batch: list[Item]) -> None:
         kind = batch[0].job.kind
