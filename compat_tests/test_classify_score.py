@@ -216,6 +216,10 @@ def test_info_and_model_lists_describe_classifiers(url):
     assert info["model_type"] == {"classifier": {
         "id2label": {"0": "negative", "1": "neutral", "2": "positive"},
         "label2id": {"negative": 0, "neutral": 1, "positive": 2}}}
+    assert (info["task"], info["outputs"]) == ("classify", ["classify"])
+    health = {m["name"]: m for m in httpx.get(f"{url}/health").json()["models"]}
+    sentiment = health["sentiment"]  # no task in its config: detected
+    assert (sentiment["task"], sentiment["outputs"]) == ("classify", ["classify"])
     reranker = httpx.get(f"{url}/info", params={"model": "ce"}).json()
     assert reranker["model_type"] == {"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}}
     tags = {m["name"]: m for m in httpx.get(f"{url}/api/tags").json()["models"]}

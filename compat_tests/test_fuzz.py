@@ -68,8 +68,10 @@ def test_a_body_over_the_default_limit_is_413_with_a_json_body_on_every_route(se
     from gateway.config import Settings
 
     body = b'{"input": ["' + b"x" * Settings().max_body_bytes + b'"]}'
+    # /v1/files takes uploads up to batch_max_file_bytes (200 MB): its 413 is tested in test_batch_routes.py
+    own_limit = {"/v1/files"}
     with httpx.Client(timeout=60) as client:
-        for path in post_routes():
+        for path in sorted(set(post_routes()) - own_limit):
             response = client.post(f"{server.url}{path}", content=body,
                                    headers={"content-type": "application/json"})
             assert response.status_code == 413, (path, response.text[:200])

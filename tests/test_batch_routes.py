@@ -21,9 +21,20 @@ def make_client(monkeypatch, tmp_path):
 
     def make(**settings) -> TestClient:
         settings.setdefault("data_dir", tmp_path / "data")
-        return TestClient(create_app(Settings(_env_file=None, model="fake", **settings)))
+        return ReadyClient(create_app(Settings(_env_file=None, model="fake", **settings)))
 
     return make
+
+
+class ReadyClient(TestClient):
+    """A test client whose ``with`` block starts once the model is loaded (it loads in the background)."""
+
+    def __enter__(self) -> ReadyClient:
+        super().__enter__()
+        for _ in range(500):
+            if self.get("/ready").status_code == 200:
+                return self
+        raise AssertionError("the fake model never became ready")
 
 
 def upload(client: TestClient, data: bytes):

@@ -57,7 +57,8 @@ def test_three_label_probabilities_equal_transformers_softmax(folders):
     clf = engine(folders["sentiment"])
     assert (clf.spec.task, clf.spec.outputs, clf.spec.labels) == \
         ("classify", ("classify",), ("negative", "neutral", "positive"))
-    logits = clf.classify(tokenize_inputs(clf, TEXTS, truncate=True))  # one padded, mixed-length batch
+    # one padded, mixed-length batch
+    logits = clf.forward(tokenize_inputs(clf, TEXTS, truncate=True), "classify")
     assert logits.shape == (len(TEXTS), 3) and logits.dtype == np.float32
     probabilities = class_probabilities(logits)
     reference = reference_probabilities(folders["sentiment"], TEXTS)
@@ -70,12 +71,13 @@ def test_three_label_probabilities_equal_transformers_softmax(folders):
 def test_nli_pairs_and_single_texts_in_one_batch_equal_transformers(folders):
     clf = engine(folders["nli"])
     inputs = ["a single text", *PAIRS]  # a text first: the pairs' segment ids must survive a mixed batch
-    probabilities = class_probabilities(clf.classify(tokenize_inputs(clf, inputs, truncate=True)))
+    probabilities = class_probabilities(clf.forward(tokenize_inputs(clf, inputs, truncate=True), "classify"))
     reference = reference_probabilities(folders["nli"], inputs)
     error = np.abs(probabilities - reference).max()
     print(f"NLI pair classifier: max |p - p_transformers| = {error:.2e}")
     assert error <= TOLERANCE
-    swapped = class_probabilities(clf.classify(tokenize_inputs(clf, [PAIRS[0][::-1]], truncate=True)))
+    swapped_pair = tokenize_inputs(clf, [PAIRS[0][::-1]], truncate=True)
+    swapped = class_probabilities(clf.forward(swapped_pair, "classify"))
     assert np.abs(swapped[0] - probabilities[0]).max() > 1e-4  # the pair's order (and segments) matter
 
 

@@ -305,20 +305,17 @@ class Engine(Protocol):
         """Run a batch for one of the outputs in ``spec.outputs`` other than ``dense`` / ``rerank`` (those
         keep ``embed`` / ``score``). The interface grows by outputs, not by routes: each dialect's route
         converts the same rows to its wire shape. Optional: only engines whose ``spec.outputs`` name
-        ``sparse`` or ``multi_vector`` implement it. Rows are in batch order, one per input:
+        ``sparse``, ``multi_vector`` or ``classify`` implement it. Rows are in batch order, one per input:
 
         - ``sparse``: a ``SparseVector`` (ascending int32 indices, their non-zero float32 values);
         - ``multi_vector``: ``(tokens, dim)`` float32, one vector per token the model keeps, as the
-          model's pipeline ends (ColBERT's are L2-normalized; ``spec.normalize`` is False).
+          model's pipeline ends (ColBERT's are L2-normalized; ``spec.normalize`` is False);
+        - ``classify``: ``(labels,)`` float32 raw class logits in ``spec.labels`` order (no softmax),
+          stacked into ``(n, labels)`` for the batch.
 
         Raises:
             ValueError: ``output`` is not one the model produces (a server bug: the service checks it).
         """
-        ...
-
-    def classify(self, batch: list[Tokens]) -> np.ndarray:
-        """Class logits of tokenized texts or pairs, for engines whose ``spec.outputs`` hold ``classify``.
-        Returns ``(n, len(spec.labels))`` float32 raw logits (no softmax)."""
         ...
 
 

@@ -174,6 +174,7 @@ class Metrics:
                                             "(longest input x count)", by_model, BATCH_TOKEN_BUCKETS)
         self.batch_latency = self._histogram("gateway_batch_duration_seconds", "Time of one forward pass",
                                              by_model, LATENCY_BUCKETS_S)
+        self._children: dict[tuple[str, str, str, int], tuple] = {}  # label set -> its metrics, see below
         self.collectors.register(ModelStateCollector(registry))
         if limiter is not None:
             self.collectors.register(RateLimitCollector(limiter))
@@ -191,11 +192,18 @@ class Metrics:
                         seconds: float) -> None:
         """Count one finished request (``route`` is the matched path template, never the raw path)."""
         model = info.model or ""
-        self.requests.labels(route, method, model, str(status)).inc()
-        self.latency.labels(route, model).observe(seconds)
+        key = (route, method, model, status)
+        children = self._children.get(key)
+        if children is None:  # labels() validates and locks on every call: once per label set is enough
+            children = self._children[key] = (
+                self.requests.labels(route, method, model, str(status)), self.latency.labels(route, model),
+                self.inputs.labels(route, model), self.tokens.labels(route, model))
+        requests, latency, inputs, tokens = children
+        requests.inc()
+        latency.observe(seconds)
         if info.inputs:
-            self.inputs.labels(route, model).inc(info.inputs)
-            self.tokens.labels(route, model).inc(info.tokens or 0)
+            inputs.inc(info.inputs)
+            tokens.inc(info.tokens or 0)
 
     def batch_observer(self, model: str) -> Callable[[int, int, float], None]:
         """A runner ``on_batch`` callback ``(size, padded_tokens, ms)`` for ``model``."""

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 
 from litestar import Litestar
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.http.metrics import Metrics
 from gateway.http.request_log import log_request
+from gateway.protocol.ids import uuid4_hex
 from gateway.serving import request_context
 
 UNMATCHED_ROUTE = "(unmatched)"  # metrics label of requests no route matched: never the raw path
@@ -35,7 +35,7 @@ def request_id_from(scope: Scope) -> str:
             candidate = value.decode("latin-1")
             if _SANE_REQUEST_ID.fullmatch(candidate):
                 return candidate
-    return uuid.uuid4().hex
+    return uuid4_hex()
 
 
 class RequestObserver:

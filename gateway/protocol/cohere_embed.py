@@ -15,7 +15,6 @@ Errors are ``{"message": ...}``.
 
 from __future__ import annotations
 
-import uuid
 from typing import Literal
 
 import msgspec
@@ -23,6 +22,7 @@ import numpy as np
 
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.inputs import InputItem, Part, TextPart
+from gateway.protocol.ids import uuid4_str
 from gateway.protocol.image_parts import image_part, url_of
 from gateway.protocol.openai import encode_rows, float_rows
 
@@ -184,7 +184,7 @@ def to_embed_response(vectors: np.ndarray, texts: list[str], types: list[str] | 
     billed = BilledUnits(tokens) if not images else \
         BilledUnits(tokens or None, images=len(images), image_tokens=image_tokens)
     meta = Meta(ApiVersion(api_version), billed)
-    response_id, described = str(uuid.uuid4()), images or msgspec.UNSET
+    response_id, described = uuid4_str(), images or msgspec.UNSET
     if api_version == "1" and not types:
         return msgspec.json.encode(EmbedFloatsResponse(response_id, float_rows(vectors), texts, meta,
                                                        images=described))

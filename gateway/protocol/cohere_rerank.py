@@ -12,12 +12,12 @@ Jina too, whose own default is true).
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import msgspec
 
 from gateway.errors import GatewayError, InvalidRequest
+from gateway.protocol.ids import uuid4_str
 
 # A document is a string or an object with a "text" field (or the fields named in rank_fields).
 Document = str | dict[str, Any]
@@ -135,7 +135,7 @@ def to_rerank_response(
         for index, score in ranked
     ]
     meta = Meta(ApiVersion(api_version), BilledUnits(search_units), MetaTokens(tokens))
-    response = RerankResponse(str(uuid.uuid4()), results, meta, model, Usage(tokens))
+    response = RerankResponse(uuid4_str(), results, meta, model, Usage(tokens))
     return msgspec.json.encode(response)
 
 

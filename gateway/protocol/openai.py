@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import time
-import uuid
 from typing import Any, Literal
 
 import msgspec
@@ -31,6 +30,7 @@ import orjson
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.inputs import InputItem
 from gateway.protocol import jina, voyage
+from gateway.protocol.ids import uuid4_hex
 from gateway.protocol.image_parts import parse_part
 from gateway.protocol.nulls import NullAsDefault
 from gateway.protocol.quantization import check_packable, quantize
@@ -221,7 +221,7 @@ def to_embedding_response(vectors: np.ndarray, encoding_format: str, model: str,
             data=[EmbeddingData(i, row) for i, row in enumerate(rows)],
             model=model,
             usage=EmbeddingUsage(tokens, tokens),
-            id=f"embd-{uuid.uuid4().hex}",
+            id=f"embd-{uuid4_hex()}",
         )
     )
 

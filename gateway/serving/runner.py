@@ -43,9 +43,8 @@ SMALL_BATCH_SHARE = 8
 INTERACTIVE_WINDOW_S = 5.0  # how long after a small request bulk batches stay halved
 # job kind -> the engine method that runs it; "spans" (late chunking) is optional, only its callers use it.
 # The other kinds are outputs of ``Engine.forward(batch, output)`` (FORWARD_KINDS), also optional.
-ENGINE_CALLS: dict[Kind, str] = {"embed": "embed", "score": "score", "spans": "embed_spans",
-                                 "classify": "classify"}
-FORWARD_KINDS: tuple[Kind, ...] = ("sparse", "multi_vector")
+ENGINE_CALLS: dict[Kind, str] = {"embed": "embed", "score": "score", "spans": "embed_spans"}
+FORWARD_KINDS: tuple[Kind, ...] = ("sparse", "multi_vector", "classify")  # Engine.forward(batch, kind)
 
 
 class Runner:

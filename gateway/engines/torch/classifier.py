@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gateway.engines import Tokens
+from gateway.engines import Output, Tokens
 from gateway.engines.torch.engine import TorchEngine
 
 
@@ -21,7 +21,13 @@ class TorchClassifierEngine(TorchEngine):
     ``spec.labels`` the folder's label names in logit order."""
 
     @torch.inference_mode()
-    def classify(self, batch: list[Tokens]) -> np.ndarray:
-        """See ``Engine.classify``: ``(n, labels)`` float32 raw logits."""
+    def forward(self, batch: list[Tokens], output: Output) -> np.ndarray:
+        """See ``Engine.forward``: ``(n, labels)`` float32 raw class logits of texts or pairs.
+
+        Raises:
+            ValueError: ``output`` is not ``classify``.
+        """
+        if output != "classify":
+            raise ValueError(f"a classifier gives class logits, not {output!r}")
         logits = self.model(self._features(batch))["scores"]
         return logits.float().reshape(len(batch), -1).cpu().numpy()
