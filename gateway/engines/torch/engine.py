@@ -208,3 +208,26 @@ def lanes_for(device: str, cores: int, requested: int | None) -> int:
     if device != "cpu" or cores < 2:
         return 1
     return min(requested or 2, cores)
+
+
+def attach_st_model(engine: HFTokenization, cls: type, config: ModelConfig, path: str,
+                    lanes: int | None) -> tuple[str, str]:
+    """Load the folder ``path`` with the sentence-transformers class ``cls`` (``SparseEncoder``,
+    ``MultiVectorEncoder``) in eval mode, in ``config.dtype`` on the preferred device, and give ``engine``
+    what ``HFTokenization`` and the runner read: ``model``, ``tokenizer``, ``_pad_id``, ``_device``,
+    ``_cores`` and ``lanes`` (``lanes_for``). Reads only local files.
+
+    Returns:
+        the device (``cpu``, ``cuda``...) and the weights' dtype name (``float32``, ``bfloat16``...).
+    """
+    device = pick_device(config.device)
+    dtype = resolve_torch_dtype(config.dtype, device)
+    engine.model = cls(path, device=device, local_files_only=True,
+                       model_kwargs={"dtype": getattr(torch, dtype)})
+    engine.model.eval()
+    engine.tokenizer = engine.model.tokenizer
+    engine._pad_id = engine.tokenizer.pad_token_id if engine.tokenizer.pad_token_id is not None else 0
+    engine._device = torch.device(device)
+    engine._cores = torch.get_num_threads()
+    engine.lanes = lanes_for(device, engine._cores, lanes)
+    return device, dtype

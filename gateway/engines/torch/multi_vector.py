@@ -29,8 +29,7 @@ import torch
 from gateway.config import ModelConfig
 from gateway.engines import InputTooLong, ModelSpec, Output, Tokens
 from gateway.engines.text.tokenization import HFTokenization
-from gateway.engines.torch.engine import lanes_for, pick_device
-from gateway.engines.torch.precision import resolve_torch_dtype
+from gateway.engines.torch.engine import attach_st_model
 from gateway.errors import UnprocessableInput
 
 
@@ -51,16 +50,7 @@ class TorchMultiVectorEngine(HFTokenization):
     def __init__(self, config: ModelConfig, path: str, lanes: int | None = None) -> None:
         from sentence_transformers import MultiVectorEncoder
 
-        device = pick_device(config.device)
-        dtype = resolve_torch_dtype(config.dtype, device)
-        self.model = MultiVectorEncoder(path, device=device, local_files_only=True,
-                                        model_kwargs={"dtype": getattr(torch, dtype)})
-        self.model.eval()
-        self.tokenizer = self.model.tokenizer
-        self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        self._device = torch.device(device)
-        self._cores = torch.get_num_threads()
-        self.lanes = lanes_for(device, self._cores, lanes)
+        device, dtype = attach_st_model(self, MultiVectorEncoder, config, path, lanes)
         self._prompts = {k: v for k, v in (self.model.prompts or {}).items() if v}
         model_limit = self.model.max_seq_length or self.tokenizer.model_max_length
         transformer = self.model[0]

@@ -24,8 +24,7 @@ import torch
 from gateway.config import ModelConfig
 from gateway.engines import ModelSpec, Output, SparseVector, Tokens
 from gateway.engines.text.tokenization import HFTokenization, encode
-from gateway.engines.torch.engine import lanes_for, pick_device
-from gateway.engines.torch.precision import resolve_torch_dtype
+from gateway.engines.torch.engine import attach_st_model
 
 
 def to_sparse_rows(dense: torch.Tensor) -> list[SparseVector]:
@@ -52,16 +51,7 @@ class TorchSparseEngine(HFTokenization):
     def __init__(self, config: ModelConfig, path: str, lanes: int | None = None) -> None:
         from sentence_transformers import SparseEncoder
 
-        device = pick_device(config.device)
-        dtype = resolve_torch_dtype(config.dtype, device)
-        self.model = SparseEncoder(path, device=device, local_files_only=True,
-                                   model_kwargs={"dtype": getattr(torch, dtype)})
-        self.model.eval()
-        self.tokenizer = self.model.tokenizer
-        self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        self._device = torch.device(device)
-        self._cores = torch.get_num_threads()
-        self.lanes = lanes_for(device, self._cores, lanes)
+        device, dtype = attach_st_model(self, SparseEncoder, config, path, lanes)
         first = self.model[0]
         self._router = first if type(first).__name__ == "Router" else None
         # route name -> its modules (a plain SPLADE pipeline is the one route None)
