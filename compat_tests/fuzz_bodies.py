@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import random
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
@@ -219,3 +222,35 @@ def send(client: httpx.Client, url: str, case: Case) -> tuple[int, str | None]:
         if not isinstance(error, dict) or not error:
             return status, f"{what}: {status} error body {error!r}"
     return status, None
+
+
+@dataclass
+class FuzzRun:
+    """What ``fuzz`` sent and saw: bodies sent, statuses counted, failures (``send``'s messages), the
+    server's ``/health`` answer afterwards and the seconds it took."""
+
+    sent: int
+    statuses: Counter
+    failures: list[str]
+    health: httpx.Response
+    seconds: float
+
+
+def fuzz(url: str, todo: list[Case], deadline_s: float, workers: int = 4) -> FuzzRun:
+    """Send ``todo`` to the server at ``url`` from ``workers`` threads, 100 cases at a time, until done or
+    ``deadline_s`` seconds have passed (a slow server sends fewer: callers assert a minimum), then ask
+    ``/health``."""
+    start = time.monotonic()
+    run = FuzzRun(0, Counter(), [], None, 0.0)  # type: ignore[arg-type]
+    with httpx.Client(timeout=60) as client, ThreadPoolExecutor(workers) as pool:
+        for batch_start in range(0, len(todo), 100):
+            if time.monotonic() - start > deadline_s:
+                break
+            batch = todo[batch_start:batch_start + 100]
+            for status, failure in pool.map(lambda c: send(client, url, c), batch):
+                run.statuses[status] += 1
+                run.failures += [failure] if failure else []
+            run.sent += len(batch)
+        run.health = client.get(f"{url}/health")
+    run.seconds = time.monotonic() - start
+    return run

@@ -10,13 +10,10 @@ being fuzzed less (4,000 bodies took 29 s here, on a 2-core machine shared with 
 from __future__ import annotations
 
 import os
-import time
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from compat_tests.fuzz_bodies import cases, send
+from compat_tests.fuzz_bodies import cases, fuzz
 
 BODIES = 4000
 SEED = int(os.environ.get("GATEWAY_FUZZ_SEED", "16"))  # another seed explores other bodies
@@ -40,26 +37,12 @@ def test_hostile_bodies_on_every_post_route_never_hurt_the_server(server):
     assert {"/v1/embeddings", "/v1/embed", "/v2/embed", "/embed", "/v1/rerank", "/v2/rerank", "/api/embed",
             "/api/embeddings", "/v1/multimodalembeddings"} <= set(paths)
     todo = cases(paths, BODIES, SEED)
-    start = time.monotonic()
-    failures: list[str] = []
-    statuses: Counter[int] = Counter()
-    sent = 0
-    with httpx.Client(timeout=60) as client, ThreadPoolExecutor(WORKERS) as pool:
-        for batch_start in range(0, len(todo), 100):
-            if time.monotonic() - start > DEADLINE_S:
-                break
-            batch = todo[batch_start:batch_start + 100]
-            for status, failure in pool.map(lambda c: send(client, server.url, c), batch):
-                statuses[status] += 1
-                failures += [failure] if failure else []
-            sent += len(batch)
-        health = client.get(f"{server.url}/health")
-    seconds = time.monotonic() - start
-    print(f"\nfuzz (seed {SEED}): {sent} bodies over {len(paths)} POST routes in {seconds:.0f} s, "
-          f"{len(failures)} failures; statuses {dict(sorted(statuses.items()))}")
-    assert not failures, "\n".join(failures[:20])
-    assert sent >= MIN_BODIES, f"only {sent} of {len(todo)} bodies were sent in {DEADLINE_S} s"
-    assert health.status_code == 200 and health.json()["status"] == "ok"
+    run = fuzz(server.url, todo, DEADLINE_S, WORKERS)
+    print(f"\nfuzz (seed {SEED}): {run.sent} bodies over {len(paths)} POST routes in {run.seconds:.0f} s, "
+          f"{len(run.failures)} failures; statuses {dict(sorted(run.statuses.items()))}")
+    assert not run.failures, "\n".join(run.failures[:20])
+    assert run.sent >= MIN_BODIES, f"only {run.sent} of {len(todo)} bodies were sent in {DEADLINE_S} s"
+    assert run.health.status_code == 200 and run.health.json()["status"] == "ok"
     ok = httpx.post(f"{server.url}/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": "still fine"})
     assert ok.status_code == 200
 

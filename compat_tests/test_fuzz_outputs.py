@@ -7,14 +7,10 @@ healthy server after), within a deadline and a minimum count of bodies."""
 from __future__ import annotations
 
 import os
-import time
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
 
-from compat_tests.fuzz_bodies import TEXTS, cases, send
+from compat_tests.fuzz_bodies import TEXTS, cases, fuzz
 from compat_tests.server import run_server
 
 BODIES = 1500
@@ -59,23 +55,10 @@ def test_hostile_bodies_on_the_output_routes_never_hurt_the_server(output_server
     todo = [case for model in MODELS for case in cases(
         list(TEMPLATES), BODIES // len(MODELS), SEED + len(model),
         {path: {**body, "model": model} for path, body in TEMPLATES.items()})]
-    start = time.monotonic()
-    failures: list[str] = []
-    statuses: Counter[int] = Counter()
-    sent = 0
-    with httpx.Client(timeout=60) as client, ThreadPoolExecutor(WORKERS) as pool:
-        for batch_start in range(0, len(todo), 100):
-            if time.monotonic() - start > DEADLINE_S:
-                break
-            batch = todo[batch_start:batch_start + 100]
-            for status, failure in pool.map(lambda c: send(client, output_server.url, c), batch):
-                statuses[status] += 1
-                failures += [failure] if failure else []
-            sent += len(batch)
-        health = client.get(f"{output_server.url}/health")
-    print(f"\noutput fuzz (seed {SEED}): {sent} bodies in {time.monotonic() - start:.0f} s, "
-          f"{len(failures)} failures; statuses {dict(sorted(statuses.items()))}")
-    assert not failures, "\n".join(failures[:20])
-    assert sent >= MIN_BODIES, f"only {sent} of {len(todo)} bodies were sent in {DEADLINE_S} s"
-    assert statuses[200] > 0  # some bodies stayed valid: the models really ran
-    assert health.status_code == 200 and health.json()["status"] == "ok"
+    run = fuzz(output_server.url, todo, DEADLINE_S, WORKERS)
+    print(f"\noutput fuzz (seed {SEED}): {run.sent} bodies in {run.seconds:.0f} s, "
+          f"{len(run.failures)} failures; statuses {dict(sorted(run.statuses.items()))}")
+    assert not run.failures, "\n".join(run.failures[:20])
+    assert run.sent >= MIN_BODIES, f"only {run.sent} of {len(todo)} bodies were sent in {DEADLINE_S} s"
+    assert run.statuses[200] > 0  # some bodies stayed valid: the models really ran
+    assert run.health.status_code == 200 and run.health.json()["status"] == "ok"

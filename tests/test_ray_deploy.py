@@ -146,10 +146,12 @@ class FakeResponse:
 class FakeHandle:
     def __init__(self, outcome) -> None:
         self.responses: list[FakeResponse] = []
+        self.calls: list[tuple] = []
         self.outcome = outcome
         self.run = self  # handle.run.remote(...)
 
     def remote(self, *args):
+        self.calls.append(args)
         self.responses.append(FakeResponse(self.outcome))
         return self.responses[-1]
 
@@ -202,6 +204,19 @@ def test_remote_runner_returns_writable_rows_and_cancels_the_replica_call():
         return runner.handle.responses[0]
 
     assert asyncio.run(cancel_while_waiting()).cancelled
+
+
+def test_a_batch_line_keeps_its_background_priority_on_the_replica():
+    from gateway.serving import request_context
+
+    async def one(batch: request_context.BatchCaller | None) -> tuple:
+        request_context.start("req", batch=batch)
+        runner = remote_runner(np.zeros((1, 3), np.float32))
+        await runner.run("embed", [Tokens([1])])
+        return runner.handle.calls[0]
+
+    assert asyncio.run(one(None))[2] is False
+    assert asyncio.run(one(request_context.BatchCaller(owner=None)))[2] is True
 
 
 def test_no_live_replica_answers_503_at_once_and_counts_as_failing():

@@ -52,13 +52,15 @@ class ModelServer:
             raise ModelLoadFailed(f"model {config.name!r} failed to load: {self.served.error}")
         self.engine, self.runner = self.served.ready()
 
-    async def run(self, kind: Kind, inputs: list[Tokens]) -> np.ndarray:
-        """``Runner.run`` on this replica: ``(n, dim)`` float32 for ``embed``, ``(n,)`` for ``score``.
+    async def run(self, kind: Kind, inputs: list[Tokens], background: bool = False) -> np.ndarray:
+        """``Runner.run`` on this replica: ``(n, dim)`` float32 for ``embed``, ``(n,)`` for ``score``;
+        ``background``: a batch job's lines (the ingress's request context says so), run after
+        interactive work.
 
         Raises:
             Overloaded, NotReady, EngineFailure: as ``Runner.run``.
         """
-        return await self.runner.run(kind, inputs)
+        return await self.runner.run(kind, inputs, background=background)
 
     async def tokenization(self) -> Tokenization:
         """The engine's tokenizer, spec and rerank prompt, for the ingress to tokenize with."""

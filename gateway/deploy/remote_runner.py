@@ -88,7 +88,8 @@ class RemoteRunner:
             raise ModelUnavailable(f"no replica of {self.deployment!r} is running; retry later",
                                    retry_after_s=RETRY_AFTER_S)
         request_context.count_work(len(inputs), sum(len(t) for t in inputs))
-        response = self.handle.run.remote(kind, inputs)
+        # a batch job's lines keep their low priority in the replica's runner (it has no request context)
+        response = self.handle.run.remote(kind, inputs, request_context.is_background())
         try:
             rows = await response
         except asyncio.CancelledError:

@@ -141,6 +141,8 @@ def is_background() -> bool:
     """Whether the current request answers a batch line (its work yields to interactive requests)."""
     info = _current.get()
     return info is not None and info.batch is not None
+
+
 def count_cache_hits(hits: int) -> None:
     """Add inputs served from the embedding cache (0 still marks the response as an embedding one)."""
     if info := _current.get():

@@ -118,8 +118,11 @@ class Runner:
         """Whether every engine thread is running."""
         return all(thread.is_alive() for thread in self._threads)
 
-    async def run(self, kind: Kind, inputs: list[Tokens]) -> np.ndarray:
+    async def run(self, kind: Kind, inputs: list[Tokens], *, background: bool | None = None) -> np.ndarray:
         """Queue ``inputs`` and wait for their results, in input order.
+
+        ``background`` work (a batch job's lines) is taken only when no interactive input waits; None:
+        the current request's (``request_context.is_background``). A Ray replica is told by its ingress.
 
         Cancelling the awaiting task (client gone, timeout) drops its inputs that have not reached the
         engine yet.
@@ -142,11 +145,13 @@ class Runner:
             if kind in RAGGED_OUTPUTS:
                 return []
             return np.zeros((0, self.engine.spec.dim) if kind == "embed" else (0,), np.float32)
+        if background is None:
+            background = request_context.is_background()
         loop = asyncio.get_running_loop()
         tokens = sum(len(t) for t in inputs)
         count = len(inputs)
         job = Job(kind, loop, loop.create_future(), size=count, queued=count, queued_tokens=tokens,
-                  remaining=count, priority=1 if request_context.is_background() else 0)
+                  remaining=count, priority=1 if background else 0)
         items = [Item(job, i, t, item_key(len(t), next(self._arrivals))) for i, t in enumerate(inputs)]
         with self._cond:
             self._admit(tokens)
