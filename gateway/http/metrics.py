@@ -196,14 +196,17 @@ class Metrics:
         children = self._children.get(key)
         if children is None:  # labels() validates and locks on every call: once per label set is enough
             children = self._children[key] = (
-                self.requests.labels(route, method, model, str(status)), self.latency.labels(route, model),
-                self.inputs.labels(route, model), self.tokens.labels(route, model))
-        requests, latency, inputs, tokens = children
+                self.requests.labels(route, method, model, str(status)), self.latency.labels(route, model))
+        requests, latency = children[:2]
         requests.inc()
         latency.observe(seconds)
         if info.inputs:
-            inputs.inc(info.inputs)
-            tokens.inc(info.tokens or 0)
+            # input and token series exist only for routes that sent work to a model (not /ready, /health)
+            if len(children) == 2:
+                children = self._children[key] = (
+                    *children, self.inputs.labels(route, model), self.tokens.labels(route, model))
+            children[2].inc(info.inputs)
+            children[3].inc(info.tokens or 0)
 
     def batch_observer(self, model: str) -> Callable[[int, int, float], None]:
         """A runner ``on_batch`` callback ``(size, padded_tokens, ms)`` for ``model``."""
