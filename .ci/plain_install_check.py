@@ -48,7 +48,8 @@ def builder_module(name: str) -> ModuleType:
 
 def builders() -> dict[str, tuple[str, Callable[[Path], Path]]]:
     """Architecture -> (task, builder writing its folder)."""
-    tiny_models, tiny_dual, tiny_vlm = (builder_module(n) for n in ("tiny_models", "tiny_dual", "tiny_vlm"))
+    tiny_models, tiny_dual, tiny_vlm, tiny_retrieval = (
+        builder_module(n) for n in ("tiny_models", "tiny_dual", "tiny_vlm", "tiny_retrieval"))
     return {
         "bert-embedder": ("embed", lambda p: tiny_models.build_tiny_encoder_embedder(p, "bert")),
         "xlm-roberta-embedder": ("embed",
@@ -60,6 +61,12 @@ def builders() -> dict[str, tuple[str, Callable[[Path], Path]]]:
         "siglip": ("embed", tiny_dual.build_tiny_siglip),
         "qwen2-vl": ("embed", tiny_vlm.build_tiny_qwen2_vl),
         "qwen3-vl": ("embed", tiny_vlm.build_tiny_qwen3_vl),
+        "splade": ("embed", tiny_retrieval.build_tiny_splade),
+        "inference-free-splade": ("embed", tiny_retrieval.build_tiny_inference_free_splade),
+        "colbert": ("embed", tiny_retrieval.build_tiny_colbert),
+        "pylate-colbert": ("embed", tiny_retrieval.build_tiny_pylate_colbert),
+        "bge-m3": ("embed", tiny_retrieval.build_tiny_bge_m3),
+        "classifier": ("classify", tiny_retrieval.build_tiny_classifier),
     }
 
 
@@ -76,6 +83,14 @@ def use(name: str, task: str, path: Path) -> str:
     if task == "rerank":
         result = engine.score(engine.tokenize_pairs([("what is a cat?", "A cat is a small mammal.")]))
         what = f"score {float(result[0]):+.4f}"
+    elif task == "classify":
+        result = engine.forward(engine.tokenize(["a photo of a cat"]), "classify")
+        what = f"class logits {result.shape} ({', '.join(spec.labels)})"
+    elif "dense" not in spec.outputs:  # sparse (SPLADE) or multi-vector (ColBERT) only
+        output = spec.outputs[0]
+        row = engine.forward(engine.tokenize(["a photo of a cat"]), output)[0]
+        result = row.values if output == "sparse" else row
+        what = f"{output} row of {len(row)} {'terms' if output == 'sparse' else 'token vectors'}"
     elif "image" in spec.modalities:
         image = builder_module("tiny_vlm").sample_image()
         items = [InputItem.of_text("a photo of a cat"),
