@@ -38,12 +38,16 @@ TESTS = Path(__file__).resolve().parent.parent / "tests"
 
 @functools.cache
 def builder_module(name: str) -> ModuleType:
-    """``tests/<name>.py`` loaded by its path: the checkout is not put on ``sys.path``, so ``import gateway``
-    (here and in the builders) is the installed package, not the checkout's source."""
-    spec = importlib.util.spec_from_file_location(name, TESTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """``tests/<name>.py``, imported as ``tests.<name>`` from the ``tests`` package loaded by its path: the
+    checkout is not put on ``sys.path``, so ``import gateway`` (here and in the builders) is the installed
+    package, not the checkout's source; builders may still import each other (``tests.tiny_models``)."""
+    if "tests" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("tests", TESTS / "__init__.py",
+                                                      submodule_search_locations=[str(TESTS)])
+        package = importlib.util.module_from_spec(spec)
+        sys.modules["tests"] = package
+        spec.loader.exec_module(package)
+    return importlib.import_module(f"tests.{name}")
 
 
 def builders() -> dict[str, tuple[str, Callable[[Path], Path]]]:
