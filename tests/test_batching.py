@@ -339,6 +339,25 @@ def test_two_lanes_run_batches_side_by_side_and_a_lone_batch_takes_every_core(en
     assert not runner.alive
 
 
+def test_a_lone_batch_shares_the_cores_while_other_requests_are_on_their_way(engine: FakeEngine) -> None:
+    """A queue emptied by the take is not enough: requests still being parsed or tokenized (the server's
+    in-flight count) will reach the other lane, so this pass keeps to its share of the cores."""
+    engine.lanes, shares, in_flight = 2, [], [1]
+    engine.share_cores = shares.append
+    runner = Runner(engine, batch_tokens=64, in_flight=lambda: in_flight[0])
+
+    async def scenario() -> None:
+        await runner.run("embed", make_inputs([4, 4]))  # one request of two texts: nothing else in flight
+        assert shares == [1]
+        in_flight[0], shares[:] = 5, []  # four more requests admitted, not queued yet
+        await runner.run("embed", make_inputs([4]))
+        assert shares == [2]
+
+    asyncio.run(scenario())
+    runner.stop()
+    runner.join(WAIT_S)
+
+
 def test_a_queue_slower_to_drain_than_max_queue_wait_s_answers_overloaded() -> None:
     engine = FakeEngine(delay_s=0.05)  # 64 tokens in >= 50 ms: at most 1280 tokens/s once measured
     runner = Runner(engine, batch_tokens=256, max_queue_tokens=100_000, max_queue_wait_s=0.1)

@@ -552,6 +552,7 @@ class Registry:
             max_queue_tokens=self.settings.max_queue_tokens,
             max_queue_wait_s=self.settings.max_queue_wait_s,
             on_batch=on_batch,
+            in_flight=lambda: len(served.admission.tickets),  # read on a lane thread: len() is atomic
         )
         return engine, runner
 
