@@ -57,6 +57,11 @@ def test_quick_bench_prints_the_reference_and_every_load(quick_report: str) -> N
             assert row[9] and row[10] and row[11], "concurrency 1 rows compare latency with the reference"
     targets = [row[-1] for row in rows if row[-1]]
     assert targets and all(t.endswith((": met", ": MISSED")) for t in targets)
+    # a lone request is judged against the bare forward pass of one text, measured in the same run
+    forward = re.search(r"forward pass alone p50 ([0-9.]+) ms", references[0][4])
+    assert forward and float(forward.group(1)) > 0
+    lone = [row[-1] for row in rows if row[0] == "1" and row[2] == "1"]
+    assert lone and all(t.startswith("p50 - forward@prec <= 2 ms: ") for t in lone)
 
 
 def test_quick_bench_re_embeds_a_corpus_from_the_cache(quick_report: str) -> None:

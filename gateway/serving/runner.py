@@ -273,8 +273,8 @@ class Runner:
 
         Why the last condition: one-text requests at concurrency 32 empty the queue at every take, so a lane
         often finds the other idle for a moment; its 8 texts on both cores left the next arrivals a lane
-        on an oversubscribed core, where two one-core passes side by side run 25% more texts (MiniLM
-        bfloat16, 8 texts a pass: 664 against 529 texts/s on the 2-core box).
+        on an oversubscribed core, where two one-core passes side by side run 21% more texts (MiniLM
+        bfloat16, 8 texts a pass: 677 against 558 texts/s on the 2-core box, ``benchmarks/lane_capacity.py``).
         """
         if self._running or self._queued_items:
             return False
