@@ -98,8 +98,7 @@ def short_reference(model, corpus: Corpus, quick: bool) -> Reference:
     single = [timed_ms(lambda t=t: encode(model, [t], 1)) for t in corpus.short[: 20 if quick else 200]]
     forward = forward_ms(model, corpus.short[: 20 if quick else 200])
     return Reference(len(texts) * 1000 / times[0], float(np.percentile(single, 50)),
-                     float(np.percentile(single, 99)),
-                     f"batch {size}; latency of 1 text; forward pass alone p50 {np.median(forward):.1f} ms",
+                     float(np.percentile(single, 99)), f"batch {size}; latency of 1 text",
                      float(np.median(forward)))
 
 
@@ -159,7 +158,7 @@ def best_of(first: dict[str, Reference], second: dict[str, Reference]) -> dict[s
     for key, a in first.items():
         b = second.get(key, a)
         fast = a if a.texts_per_s >= b.texts_per_s else b
-        forward = min(a.forward_p50_ms, b.forward_p50_ms)  # nan when neither measured it
+        forward = float(np.fmin(a.forward_p50_ms, b.forward_p50_ms))  # nan only when neither measured it
         merged[key] = Reference(fast.texts_per_s, min(a.p50_ms, b.p50_ms), min(a.p99_ms, b.p99_ms),
                                 f"{fast.note}; best of 2 passes", forward)
     return merged

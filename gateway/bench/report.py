@@ -106,7 +106,9 @@ def markdown_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 
 
 def reference_table(references: dict[str, Reference]) -> str:
-    refs = [(key, _num(ref.texts_per_s), _num(ref.p50_ms), _num(ref.p99_ms), ref.note)
+    refs = [(key, _num(ref.texts_per_s), _num(ref.p50_ms), _num(ref.p99_ms),
+             ref.note if math.isnan(ref.forward_p50_ms) else f"{ref.note}; forward pass alone p50 "
+                                                               f"{ref.forward_p50_ms:.1f} ms")
             for key, ref in references.items()]
     return markdown_table(("reference", "texts/s", "p50 ms", "p99 ms", "how"), refs)
 
