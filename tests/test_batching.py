@@ -312,8 +312,8 @@ def test_two_lanes_run_batches_side_by_side_and_a_lone_batch_takes_every_core(en
                 inside[0] -= 1
 
     engine._forward = counting_forward
-    engine.lanes, shares = 2, []
-    engine.share_cores = shares.append
+    engine.lanes, shares, padded = 2, [], []
+    engine.share_cores = lambda lanes, padded_tokens: (shares.append(lanes), padded.append(padded_tokens))
     runner = Runner(engine, batch_tokens=4)  # every 4-token input is a batch of its own
 
     async def scenario() -> None:
@@ -331,6 +331,7 @@ def test_two_lanes_run_batches_side_by_side_and_a_lone_batch_takes_every_core(en
         shares.clear()
         await runner.run("embed", make_inputs([4]))
         assert shares == [1]  # alone with an empty queue: the lane takes every core
+        assert padded[-1] == 4  # and the engine learns the pass's size (one row of 4 tokens)
 
     asyncio.run(scenario())
     assert_drained(runner)
@@ -343,7 +344,7 @@ def test_a_lone_batch_shares_the_cores_while_other_requests_are_on_their_way(eng
     """A queue emptied by the take is not enough: requests still being parsed or tokenized (the server's
     in-flight count) will reach the other lane, so this pass keeps to its share of the cores."""
     engine.lanes, shares, in_flight = 2, [], [1]
-    engine.share_cores = shares.append
+    engine.share_cores = lambda lanes, padded_tokens: shares.append(lanes)
     runner = Runner(engine, batch_tokens=64, in_flight=lambda: in_flight[0])
 
     async def scenario() -> None:

@@ -39,7 +39,7 @@ class DeterministicEngine:
         self.lanes = lanes
         self.spec = ModelSpec(name="race", task="embed", max_tokens=512, dim=DIM, engine="fake", device="cpu")
 
-    def share_cores(self, lanes: int) -> None:
+    def share_cores(self, lanes: int, padded_tokens: int) -> None:
         """Nothing to share: the fake does no arithmetic worth splitting."""
 
     def embed(self, batch: list[Tokens]) -> np.ndarray:

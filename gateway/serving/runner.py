@@ -53,8 +53,8 @@ class Runner:
     Args:
         engine: the model's engine; only this runner's threads call ``embed`` / ``score``. Optional
             engine attributes: ``lanes`` (forward passes that may run at once, default 1) and
-            ``share_cores(n)``, called on a lane thread before each batch with how many lanes share
-            the cores during it.
+            ``share_cores(n, padded_tokens)``, called on a lane thread before each batch with how many
+            lanes share the cores during it and the batch's padded tokens (rows x longest input).
         batch_tokens: padded-token budget of one forward pass (longest input x batch size); None:
             ``default_batch_tokens`` of the engine's device.
         max_queue_tokens: tokens allowed to wait; beyond it ``run`` raises ``Overloaded`` (429). A small
@@ -300,8 +300,8 @@ class Runner:
         while (taken := self._take_batch()) is not None:
             batch, sharing = taken
             try:
-                if share_cores is not None and self.lanes > 1:
-                    share_cores(sharing)
+                if share_cores is not None:
+                    share_cores(sharing, padded_tokens(batch))
                 self._run_batch(batch)
             except Exception as exc:  # noqa: BLE001 - any failure must reach every waiter; the thread lives
                 self._fail(batch, exc)
@@ -312,7 +312,7 @@ class Runner:
     def _run_batch(self, batch: list[Item]) -> None:
         kind = batch[0].job.kind
         tokens = [item.tokens for item in batch]
-        padded = max(len(t) for t in tokens) * len(tokens)
+        padded = padded_tokens(batch)
         start = time.perf_counter()
         if kind in ENGINE_CALLS:
             rows = getattr(self.engine, ENGINE_CALLS[kind])(tokens)
@@ -375,6 +375,11 @@ class Runner:
                 loop.call_soon_threadsafe(_resolve, loop_jobs, error)
             except RuntimeError:  # that event loop is closed: nobody is waiting any more
                 log.debug("dropped results for a closed event loop")
+
+
+def padded_tokens(batch: list[Item]) -> int:
+    """The batch's size as one padded forward pass: rows x its longest input (tokens)."""
+    return max(len(item.tokens) for item in batch) * len(batch)
 
 
 def non_finite_rows(rows) -> list[int]:

@@ -22,6 +22,7 @@ from gateway.config import ModelConfig
 from gateway.engines import ModelSpec, Tokens
 from gateway.engines.text.late_chunking import SpanTokens
 from gateway.engines.text.tokenization import HFTokenization, Qwen3RerankPrompt, is_qwen3_reranker
+from gateway.engines.torch.core_sharing import CoreSharing, tiny_pass_tokens
 from gateway.engines.torch.packing import PackedBert
 from gateway.engines.torch.precision import resolve_torch_dtype
 
@@ -37,7 +38,7 @@ def pick_device(override: str | None = None) -> str:
     return "cpu"
 
 
-class TorchEngine(HFTokenization):
+class TorchEngine(CoreSharing, HFTokenization):
     """A sentence-transformers model (bi-encoder or cross-encoder) behind the ``Engine`` interface."""
 
     def __init__(self, config: ModelConfig, path: str, lanes: int | None = None) -> None:
@@ -63,6 +64,7 @@ class TorchEngine(HFTokenization):
         self._device = torch.device(device)
         self._cores = torch.get_num_threads()
         self.lanes = lanes_for(device, self._cores, lanes)
+        self._tiny_pass_tokens = tiny_pass_tokens(self.model, device)
         # BERT embedders on CPU skip padding when it would waste much of a batch (packing.py)
         self._packed = PackedBert.for_model(self.model, device) if config.task == "embed" else None
         # a final Normalize module is left to the service, which can then also serve raw vectors
@@ -96,10 +98,6 @@ class TorchEngine(HFTokenization):
         return "none"
 
     # -- forward passes (runner thread) ---------------------------------------------------------
-
-    def share_cores(self, lanes: int) -> None:
-        """Size this thread's intra-op pool for ``lanes`` forward passes running at once (runner lanes)."""
-        torch.set_num_threads(max(1, self._cores // lanes))
 
     def _features(self, batch: list[Tokens]) -> dict[str, torch.Tensor]:
         """Pad a batch on the tokenizer's padding side into input_ids / attention_mask (/ token_type_ids)."""
@@ -215,7 +213,7 @@ def attach_st_model(engine: HFTokenization, cls: type, config: ModelConfig, path
     """Load the folder ``path`` with the sentence-transformers class ``cls`` (``SparseEncoder``,
     ``MultiVectorEncoder``) in eval mode, in ``config.dtype`` on the preferred device, and give ``engine``
     what ``HFTokenization`` and the runner read: ``model``, ``tokenizer``, ``_pad_id``, ``_device``,
-    ``_cores`` and ``lanes`` (``lanes_for``). Reads only local files.
+    ``_cores``, ``_tiny_pass_tokens`` and ``lanes`` (``lanes_for``). Reads only local files.
 
     Returns:
         the device (``cpu``, ``cuda``...) and the weights' dtype name (``float32``, ``bfloat16``...).
@@ -230,4 +228,5 @@ def attach_st_model(engine: HFTokenization, cls: type, config: ModelConfig, path
     engine._device = torch.device(device)
     engine._cores = torch.get_num_threads()
     engine.lanes = lanes_for(device, engine._cores, lanes)
+    engine._tiny_pass_tokens = tiny_pass_tokens(engine.model, device)
     return device, dtype

@@ -29,6 +29,7 @@ import torch
 from gateway.config import ModelConfig
 from gateway.engines import InputTooLong, ModelSpec, Output, Tokens
 from gateway.engines.text.tokenization import HFTokenization
+from gateway.engines.torch.core_sharing import CoreSharing
 from gateway.engines.torch.engine import attach_st_model
 from gateway.errors import UnprocessableInput
 
@@ -43,7 +44,7 @@ class SidedTokens(Tokens):
     expansion: list[int] | None = None
 
 
-class TorchMultiVectorEngine(HFTokenization):
+class TorchMultiVectorEngine(CoreSharing, HFTokenization):
     """A sentence-transformers ``MultiVectorEncoder`` behind the ``Engine`` interface (output
     ``multi_vector``)."""
 
@@ -124,10 +125,6 @@ class TorchMultiVectorEngine(HFTokenization):
         raise UnprocessableInput("a multi-vector model takes texts, not token ids")
 
     # -- forward passes (runner thread) -----------------------------------------------------------
-
-    def share_cores(self, lanes: int) -> None:
-        """Size this thread's intra-op pool for ``lanes`` forward passes running at once (runner lanes)."""
-        torch.set_num_threads(max(1, self._cores // lanes))
 
     def _features(self, batch: list[SidedTokens]) -> dict[str, torch.Tensor]:
         width = max(len(t.ids) for t in batch)

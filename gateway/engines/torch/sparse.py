@@ -24,6 +24,7 @@ import torch
 from gateway.config import ModelConfig
 from gateway.engines import ModelSpec, Output, SparseVector, Tokens
 from gateway.engines.text.tokenization import HFTokenization, encode
+from gateway.engines.torch.core_sharing import CoreSharing
 from gateway.engines.torch.engine import attach_st_model
 
 
@@ -45,7 +46,7 @@ def special_counts(tokenizer) -> tuple[int, int]:
     return before, len(full) - len(bare) - before
 
 
-class TorchSparseEngine(HFTokenization):
+class TorchSparseEngine(CoreSharing, HFTokenization):
     """A sentence-transformers ``SparseEncoder`` behind the ``Engine`` interface (output ``sparse``)."""
 
     def __init__(self, config: ModelConfig, path: str, lanes: int | None = None) -> None:
@@ -128,10 +129,6 @@ class TorchSparseEngine(HFTokenization):
         return tokens
 
     # -- forward passes (runner thread) -----------------------------------------------------------
-
-    def share_cores(self, lanes: int) -> None:
-        """Size this thread's intra-op pool for ``lanes`` forward passes running at once (runner lanes)."""
-        torch.set_num_threads(max(1, self._cores // lanes))
 
     def _features(self, batch: list[Tokens]) -> dict[str, torch.Tensor]:
         width = max(1, max(len(t.ids) for t in batch))
