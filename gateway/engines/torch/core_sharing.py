@@ -14,7 +14,8 @@ Measured on the 2-core AMD EPYC VM, bfloat16, ``GOMP_SPINCOUNT=0`` (ms per pass,
 A matrix product's work grows with tokens x hidden size squared, the wake-ups do not: a pass under
 ``TINY_PASS_WORK`` of it (MiniLM: under 57 padded tokens, a lone query; BERT-base: under 15) runs on
 one thread. With spinning workers (``OMP_WAIT_POLICY=active``, or a ``GOMP_SPINCOUNT`` above 0) every
-pass keeps its share: there a second thread helped even a one-text, 27-token MiniLM pass (9.2 against 11.7 ms).
+pass keeps its share: there a second thread helped even a one-text, 27-token MiniLM pass (9.2 against
+11.7 ms).
 """
 
 from __future__ import annotations
