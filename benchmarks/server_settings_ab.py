@@ -44,17 +44,20 @@ def main() -> None:
     load = Load("1", "1 text, base64", "/v1/embeddings", args.concurrency, 1, "short", bodies, bodies[-1])
     variants = parse_variants(args.variants)
     texts_per_s: list[list[float]] = [[] for _ in variants]
+    p50_ms: list[list[float]] = [[] for _ in variants]
     for round_number in range(args.rounds):
         for index, env in enumerate(variants):
             with started_server(args.model, env) as url:
                 asyncio.run(run_load(url, load, duration_s=2, max_requests=10**6))  # warm-up
                 result = asyncio.run(run_load(url, load, duration_s=args.duration, max_requests=10**6))
             texts_per_s[index].append(result.texts_per_s)
+            p50_ms[index].append(result.percentile_ms(50))
             print(f"round {round_number + 1} {env}: {result.texts_per_s:.0f} texts/s, "
-                  f"p50 {result.percentile_ms(50):.0f} ms, errors {result.errors}, "
+                  f"p50 {result.percentile_ms(50):.1f} ms, errors {result.errors}, "
                   f"client CPU {result.client_cpu_ms:.2f} ms/request", flush=True)
-    for env, figures in zip(variants, texts_per_s, strict=True):
-        print(f"{env}: median {statistics.median(figures):.0f} texts/s over {len(figures)} rounds")
+    for env, figures, p50s in zip(variants, texts_per_s, p50_ms, strict=True):
+        print(f"{env}: median {statistics.median(figures):.0f} texts/s, p50 {statistics.median(p50s):.1f} ms "
+              f"over {len(figures)} rounds")
 
 
 if __name__ == "__main__":
