@@ -16,11 +16,12 @@ and the server's CPU per request (``process_cpu_seconds_total``, every thread).
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import time
+from collections import Counter
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from server_settings_ab import parse_variants  # a sibling script: run from this folder
 
 from gateway.bench.corpus import load_corpus
@@ -29,16 +30,14 @@ from gateway.bench.server import started_server
 from gateway.config import DEFAULT_MODEL
 
 
-def metric_sum_count(text: str, name: str) -> tuple[float, float]:
-    """A Prometheus histogram's ``_sum`` and ``_count`` over all its label sets, from ``/metrics`` text."""
-    def total(suffix: str) -> float:
-        return sum(float(value) for value in re.findall(rf"^{name}_{suffix}{{[^}}]*}} (\S+)", text, re.M))
-    return total("sum"), total("count")
-
-
-def cpu_seconds(text: str) -> float:
-    """The server process's CPU seconds (user + system) from ``/metrics`` text."""
-    return float(re.search(r"^process_cpu_seconds_total (\S+)", text, re.M).group(1))
+def totals(text: str) -> Counter[str]:
+    """Each sample name of a ``/metrics`` text (``gateway_batch_duration_seconds_sum``,
+    ``process_cpu_seconds_total``...) summed over its label sets."""
+    summed: Counter[str] = Counter()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            summed[sample.name] += sample.value
+    return summed
 
 
 def measure(url: str, bodies: tuple[bytes, ...], warm: int) -> dict[str, float]:
@@ -55,12 +54,12 @@ def measure(url: str, bodies: tuple[bytes, ...], warm: int) -> dict[str, float]:
             response.raise_for_status()
             process.append(float(response.headers["x-process-time"]) * 1000)
         after = client.get("/metrics").text
-    (sum0, count0), (sum1, count1) = (metric_sum_count(t, "gateway_batch_duration_seconds")
-                                      for t in (before, after))
-    requests = len(bodies) - warm
+    moved = totals(after)
+    moved.subtract(totals(before))
+    passes = max(moved["gateway_batch_duration_seconds_count"], 1)
     return {"client p50": statistics.median(latency), "X-Process-Time p50": statistics.median(process),
-            "forward pass mean": (sum1 - sum0) / max(count1 - count0, 1) * 1000,
-            "server CPU per request": (cpu_seconds(after) - cpu_seconds(before)) / requests * 1000}
+            "forward pass mean": moved["gateway_batch_duration_seconds_sum"] / passes * 1000,
+            "server CPU per request": moved["process_cpu_seconds_total"] / (len(bodies) - warm) * 1000}
 
 
 def main() -> None:

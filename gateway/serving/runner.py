@@ -300,19 +300,19 @@ class Runner:
         while (taken := self._take_batch()) is not None:
             batch, sharing = taken
             try:
+                padded = padded_tokens(batch)
                 if share_cores is not None:
-                    share_cores(sharing, padded_tokens(batch))
-                self._run_batch(batch)
+                    share_cores(sharing, padded)
+                self._run_batch(batch, padded)
             except Exception as exc:  # noqa: BLE001 - any failure must reach every waiter; the thread lives
                 self._fail(batch, exc)
             finally:
                 with self._cond:
                     self._running -= 1
 
-    def _run_batch(self, batch: list[Item]) -> None:
+    def _run_batch(self, batch: list[Item], padded: int) -> None:
         kind = batch[0].job.kind
         tokens = [item.tokens for item in batch]
-        padded = padded_tokens(batch)
         start = time.perf_counter()
         if kind in ENGINE_CALLS:
             rows = getattr(self.engine, ENGINE_CALLS[kind])(tokens)
