@@ -544,7 +544,8 @@ class Registry:
         await asyncio.to_thread(
             lambda: loaded.append(_load_one_at_a_time(config, path,
                                                       memory_fraction=self.settings.mlx_memory_fraction,
-                                                      cpu_lanes=self.settings.cpu_lanes)))
+                                                      cpu_lanes=self.settings.cpu_lanes,
+                                                      torchscript=self.settings.torchscript)))
         engine = loaded.pop()
         runner = Runner(
             engine,

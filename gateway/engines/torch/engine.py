@@ -25,6 +25,7 @@ from gateway.engines.text.tokenization import HFTokenization, Qwen3RerankPrompt,
 from gateway.engines.torch.core_sharing import CoreSharing, tiny_pass_tokens
 from gateway.engines.torch.packing import PackedBert
 from gateway.engines.torch.precision import resolve_torch_dtype
+from gateway.engines.torch.scripted import script_text_transformer
 
 
 def pick_device(override: str | None = None) -> str:
@@ -41,7 +42,10 @@ def pick_device(override: str | None = None) -> str:
 class TorchEngine(CoreSharing, HFTokenization):
     """A sentence-transformers model (bi-encoder or cross-encoder) behind the ``Engine`` interface."""
 
-    def __init__(self, config: ModelConfig, path: str, lanes: int | None = None) -> None:
+    def __init__(self, config: ModelConfig, path: str, lanes: int | None = None, *,
+                 torchscript: bool = True) -> None:
+        """Load the folder ``path`` (local files only). ``lanes``: ``lanes_for``; ``torchscript``: run an
+        eligible embedder's transformer as a traced graph (``scripted``), checked against eager at load."""
         from sentence_transformers import CrossEncoder, SentenceTransformer
 
         device = pick_device(config.device)
@@ -67,6 +71,11 @@ class TorchEngine(CoreSharing, HFTokenization):
         self._tiny_pass_tokens = tiny_pass_tokens(self.model, device)
         # BERT embedders on CPU skip padding when it would waste much of a batch (packing.py)
         self._packed = PackedBert.for_model(self.model, device) if config.task == "embed" else None
+        # the transformer of an eligible embedder runs as one TorchScript graph, without the GIL (scripted.py)
+        scripts = torchscript and config.task == "embed"
+        self._scripted = script_text_transformer(self.model[0], device) if scripts else None
+        if scripts and self._packed is not None:
+            self._packed.script()
         # a final Normalize module is left to the service, which can then also serve raw vectors
         modules = list(self.model) if config.task == "embed" else []
         ends_normalized = bool(modules) and type(modules[-1]).__name__ == "Normalize"
@@ -122,7 +131,12 @@ class TorchEngine(CoreSharing, HFTokenization):
         """See ``Engine.embed``: ``(n, dim)`` float32, the pipeline's output before a final Normalize."""
         if self._packed is not None and self._packed.worth_it(batch):
             return self._packed.embed(batch)
-        features = self._raw_pipeline[0](self._features(batch))
+        features = self._features(batch)
+        if self._scripted is not None:
+            features.setdefault("token_type_ids", torch.zeros_like(features["input_ids"]))
+            features["token_embeddings"] = self._scripted(features)
+        else:
+            features = self._raw_pipeline[0](features)
         features["token_embeddings"] = features["token_embeddings"].float()  # pool in float32
         for module in self._raw_pipeline[1:]:  # what SentenceTransformer.forward does, minus Normalize
             features = module(features)

@@ -12,13 +12,13 @@ from gateway.engines.vision.vlm_formats import is_vision_language
 
 
 def load_torch_engine(config: ModelConfig, path: str, *, cpu_lanes: int | None = None,
-                      **_options: object) -> Engine:
+                      torchscript: bool = True, **_options: object) -> Engine:
     """Load ``path`` as a sentence-transformers model (``TorchEngine``; ``cpu_lanes``: ``lanes_for``), a
     CLIP / SigLIP folder as a dual encoder (``torch.dual``), or a Qwen2-VL / Qwen3-VL embedder folder with
     the vision-language engine (``torch.vlm``), a sequence classifier (``task = "classify"``,
     ``torch.classifier``), a ``SparseEncoder`` folder (``torch.sparse``), a BGE-M3 folder with its
     FlagEmbedding heads (``torch.bge_m3``) or a ``MultiVectorEncoder`` / PyLate folder
-    (``torch.multi_vector``)."""
+    (``torch.multi_vector``). ``torchscript``: ``TorchEngine``'s traced transformer (``torch.scripted``)."""
     from gateway.engines.vision.dual_encoders import is_dual_encoder, read_hf_config
 
     if is_dual_encoder(read_hf_config(path)):
@@ -48,4 +48,4 @@ def load_torch_engine(config: ModelConfig, path: str, *, cpu_lanes: int | None =
         from gateway.engines.torch.classifier import TorchClassifierEngine
 
         return TorchClassifierEngine(config, path, cpu_lanes)
-    return TorchEngine(config, path, cpu_lanes)
+    return TorchEngine(config, path, cpu_lanes, torchscript=torchscript)

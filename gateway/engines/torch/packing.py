@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from gateway.engines import Tokens
+from gateway.engines.torch import scripted
 
 MIN_ROW_TOKENS = 128
 PACK_BELOW_FILL = 0.8  # pack when real tokens are under 80% of the padded batch
@@ -32,6 +33,7 @@ class PackedBert:
         self.bert = model[0].auto_model
         self.pad_id = model.tokenizer.pad_token_id or 0
         self.pooling = pooling
+        self._states = self._eager_states  # or the traced graph, after ``script``
 
     @classmethod
     def for_model(cls, model, device: str) -> PackedBert | None:
@@ -59,9 +61,32 @@ class PackedBert:
         lengths = [len(t) for t in batch]
         return len(batch) > 1 and sum(lengths) < PACK_BELOW_FILL * max(lengths) * len(batch)
 
-    @torch.inference_mode()
-    def embed(self, batch: list[Tokens]) -> np.ndarray:
-        """Embed a batch. Returns ``(n, dim)`` float32, pooled like the model's pipeline (not normalized)."""
+    def script(self) -> bool:
+        """Run the BERT of packed batches as a traced TorchScript graph (``scripted.trace_states``: no GIL
+        during the pass), checked against the eager model on packed probe batches first. Returns whether
+        it is used (False: eager passes, as before)."""
+        vocab = int(self.bert.config.vocab_size)
+        gen = torch.Generator().manual_seed(0)
+
+        def packed_batch(lengths: list[int]) -> dict[str, torch.Tensor]:
+            return self._inputs([Tokens(torch.randint(1, vocab, (n,), generator=gen).tolist())
+                                 for n in lengths])[0]
+
+        def real(inputs: dict[str, torch.Tensor]) -> torch.Tensor:  # a token attends to itself; padding too
+            return inputs["attention_mask"][:, 0].sum(-1) > 1
+
+        example = packed_batch([5, 3, 2, 130, 40])
+        probes = [packed_batch([9, 2]), packed_batch([60, 61, 7, 3, 100, 1]), packed_batch([200, 1])]
+        self._states = scripted.trace_states(self.bert, example, probes, real) or self._states
+        return self._states is not self._eager_states
+
+    def _eager_states(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.bert(**inputs).last_hidden_state
+
+    def _inputs(self, batch: list[Tokens]) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
+        """The BERT inputs of a packed batch (``input_ids``, a ``(rows, 1, width, width)`` bool
+        ``attention_mask``, ``position_ids``, ``token_type_ids``), each position's input index
+        (``(rows, width)``, negative on padding) and each input's first flat position ``(n,)``."""
         rows = pack_rows([len(t) for t in batch], max(MIN_ROW_TOKENS, max(len(t) for t in batch)))
         width = max(sum(len(batch[i]) for i in row) for row in rows)
         ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
@@ -78,8 +103,15 @@ class PackedBert:
         segments_t = torch.from_numpy(segments)
         mask = (segments_t[:, :, None] == segments_t[:, None, :])[:, None]  # (rows, 1, width, width)
         ids_t = torch.from_numpy(ids)
-        hidden = self.bert(input_ids=ids_t, attention_mask=mask, position_ids=torch.from_numpy(positions),
-                           token_type_ids=torch.zeros_like(ids_t)).last_hidden_state.float()  # pool in fp32
+        inputs = {"input_ids": ids_t, "attention_mask": mask, "position_ids": torch.from_numpy(positions),
+                  "token_type_ids": torch.zeros_like(ids_t)}
+        return inputs, segments, starts
+
+    @torch.inference_mode()
+    def embed(self, batch: list[Tokens]) -> np.ndarray:
+        """Embed a batch. Returns ``(n, dim)`` float32, pooled like the model's pipeline (not normalized)."""
+        inputs, segments, starts = self._inputs(batch)
+        hidden = self._states(inputs).float()  # pool in fp32
         vectors = self._pool(hidden.reshape(-1, hidden.shape[-1]), segments.reshape(-1), starts, batch)
         return vectors.float().numpy()
 

@@ -1,0 +1,163 @@
+"""Traced TorchScript forward passes (``gateway.engines.torch.scripted``) give the eager model's vectors,
+and a trace that does not hold for other inputs, or cannot be made, leaves the eager model in place."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from gateway.config import ModelConfig, Settings
+from gateway.engines import Tokens
+from gateway.engines.sources import embedded_model_dir
+from gateway.engines.torch.engine import TorchEngine
+from gateway.engines.torch.load import load_torch_engine
+from gateway.engines.torch.packing import PackedBert
+from gateway.engines.torch.scripted import padded_probe, scriptable, trace_states
+from tests.tiny_models import build_tiny_encoder_embedder
+
+TEXTS = [
+    "how do I reset my router password",
+    "ok",
+    "Create a new dictionary with keys from iterable and values set to value. " * 12,
+    "A queue that is safe to share between threads; put() blocks while it is full, get() while empty.",
+    "x",
+    "What is the capital of France?",
+]
+
+
+def batches(engine: TorchEngine, seed: int, count: int) -> list[list[Tokens]]:
+    """``count`` random batches: lone texts, equal texts (padded path), mixed lengths (packed path)."""
+    rng = random.Random(seed)
+    tokens = engine.tokenize(TEXTS)
+    out = [[t] for t in tokens] + [[tokens[0]] * 5, tokens]
+    out += [[rng.choice(tokens) for _ in range(rng.randint(1, 12))] for _ in range(count)]
+    return out
+
+
+@pytest.fixture(scope="module", params=["float32", "bfloat16"])
+def minilm_pair(request) -> tuple[TorchEngine, TorchEngine]:
+    config = ModelConfig(name="minilm", dtype=request.param)
+    path = str(embedded_model_dir())
+    return TorchEngine(config, path, torchscript=True), TorchEngine(config, path, torchscript=False)
+
+
+def test_the_default_model_runs_traced_and_gives_the_eager_vectors(minilm_pair) -> None:
+    scripted, eager = minilm_pair
+    assert scripted._scripted is not None and scripted._packed._states != scripted._packed._eager_states
+    assert eager._scripted is None and eager._packed._states == eager._packed._eager_states
+    seen = set()
+    for batch in batches(scripted, seed=0, count=12):
+        seen.add(PackedBert.worth_it(batch))
+        got, want = scripted.embed(batch), eager.embed(batch)
+        assert got.shape == (len(batch), 384) and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert seen == {True, False}  # both the padded and the packed path were compared
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_a_tiny_bert_with_wide_weights_runs_traced_exactly(tmp_path, pooling: str) -> None:
+    path = build_tiny_encoder_embedder(tmp_path / pooling, "bert", pooling=pooling, seed=3)
+    config = ModelConfig(name="tiny", dtype="float32")
+    scripted, eager = TorchEngine(config, str(path)), TorchEngine(config, str(path), torchscript=False)
+    torch.manual_seed(7)
+    with torch.no_grad():  # wider than the default init, so different inputs give different vectors
+        for a, b in zip(scripted.model.parameters(), eager.model.parameters(), strict=True):
+            if a.dim() > 1:
+                a.normal_(0, 0.15)
+                b.copy_(a)
+    assert scripted._scripted is not None
+    vectors = []
+    for batch in batches(scripted, seed=1, count=20):
+        got = scripted.embed(batch)
+        np.testing.assert_allclose(got, eager.embed(batch), rtol=1e-5, atol=1e-5)
+        vectors.append(got)
+    lone = np.stack([v[0] for v in vectors[:len(TEXTS)]])
+    assert np.corrcoef(lone).min() < 0.9  # the check compared distinct vectors, not one repeated
+
+
+def test_two_lanes_share_one_traced_graph(minilm_pair) -> None:
+    scripted, eager = minilm_pair
+    work = batches(scripted, seed=2, count=10)
+    expected = [eager.embed(batch) for batch in work]
+    failures: list[str] = []
+    start = threading.Barrier(2)
+
+    def lane(order: list[int]) -> None:
+        scripted.share_cores(2)
+        start.wait()
+        for _ in range(3):
+            for i in order:
+                if not np.allclose(scripted.embed(work[i]), expected[i], rtol=1e-5, atol=1e-6):
+                    failures.append(f"batch {i}")
+
+    threads = [threading.Thread(target=lane, args=(order,))
+               for order in (list(range(len(work))), list(reversed(range(len(work)))))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+
+
+class ShapeBranching(torch.nn.Module):
+    """A model whose forward branches in Python on the sequence length: a trace records one branch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(50, 4)
+
+    def forward(self, input_ids, attention_mask, return_dict=False):
+        states = self.embed(input_ids)
+        return (states * 2 if input_ids.shape[1] > 10 else states,)
+
+
+class Untraceable(ShapeBranching):
+    def forward(self, input_ids, attention_mask, return_dict=False):
+        return ({"not": "a tensor"},)
+
+
+def real(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    return inputs["attention_mask"].bool()
+
+
+def test_a_trace_that_does_not_hold_for_other_shapes_keeps_the_eager_model(caplog) -> None:
+    example = padded_probe(50, 2, 7, seed=0, types=False)
+    same_branch = [padded_probe(50, 3, 9, seed=1, types=False)]
+    assert trace_states(ShapeBranching().eval(), example, same_branch, real) is not None
+    other_branch = [*same_branch, padded_probe(50, 1, 19, seed=2, types=False)]
+    with caplog.at_level(logging.WARNING, logger="gateway.engines.torch.scripted"):
+        assert trace_states(ShapeBranching().eval(), example, other_branch, real) is None
+    assert "disagrees with the eager model" in caplog.text
+
+
+def test_a_model_that_cannot_be_traced_keeps_the_eager_model(caplog) -> None:
+    example = padded_probe(50, 2, 7, seed=0, types=False)
+    with caplog.at_level(logging.WARNING, logger="gateway.engines.torch.scripted"):
+        assert trace_states(Untraceable().eval(), example, [], real) is None
+    assert "TorchScript trace of Untraceable failed" in caplog.text
+
+
+def test_only_allow_listed_encoders_on_cpu_are_traced(tmp_path, minilm_pair) -> None:
+    scripted, _ = minilm_pair
+    bert = scripted.model[0].auto_model
+    assert scriptable(bert, "cpu") and not scriptable(bert, "cuda")
+    for family in ("xlm-roberta", "modernbert"):  # not allow-listed: eager passes, same service
+        path = build_tiny_encoder_embedder(tmp_path / family, family)
+        engine = TorchEngine(ModelConfig(name=family, dtype="float32"), str(path))
+        assert engine._scripted is None
+        assert engine.embed(engine.tokenize(["a short text"])).shape == (1, 64)
+
+
+def test_the_setting_turns_tracing_off(monkeypatch, tmp_path) -> None:
+    assert Settings().torchscript is True
+    monkeypatch.setenv("GATEWAY_TORCHSCRIPT", "false")
+    assert Settings().torchscript is False
+    path = build_tiny_encoder_embedder(tmp_path / "bert", "bert")
+    config = ModelConfig(name="tiny", dtype="float32")
+    assert load_torch_engine(config, str(path), torchscript=False)._scripted is None
+    assert load_torch_engine(config, str(path))._scripted is not None
