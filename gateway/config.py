@@ -384,9 +384,9 @@ class Settings(BaseSettings):
         "Default: 2 with 2+ threads."))
     # an eager pass takes the GIL back between its ~200 operators; a traced one runs without it
     torchscript: bool = Field(default=True, description=(
-        "Torch on CPU: run the transformer of BERT embedders as one TorchScript graph (traced at load and "
-        "checked against the eager model; eager where it differs): no GIL during a pass, 10-25% faster "
-        "passes."))
+        "Torch on CPU: run BERT embedders, cross-encoders and classifiers as one TorchScript graph (traced "
+        "at load and checked against the eager model; eager where it differs): no GIL during a pass, "
+        "10-25% faster passes."))
 
     # Security
     api_keys: Annotated[list[ApiKey], NoDecode] = Field(default_factory=list, description=(

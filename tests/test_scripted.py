@@ -18,7 +18,8 @@ from gateway.engines.torch.engine import TorchEngine
 from gateway.engines.torch.load import load_torch_engine
 from gateway.engines.torch.packing import PackedBert
 from gateway.engines.torch.scripted import padded_probe, scriptable, trace_states
-from tests.tiny_models import build_tiny_encoder_embedder
+from tests.tiny_models import build_tiny_cross_encoder, build_tiny_encoder_embedder
+from tests.tiny_retrieval import build_tiny_classifier
 
 TEXTS = [
     "how do I reset my router password",
@@ -78,6 +79,31 @@ def test_a_tiny_bert_with_wide_weights_runs_traced_exactly(tmp_path, pooling: st
         vectors.append(got)
     lone = np.stack([v[0] for v in vectors[:len(TEXTS)]])
     assert np.corrcoef(lone).min() < 0.9  # the check compared distinct vectors, not one repeated
+
+
+PAIRS = [("how do I reset my router", TEXTS[3]), ("ok", "x"), ("capital of France?", TEXTS[5]),
+         ("a longer query about dictionaries and their keys", TEXTS[2]), ("x", TEXTS[0])]
+
+
+@pytest.mark.parametrize("task", ["rerank", "classify"])
+def test_cross_encoder_and_classifier_heads_run_traced_with_the_eager_logits(tmp_path, task: str) -> None:
+    path = (build_tiny_cross_encoder(tmp_path / task, "bert", seed=2) if task == "rerank"
+            else build_tiny_classifier(tmp_path / task, seed=2))
+    config = ModelConfig(name="tiny", task=task, dtype="float32")
+    scripted = load_torch_engine(config, str(path))
+    eager = load_torch_engine(config, str(path), torchscript=False)
+    assert scripted._scripted is not None and eager._scripted is None
+    batch = scripted.tokenize_pairs(PAIRS)
+    assert any(t.type_ids and 1 in t.type_ids for t in batch)  # segment ids reach the traced graph
+    for sub in (batch, batch[:1], batch[1:3]):
+        if task == "rerank":
+            got, want = scripted.score(sub), eager.score(sub)
+            assert got.shape == (len(sub),) and got.dtype == np.float32
+        else:
+            got, want = scripted.forward(sub, "classify"), eager.forward(sub, "classify")
+            assert got.shape == (len(sub), 3) and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert np.ptp(scripted.score(batch) if task == "rerank" else got[:, 0]) > 1e-3  # distinct logits
 
 
 def test_two_lanes_share_one_traced_graph(minilm_pair) -> None:

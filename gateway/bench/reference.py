@@ -137,11 +137,11 @@ def _traced_forward(model):
     runs it eagerly."""
     import torch
 
-    from gateway.engines.torch.scripted import script_text_transformer
+    from gateway.engines.torch.scripted import script_transformer
 
     modules = list(model)
-    traced = script_text_transformer(modules[0], model.device)
-    if traced is None:
+    traced = script_transformer(modules[0], model.device)
+    if traced is None or modules[0].module_output_name != "token_embeddings":
         return None
 
     def forward(features: dict) -> dict:

@@ -29,5 +29,5 @@ class TorchClassifierEngine(TorchEngine):
         """
         if output != "classify":
             raise ValueError(f"a classifier gives class logits, not {output!r}")
-        logits = self.model(self._features(batch))["scores"]
+        logits = self._scores(batch)
         return logits.float().reshape(len(batch), -1).cpu().numpy()

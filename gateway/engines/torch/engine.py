@@ -25,7 +25,7 @@ from gateway.engines.text.tokenization import HFTokenization, Qwen3RerankPrompt,
 from gateway.engines.torch.core_sharing import CoreSharing, tiny_pass_tokens
 from gateway.engines.torch.packing import PackedBert
 from gateway.engines.torch.precision import resolve_torch_dtype
-from gateway.engines.torch.scripted import script_text_transformer
+from gateway.engines.torch.scripted import script_transformer
 
 
 def pick_device(override: str | None = None) -> str:
@@ -45,7 +45,7 @@ class TorchEngine(CoreSharing, HFTokenization):
     def __init__(self, config: ModelConfig, path: str, lanes: int | None = None, *,
                  torchscript: bool = True) -> None:
         """Load the folder ``path`` (local files only). ``lanes``: ``lanes_for``; ``torchscript``: run an
-        eligible embedder's transformer as a traced graph (``scripted``), checked against eager at load."""
+        eligible transformer as a traced graph (``scripted``), checked against eager at load."""
         from sentence_transformers import CrossEncoder, SentenceTransformer
 
         device = pick_device(config.device)
@@ -71,9 +71,10 @@ class TorchEngine(CoreSharing, HFTokenization):
         self._tiny_pass_tokens = tiny_pass_tokens(self.model, device)
         # BERT embedders on CPU skip padding when it would waste much of a batch (packing.py)
         self._packed = PackedBert.for_model(self.model, device) if config.task == "embed" else None
-        # the transformer of an eligible embedder runs as one TorchScript graph, without the GIL (scripted.py)
-        scripts = torchscript and config.task == "embed"
-        self._scripted = script_text_transformer(self.model[0], device) if scripts else None
+        # an eligible transformer runs as one TorchScript graph, without the GIL (scripted.py); a head's
+        # scores are the transformer's logits only where nothing follows it in the pipeline
+        scripts = torchscript and (not heads or len(self.model) == 1)
+        self._scripted = script_transformer(self.model[0], device) if scripts else None
         if scripts and self._packed is not None:
             self._packed.script()
         # a final Normalize module is left to the service, which can then also serve raw vectors
@@ -131,12 +132,7 @@ class TorchEngine(CoreSharing, HFTokenization):
         """See ``Engine.embed``: ``(n, dim)`` float32, the pipeline's output before a final Normalize."""
         if self._packed is not None and self._packed.worth_it(batch):
             return self._packed.embed(batch)
-        features = self._features(batch)
-        if self._scripted is not None:
-            features.setdefault("token_type_ids", torch.zeros_like(features["input_ids"]))
-            features["token_embeddings"] = self._scripted(features)
-        else:
-            features = self._raw_pipeline[0](features)
+        features = self._transformer(self._features(batch))
         features["token_embeddings"] = features["token_embeddings"].float()  # pool in float32
         for module in self._raw_pipeline[1:]:  # what SentenceTransformer.forward does, minus Normalize
             features = module(features)
@@ -161,10 +157,23 @@ class TorchEngine(CoreSharing, HFTokenization):
             rows.append(features["sentence_embedding"].float().cpu().numpy())
         return rows
 
+    def _transformer(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``features`` after the pipeline's first module, the transformer: traced where it could be."""
+        if self._scripted is None:
+            return self.model[0](features)
+        features.setdefault("token_type_ids", torch.zeros_like(features["input_ids"]))
+        features[self.model[0].module_output_name] = self._scripted(features)
+        return features
+
+    def _scores(self, batch: list[Tokens]) -> torch.Tensor:
+        """A cross-encoder or classifier pipeline's ``scores``: ``(n, labels)`` logits."""
+        features = self._features(batch)
+        return (self._transformer(features) if self._scripted is not None else self.model(features))["scores"]
+
     @torch.inference_mode()
     def score(self, batch: list[Tokens]) -> np.ndarray:
         """See ``Engine.score``: ``(n,)`` float32 raw logits (first label)."""
-        scores = self.model(self._features(batch))["scores"]
+        scores = self._scores(batch)
         return scores.float().reshape(len(batch), -1)[:, 0].cpu().numpy()
 
 

@@ -47,5 +47,5 @@ def load_torch_engine(config: ModelConfig, path: str, *, cpu_lanes: int | None =
     if config.task == "classify":
         from gateway.engines.torch.classifier import TorchClassifierEngine
 
-        return TorchClassifierEngine(config, path, cpu_lanes)
+        return TorchClassifierEngine(config, path, cpu_lanes, torchscript=torchscript)
     return TorchEngine(config, path, cpu_lanes, torchscript=torchscript)

@@ -2,11 +2,11 @@
 
 Why: an eager pass returns to Python between its operators (about 200 in MiniLM-L6), and each return
 takes the GIL, which the server's event loop holds while it parses, tokenizes and answers other requests:
-in-process, a one-text MiniLM pass on one thread took 7.4 ms alone and 14.3 ms while another thread ran
+in-process, a one-text MiniLM pass on one thread took 7.4 ms alone and 14.6 ms while another thread ran
 Python half the time. A TorchScript method runs in C++ with the GIL released from its first operator to
 its last (``torch/csrc/jit/python/pybind_utils.h``, ``runAndInsertCall``), and skips the Python between
-operators: 5.6 ms alone and 6.2 ms beside the busy thread; batches of 8 and 32 short texts 13% and 9%
-faster (bfloat16, one thread, 2-core AMD EPYC; ``benchmarks/scripted_pass.py``).
+operators: 5.6 ms alone and 6.4 ms beside the busy thread; batches of 8 short texts 12-27% faster, of 32
+1-9% (bfloat16, one thread, 2-core AMD EPYC; ``benchmarks/scripted_pass.py``).
 
 Safe only where the trace holds for every input: ``torch.jit.trace`` records the operators one example
 ran, so a forward that branches in Python on shapes or values would be recorded wrong for other inputs.
@@ -47,7 +47,7 @@ Inputs = dict[str, torch.Tensor]
 
 def scriptable(model: torch.nn.Module, device: torch.device | str) -> bool:
     """Whether ``model`` (a transformers ``PreTrainedModel``) may be traced: on CPU, an allow-listed
-    encoder architecture (``SCRIPTABLE``) that returns only its last hidden states."""
+    encoder architecture (``SCRIPTABLE``) that returns no extra hidden states or attentions."""
     config = getattr(model, "config", None)
     return (torch.device(device).type == "cpu" and config is not None
             and getattr(config, "model_type", None) in SCRIPTABLE
@@ -58,21 +58,21 @@ def scriptable(model: torch.nn.Module, device: torch.device | str) -> bool:
 
 def trace_states(model: torch.nn.Module, example: Inputs, probes: list[Inputs],
                  real: Callable[[Inputs], torch.Tensor]) -> Callable[[Inputs], torch.Tensor] | None:
-    """``model(**inputs)``'s last hidden states as a traced TorchScript graph, checked before use.
+    """``model(**inputs)``'s first output (last hidden states, or logits) as a traced TorchScript graph,
+    checked before use.
 
     Args:
         model: an encoder that ``scriptable`` accepts, in eval mode.
         example: the inputs traced (names as ``model`` takes them); give a padded batch so the mask path
             is recorded.
-        probes: inputs of other shapes, each run eagerly and traced; the states must agree within
-            ``TOLERANCE`` at the positions ``real(probe)`` (a bool mask of the states' first two
-            dimensions) marks as real tokens.
-        real: which positions of a probe hold real tokens.
+        probes: inputs of other shapes, each run eagerly and traced; the outputs must agree within
+            ``TOLERANCE`` where ``real(probe)`` (a bool mask of the output's leading dimensions) is true.
+        real: which positions (tokens, or rows) of a probe's output hold real results.
 
     Returns:
-        a callable mapping inputs with ``example``'s names to ``(batch, seq, hidden)`` states in the
-        model's dtype, or None (logged) when tracing raised or a probe disagreed: the caller keeps the
-        eager model.
+        a callable mapping inputs with ``example``'s names to the first output (``(batch, seq, hidden)``
+        states in the model's dtype, or logits), or None (logged) when tracing raised or a probe
+        disagreed: the caller keeps the eager model.
     """
     names = tuple(example)
     wrapper = _Positional(model, names).eval()
@@ -120,24 +120,33 @@ def padded_probe(vocab: int, count: int, width: int, *, seed: int, types: bool) 
     return inputs
 
 
-def script_text_transformer(module: torch.nn.Module, device: torch.device | str
-                            ) -> Callable[[Inputs], torch.Tensor] | None:
+# what a sentence-transformers Transformer module stores -> the transformers output it reads
+OUTPUTS = {"token_embeddings": "last_hidden_state", "scores": "logits"}
+
+
+def script_transformer(module: torch.nn.Module, device: torch.device | str
+                       ) -> Callable[[Inputs], torch.Tensor] | None:
     """The traced graph of a sentence-transformers ``Transformer`` module's text forward pass, or None
-    where it may not be traced (``scriptable``, and the module must write the model's
-    ``last_hidden_state`` to ``token_embeddings``) or the trace failed its check.
+    where it may not be traced (``scriptable``; the module must store the model's ``last_hidden_state``
+    as ``token_embeddings`` (an embedder) or its ``logits`` as ``scores`` (a cross-encoder or classifier
+    head)) or the trace failed its check.
 
     The callable takes ``input_ids``, ``attention_mask`` and ``token_type_ids`` (all ``(n, seq)`` int64;
-    pass zeros for inputs without segments, as BERT assumes) and returns ``(n, seq, hidden)`` token states
-    in the model's dtype, what the module stores as ``token_embeddings``.
+    pass zeros for inputs without segments, as BERT assumes) and returns what the module stores under
+    its ``module_output_name``: ``(n, seq, hidden)`` token states in the model's dtype, or ``(n, labels)``
+    logits.
     """
     model = getattr(module, "model", None) or getattr(module, "auto_model", None)
     text = (getattr(module, "modality_config", None) or {}).get("text", {})
-    if (model is None or not scriptable(model, device) or getattr(module, "module_output_name", None)
-            != "token_embeddings" or text.get("method") != "forward"
-            or text.get("method_output_name") not in ("last_hidden_state", ["last_hidden_state"])):
+    reads = OUTPUTS.get(getattr(module, "module_output_name", None))
+    if (model is None or reads is None or not scriptable(model, device) or text.get("method") != "forward"
+            or text.get("method_output_name") not in (reads, [reads])):
         return None
     vocab = int(model.config.vocab_size)
     example = padded_probe(vocab, 2, 7, seed=0, types=True)
     probes = [padded_probe(vocab, 1, 5, seed=1, types=True), padded_probe(vocab, 3, 19, seed=2, types=True),
               padded_probe(vocab, 1, 40, seed=3, types=True)]
+    if reads == "logits":  # one row of logits per input, every row compared
+        return trace_states(model, example, probes, lambda inputs: torch.ones(len(inputs["input_ids"]),
+                                                                              dtype=torch.bool))
     return trace_states(model, example, probes, lambda inputs: inputs["attention_mask"].bool())
