@@ -71,7 +71,7 @@ def test_a_tiny_bert_with_wide_weights_runs_traced_exactly(tmp_path, pooling: st
             if a.dim() > 1:
                 a.normal_(0, 0.15)
                 b.copy_(a)
-    assert scripted._scripted is not None
+    assert scripted._scripted is not None and scripted._packed._states != scripted._packed._eager_states
     vectors = []
     for batch in batches(scripted, seed=1, count=20):
         got = scripted.embed(batch)

@@ -66,10 +66,11 @@ class PackedBert:
         during the pass), checked against the eager model on packed probe batches first. Returns whether
         it is used (False: eager passes, as before)."""
         vocab = int(self.bert.config.vocab_size)
+        longest = int(getattr(self.bert.config, "max_position_embeddings", 512))
         gen = torch.Generator().manual_seed(0)
 
         def packed_batch(lengths: list[int]) -> dict[str, torch.Tensor]:
-            return self._inputs([Tokens(torch.randint(1, vocab, (n,), generator=gen).tolist())
+            return self._inputs([Tokens(torch.randint(1, vocab, (min(n, longest),), generator=gen).tolist())
                                  for n in lengths])[0]
 
         def real(inputs: dict[str, torch.Tensor]) -> torch.Tensor:  # a token attends to itself; padding too

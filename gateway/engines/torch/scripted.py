@@ -143,9 +143,10 @@ def script_transformer(module: torch.nn.Module, device: torch.device | str
             or text.get("method_output_name") not in (reads, [reads])):
         return None
     vocab = int(model.config.vocab_size)
+    longest = min(40, int(getattr(model.config, "max_position_embeddings", 512)))
     example = padded_probe(vocab, 2, 7, seed=0, types=True)
     probes = [padded_probe(vocab, 1, 5, seed=1, types=True), padded_probe(vocab, 3, 19, seed=2, types=True),
-              padded_probe(vocab, 1, 40, seed=3, types=True)]
+              padded_probe(vocab, 1, longest, seed=3, types=True)]
     if reads == "logits":  # one row of logits per input, every row compared
         return trace_states(model, example, probes, lambda inputs: torch.ones(len(inputs["input_ids"]),
                                                                               dtype=torch.bool))
