@@ -135,8 +135,6 @@ def forward_ms(model, texts: list[str]) -> list[float]:
 def _traced_forward(model):
     """``model``'s forward with its transformer traced as the server traces it, or None where the server
     runs it eagerly."""
-    import torch
-
     from gateway.engines.torch.scripted import script_transformer
 
     modules = list(model)
@@ -145,9 +143,7 @@ def _traced_forward(model):
         return None
 
     def forward(features: dict) -> dict:
-        features = dict(features)
-        features.setdefault("token_type_ids", torch.zeros_like(features["input_ids"]))
-        features["token_embeddings"] = traced(features)
+        features = traced(dict(features))
         for module in modules[1:]:
             features = module(features)
         return features

@@ -159,16 +159,12 @@ class TorchEngine(CoreSharing, HFTokenization):
 
     def _transformer(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``features`` after the pipeline's first module, the transformer: traced where it could be."""
-        if self._scripted is None:
-            return self.model[0](features)
-        features.setdefault("token_type_ids", torch.zeros_like(features["input_ids"]))
-        features[self.model[0].module_output_name] = self._scripted(features)
-        return features
+        return (self._scripted or self.model[0])(features)
 
     def _scores(self, batch: list[Tokens]) -> torch.Tensor:
-        """A cross-encoder or classifier pipeline's ``scores``: ``(n, labels)`` logits."""
-        features = self._features(batch)
-        return (self._transformer(features) if self._scripted is not None else self.model(features))["scores"]
+        """A cross-encoder or classifier pipeline's ``scores``: ``(n, labels)`` logits (a traced head is
+        the whole pipeline, see ``__init__``)."""
+        return (self._scripted or self.model)(self._features(batch))["scores"]
 
     @torch.inference_mode()
     def score(self, batch: list[Tokens]) -> np.ndarray:

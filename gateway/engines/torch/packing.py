@@ -79,7 +79,7 @@ class PackedBert:
         example = packed_batch([5, 3, 2, 130, 40])
         probes = [packed_batch([9, 2]), packed_batch([60, 61, 7, 3, 100, 1]), packed_batch([200, 1])]
         self._states = scripted.trace_states(self.bert, example, probes, real) or self._states
-        return self._states is not self._eager_states
+        return self._states != self._eager_states  # bound methods: equal, never identical
 
     def _eager_states(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.bert(**inputs).last_hidden_state

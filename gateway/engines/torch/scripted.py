@@ -125,16 +125,16 @@ OUTPUTS = {"token_embeddings": "last_hidden_state", "scores": "logits"}
 
 
 def script_transformer(module: torch.nn.Module, device: torch.device | str
-                       ) -> Callable[[Inputs], torch.Tensor] | None:
-    """The traced graph of a sentence-transformers ``Transformer`` module's text forward pass, or None
+                       ) -> Callable[[dict], dict] | None:
+    """A traced stand-in for a sentence-transformers ``Transformer`` module's text forward pass, or None
     where it may not be traced (``scriptable``; the module must store the model's ``last_hidden_state``
     as ``token_embeddings`` (an embedder) or its ``logits`` as ``scores`` (a cross-encoder or classifier
     head)) or the trace failed its check.
 
-    The callable takes ``input_ids``, ``attention_mask`` and ``token_type_ids`` (all ``(n, seq)`` int64;
-    pass zeros for inputs without segments, as BERT assumes) and returns what the module stores under
-    its ``module_output_name``: ``(n, seq, hidden)`` token states in the model's dtype, or ``(n, labels)``
-    logits.
+    Like ``module(features)``, the callable takes the features dict (``input_ids``, ``attention_mask``
+    and, for pairs, ``token_type_ids``: ``(n, seq)`` int64; missing segment ids become zeros, as BERT
+    assumes), stores the output under the module's ``module_output_name`` (``(n, seq, hidden)`` token
+    states in the model's dtype, or ``(n, labels)`` logits) and returns the dict.
     """
     model = getattr(module, "model", None) or getattr(module, "auto_model", None)
     text = (getattr(module, "modality_config", None) or {}).get("text", {})
@@ -148,6 +148,17 @@ def script_transformer(module: torch.nn.Module, device: torch.device | str
     probes = [padded_probe(vocab, 1, 5, seed=1, types=True), padded_probe(vocab, 3, 19, seed=2, types=True),
               padded_probe(vocab, 1, longest, seed=3, types=True)]
     if reads == "logits":  # one row of logits per input, every row compared
-        return trace_states(model, example, probes, lambda inputs: torch.ones(len(inputs["input_ids"]),
-                                                                              dtype=torch.bool))
-    return trace_states(model, example, probes, lambda inputs: inputs["attention_mask"].bool())
+        states = trace_states(model, example, probes, lambda inputs: torch.ones(len(inputs["input_ids"]),
+                                                                                dtype=torch.bool))
+    else:
+        states = trace_states(model, example, probes, lambda inputs: inputs["attention_mask"].bool())
+    if states is None:
+        return None
+    output = module.module_output_name
+
+    def forward(features: dict) -> dict:
+        features.setdefault("token_type_ids", torch.zeros_like(features["input_ids"]))
+        features[output] = states(features)
+        return features
+
+    return forward
