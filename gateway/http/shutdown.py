@@ -27,12 +27,15 @@ import socket
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gateway.http.head_with_body import head_with_body
+
 log = logging.getLogger(__name__)
 REQUEST_GRACE_S = 5.0  # a client sends its request right after connecting; this bounds one that does not
 
 
 class DrainingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP/1.1 protocol, whose graceful shutdown answers a request already on its way."""
+    """uvicorn's HTTP/1.1 protocol, whose graceful shutdown answers a request already on its way, and
+    which writes each response's head together with its body (``gateway.http.head_with_body``)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -45,8 +48,11 @@ class DrainingHttpToolsProtocol(HttpToolsProtocol):
         self.began = self.receiving = True
 
     def on_headers_complete(self) -> None:
+        previous = self.cycle
         super().on_headers_complete()
         self.receiving = False
+        if self.cycle is not None and self.cycle is not previous:  # a new request (not an upgrade)
+            self.cycle.send = head_with_body(self.cycle)
         if self.draining and self.cycle is not None:
             self.cycle.keep_alive = False  # answer, then close: the listener is gone
 
