@@ -2,6 +2,7 @@
 runs Python half the time (as the server's event loop does under load).
 
     python benchmarks/scripted_pass.py [--dtype bfloat16] [--threads 1] [--rounds 3]
+    python benchmarks/scripted_pass.py --family xlm-roberta   # a base-size random model of that family
 
 Loads the embedded default model twice through ``TorchEngine`` (``torchscript`` on and off), checks that
 both give the same vectors, and prints the median ms per ``embed`` call of already tokenized short texts
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import tempfile
 import threading
 import time
 
@@ -62,15 +64,35 @@ def beside_busy_python(engine: TorchEngine, batch: list, passes: int, threads: i
     return result[0]
 
 
+def base_size_model(family: str, folder: str) -> str:
+    """Save a sentence-transformers model of transformers ``family`` (``xlm-roberta``, ``mpnet``,
+    ``modernbert``...) at BERT-base size (12 layers, hidden 768) with random weights and the embedded
+    model's tokenizer to ``folder``: the speed of a pass does not depend on the weights' values."""
+    import transformers
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    config = transformers.AutoConfig.for_model(
+        family, vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+        intermediate_size=3072, max_position_embeddings=514, pad_token_id=0)
+    transformers.AutoModel.from_config(config).eval().save_pretrained(folder)
+    transformers.AutoTokenizer.from_pretrained(str(embedded_model_dir())).save_pretrained(folder)
+    SentenceTransformer(modules=[Transformer(folder), Pooling(768, pooling_mode="mean")]).save(folder)
+    return folder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads of each pass")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--passes", type=int, default=60, help="passes per block")
+    parser.add_argument("--family", help="a base-size random model of this transformers model_type "
+                                         "instead of the embedded default model")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    path = str(embedded_model_dir())
+    folder = tempfile.TemporaryDirectory(prefix="scripted-pass-")
+    path = base_size_model(args.family, folder.name) if args.family else str(embedded_model_dir())
     config = ModelConfig(name="m", dtype=args.dtype)
     engines = {"eager": TorchEngine(config, path, 1, torchscript=False),
                "traced": TorchEngine(config, path, 1, torchscript=True)}

@@ -18,7 +18,7 @@ from gateway.engines.torch.engine import TorchEngine
 from gateway.engines.torch.load import load_torch_engine
 from gateway.engines.torch.packing import PackedBert
 from gateway.engines.torch.scripted import padded_probe, scriptable, trace_states
-from tests.tiny_models import build_tiny_cross_encoder, build_tiny_encoder_embedder
+from tests.tiny_models import build_tiny_cross_encoder, build_tiny_encoder_embedder, build_tiny_qwen3_embedder
 from tests.tiny_retrieval import build_tiny_classifier
 
 TEXTS = [
@@ -81,20 +81,56 @@ def test_a_tiny_bert_with_wide_weights_runs_traced_exactly(tmp_path, pooling: st
     assert np.corrcoef(lone).min() < 0.9  # the check compared distinct vectors, not one repeated
 
 
+FAMILIES = ["xlm-roberta", "roberta", "mpnet", "distilbert", "electra", "modernbert"]
+
+
+def widen_weights(*engines: TorchEngine, seed: int = 7) -> None:
+    """The same wide random matrices (std 0.15) in every engine: at the default init different inputs
+    give near-identical vectors, and a parity check could not fail."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for params in zip(*(engine.model.parameters() for engine in engines), strict=True):
+            if params[0].dim() > 1:
+                params[0].normal_(0, 0.15)
+                for other in params[1:]:
+                    other.copy_(params[0])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_other_allow_listed_encoders_run_traced_exactly(tmp_path, family: str) -> None:
+    path = build_tiny_encoder_embedder(tmp_path / family, family, seed=4)
+    config = ModelConfig(name=family, dtype="float32")
+    scripted, eager = TorchEngine(config, str(path)), TorchEngine(config, str(path), torchscript=False)
+    assert scripted._scripted is not None and eager._scripted is None
+    widen_weights(scripted, eager)  # after tracing: the graph shares the eager weights
+    long = scripted.tokenize(["word " * 200])  # past ModernBERT's and MPNet's windows
+    assert len(long[0]) > 200
+    vectors = []
+    for batch in batches(scripted, seed=3, count=20) + [long + scripted.tokenize(TEXTS[:3])]:
+        got = scripted.embed(batch)
+        np.testing.assert_allclose(got, eager.embed(batch), rtol=1e-5, atol=1e-5)
+        vectors.append(got)
+    lone = np.stack([v[0] for v in vectors[:len(TEXTS)]])
+    assert np.corrcoef(lone).min() < 0.9  # distinct vectors were compared
+
+
 PAIRS = [("how do I reset my router", TEXTS[3]), ("ok", "x"), ("capital of France?", TEXTS[5]),
          ("a longer query about dictionaries and their keys", TEXTS[2]), ("x", TEXTS[0])]
 
 
-@pytest.mark.parametrize("task", ["rerank", "classify"])
-def test_cross_encoder_and_classifier_heads_run_traced_with_the_eager_logits(tmp_path, task: str) -> None:
-    path = (build_tiny_cross_encoder(tmp_path / task, "bert", seed=2) if task == "rerank"
+@pytest.mark.parametrize(("task", "family"), [("rerank", "bert"), ("classify", "bert"),
+                                              ("rerank", "xlm-roberta"), ("rerank", "modernbert")])
+def test_cross_encoder_and_classifier_heads_run_traced_with_the_eager_logits(tmp_path, task: str,
+                                                                             family: str) -> None:
+    path = (build_tiny_cross_encoder(tmp_path / task, family, seed=2) if task == "rerank"
             else build_tiny_classifier(tmp_path / task, seed=2))
     config = ModelConfig(name="tiny", task=task, dtype="float32")
     scripted = load_torch_engine(config, str(path))
     eager = load_torch_engine(config, str(path), torchscript=False)
     assert scripted._scripted is not None and eager._scripted is None
     batch = scripted.tokenize_pairs(PAIRS)
-    assert any(t.type_ids and 1 in t.type_ids for t in batch)  # segment ids reach the traced graph
+    if family == "bert":
+        assert any(t.type_ids and 1 in t.type_ids for t in batch)  # segment ids reach the traced graph
     for sub in (batch, batch[:1], batch[1:3]):
         if task == "rerank":
             got, want = scripted.score(sub), eager.score(sub)
@@ -172,11 +208,11 @@ def test_only_allow_listed_encoders_on_cpu_are_traced(tmp_path, minilm_pair) -> 
     scripted, _ = minilm_pair
     bert = scripted.model[0].auto_model
     assert scriptable(bert, "cpu") and not scriptable(bert, "cuda")
-    for family in ("xlm-roberta", "modernbert"):  # not allow-listed: eager passes, same service
-        path = build_tiny_encoder_embedder(tmp_path / family, family)
-        engine = TorchEngine(ModelConfig(name=family, dtype="float32"), str(path))
-        assert engine._scripted is None
-        assert engine.embed(engine.tokenize(["a short text"])).shape == (1, 64)
+    # a decoder embedder (Qwen3) is not allow-listed: eager passes, same service
+    path = build_tiny_qwen3_embedder(tmp_path / "qwen3")
+    engine = TorchEngine(ModelConfig(name="qwen3", dtype="float32"), str(path))
+    assert engine._scripted is None
+    assert engine.embed(engine.tokenize(["a short text"])).shape == (1, 64)
 
 
 def test_the_setting_turns_tracing_off(monkeypatch, tmp_path) -> None:

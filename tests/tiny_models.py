@@ -93,7 +93,8 @@ def tiny_encoder_config(family: str) -> transformers.PretrainedConfig:
     """A 2-layer, 64-wide encoder config over the MiniLM vocabulary, with one classification label.
 
     Args:
-        family: ``bert``, ``xlm-roberta`` or ``modernbert``.
+        family: ``bert``, ``xlm-roberta``, ``roberta``, ``mpnet``, ``distilbert``, ``electra`` or
+            ``modernbert``.
     """
     sizes = dict(
         vocab_size=VOCAB_SIZE,
@@ -108,6 +109,16 @@ def tiny_encoder_config(family: str) -> transformers.PretrainedConfig:
         return transformers.BertConfig(max_position_embeddings=MAX_POSITIONS, **sizes)
     if family == "xlm-roberta":  # positions start after the padding index, hence 2 extra
         return transformers.XLMRobertaConfig(max_position_embeddings=MAX_POSITIONS + 2, **sizes)
+    if family == "roberta":
+        return transformers.RobertaConfig(max_position_embeddings=MAX_POSITIONS + 2, **sizes)
+    if family == "mpnet":  # relative position buckets: 32 of them, out to 128 tokens apart
+        return transformers.MPNetConfig(max_position_embeddings=MAX_POSITIONS + 2, **sizes)
+    if family == "electra":
+        return transformers.ElectraConfig(max_position_embeddings=MAX_POSITIONS, embedding_size=64, **sizes)
+    if family == "distilbert":
+        return transformers.DistilBertConfig(vocab_size=VOCAB_SIZE, dim=64, n_layers=2, n_heads=4,
+                                             hidden_dim=128, max_position_embeddings=MAX_POSITIONS,
+                                             num_labels=1, pad_token_id=0)
     # a small sliding window, so that the longer test inputs exercise ModernBERT's local attention
     return transformers.ModernBertConfig(
         max_position_embeddings=MAX_POSITIONS,
@@ -126,7 +137,7 @@ def build_tiny_encoder_embedder(path: Path, family: str, pooling: str = "mean", 
 
     Args:
         path: destination folder.
-        family: ``bert``, ``xlm-roberta`` or ``modernbert``.
+        family: see ``tiny_encoder_config``.
         pooling: sentence-transformers pooling mode (``mean``, ``cls``, ``lasttoken``).
         seed: torch seed for the random weights.
 
