@@ -67,6 +67,7 @@ def test_joined_tokens_hold_each_input_once_in_order(minilm):
 
 def test_torch_spans_equal_transformers_and_see_their_context(minilm):
     path, engine = minilm
+    assert engine._scripted is not None  # the traced pass, as ``embed`` runs it (torch.scripted)
     joined = engine.tokenize_joined(CHUNKS)
     short = engine.tokenize_joined(CHUNKS[:2])
     rows = engine.embed_spans([joined, short])  # one padded batch of two sequences of different lengths

@@ -143,8 +143,8 @@ class TorchEngine(CoreSharing, HFTokenization):
         """Late chunking (``text.late_chunking``): per sequence ``(spans, dim)`` float32, the mean
         of the transformer's token states over each span, through the modules after Pooling."""
         pool_at = next(i for i, m in enumerate(self._raw_pipeline) if type(m).__name__ == "Pooling")
-        features = self._features(batch)
-        for module in self._raw_pipeline[:pool_at]:
+        features = self._transformer(self._features(batch))  # traced where it could be, as in ``embed``
+        for module in self._raw_pipeline[1:pool_at]:
             features = module(features)
         hidden = features["token_embeddings"].float()
         rows = []
