@@ -4,9 +4,9 @@ uvicorn's HTTP/1.1 protocol writes the status line and headers as soon as the ap
 ``http.response.start``, and the body with the next ``http.response.body``: two ``send`` syscalls and two
 TCP segments for every JSON answer. On loopback each write runs the receiver's whole TCP input path and
 wakes the client, which parses the head and then waits for the body. Holding the head until the first
-body message and writing both at once, as hyper (TEI) and granian do, took 0.05-0.07 ms off a lone
-one-text request on the 2-core box (the head's write, 0.14-0.19 ms, went; the body's grew by 0.08-0.11 ms;
-``benchmarks/lone_request_timeline.py``) and one syscall off every response under load.
+body message and writing both at once, as hyper (TEI) and granian do, took 0.01-0.11 ms (mean 0.05)
+off a lone one-text request on the 2-core box (the head's write, 0.10-0.14 ms, went; the client's read
+grew by 0.02-0.09 ms; ``benchmarks/lone_request_timeline.py``) and one syscall off every response.
 
 The head is held only until the app's next message, so a streamed response still starts with its first
 chunk; a response whose app fails before any body is never started, and uvicorn answers 500 as it would

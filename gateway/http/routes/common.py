@@ -51,7 +51,7 @@ async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
 
     ``work`` runs in the calling task, not a task of its own: a watcher that sees the disconnect cancels
     the caller. A second task and ``asyncio.wait`` cost a lone one-text request two extra turns of the
-    event loop, 0.06 ms (``benchmarks/lone_request_timeline.py``).
+    event loop, about 0.03 ms (``benchmarks/lone_request_timeline.py``).
 
     Raises:
         ClientDisconnected: the client closed the connection first (499, logged, never read).
