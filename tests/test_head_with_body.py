@@ -13,6 +13,7 @@ import httpx
 import uvicorn
 from uvicorn.server import ServerState
 
+from gateway.http.head_with_body import JOIN_MAX_BYTES
 from gateway.http.shutdown import DrainingHttpToolsProtocol
 
 
@@ -138,3 +139,20 @@ def test_head_requests_and_empty_bodies_are_answered():
     transport = exchange(json_app, b"HEAD /x HTTP/1.1\r\nHost: test\r\n\r\n")
     assert len(transport.writes) == 1
     assert transport.writes[0].endswith(b"\r\n\r\n")  # the head alone: no body on HEAD
+
+
+def test_a_big_body_is_not_copied_to_join_its_head():
+    # joining would copy megabytes on the event loop (compat_tests/test_event_loop_stalls.py): the head
+    # goes out alone, then the body as the app gave it
+    body = b"x" * (JOIN_MAX_BYTES + 1)
+
+    async def big(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    transport = exchange(big, GET)
+    assert len(transport.writes) == 2
+    head, sent = transport.writes
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"\r\n\r\n")
+    assert sent is body

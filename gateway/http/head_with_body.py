@@ -10,7 +10,9 @@ grew by 0.02-0.09 ms; ``benchmarks/lone_request_timeline.py``) and one syscall o
 
 The head is held only until the app's next message, so a streamed response still starts with its first
 chunk; a response whose app fails before any body is never started, and uvicorn answers 500 as it would
-have before its head was sent. Used by ``gateway.http.shutdown.DrainingHttpToolsProtocol``; the ASGI
+have before its head was sent. A body part over ``JOIN_MAX_BYTES`` is written after the head as before:
+joining would copy it on the event loop (a 40 MB float response, twice), which costs more than the
+second write saves. Used by ``gateway.http.shutdown.DrainingHttpToolsProtocol``; the ASGI
 messages themselves are unchanged (https://asgi.readthedocs.io/en/latest/specs/www.html#response-start-send-event).
 """
 
@@ -20,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 Send = Callable[[dict], Awaitable[None]]
+JOIN_MAX_BYTES = 64 * 1024  # body parts up to this size leave with the head; larger ones on their own
 
 
 class _WriteBatch:
@@ -32,7 +35,7 @@ class _WriteBatch:
         self._close = False
 
     def write(self, data: bytes) -> None:
-        self._parts.append(bytes(data))
+        self._parts.append(data)  # not copied: a small head and body part (ASGI bodies are bytes)
 
     def close(self) -> None:
         self._close = True
@@ -50,8 +53,8 @@ class _WriteBatch:
 
 def head_with_body(cycle: Any) -> Send:
     """A ``send`` for uvicorn's ``RequestResponseCycle`` ``cycle`` that holds ``http.response.start`` until
-    the next message and writes the two through one ``transport.write``. Assign it to ``cycle.send``
-    before the cycle's ASGI task runs."""
+    the next message and writes the two through one ``transport.write`` (when that message's body is at
+    most ``JOIN_MAX_BYTES``). Assign it to ``cycle.send`` before the cycle's ASGI task runs."""
     original: Send = cycle.send
     held: dict | None = None
 
@@ -64,6 +67,10 @@ def head_with_body(cycle: Any) -> Send:
             await original(message)
             return
         start, held = held, None
+        if len(message.get("body", b"")) > JOIN_MAX_BYTES:
+            await original(start)
+            await original(message)
+            return
         transport, batch = cycle.transport, _WriteBatch(cycle.transport)
         cycle.transport = batch
         try:
