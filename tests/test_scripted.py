@@ -60,17 +60,24 @@ def test_the_default_model_runs_traced_and_gives_the_eager_vectors(minilm_pair) 
     assert seen == {True, False}  # both the padded and the packed path were compared
 
 
+def widen_weights(*engines: TorchEngine, seed: int = 7) -> None:
+    """The same wide random matrices (std 0.15) in every engine: at the default init different inputs
+    give near-identical vectors, and a parity check could not fail."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for params in zip(*(engine.model.parameters() for engine in engines), strict=True):
+            if params[0].dim() > 1:
+                params[0].normal_(0, 0.15)
+                for other in params[1:]:
+                    other.copy_(params[0])
+
+
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
 def test_a_tiny_bert_with_wide_weights_runs_traced_exactly(tmp_path, pooling: str) -> None:
     path = build_tiny_encoder_embedder(tmp_path / pooling, "bert", pooling=pooling, seed=3)
     config = ModelConfig(name="tiny", dtype="float32")
     scripted, eager = TorchEngine(config, str(path)), TorchEngine(config, str(path), torchscript=False)
-    torch.manual_seed(7)
-    with torch.no_grad():  # wider than the default init, so different inputs give different vectors
-        for a, b in zip(scripted.model.parameters(), eager.model.parameters(), strict=True):
-            if a.dim() > 1:
-                a.normal_(0, 0.15)
-                b.copy_(a)
+    widen_weights(scripted, eager)
     assert scripted._scripted is not None and scripted._packed._states != scripted._packed._eager_states
     vectors = []
     for batch in batches(scripted, seed=1, count=20):
@@ -82,18 +89,6 @@ def test_a_tiny_bert_with_wide_weights_runs_traced_exactly(tmp_path, pooling: st
 
 
 FAMILIES = ["xlm-roberta", "roberta", "mpnet", "distilbert", "electra", "modernbert"]
-
-
-def widen_weights(*engines: TorchEngine, seed: int = 7) -> None:
-    """The same wide random matrices (std 0.15) in every engine: at the default init different inputs
-    give near-identical vectors, and a parity check could not fail."""
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for params in zip(*(engine.model.parameters() for engine in engines), strict=True):
-            if params[0].dim() > 1:
-                params[0].normal_(0, 0.15)
-                for other in params[1:]:
-                    other.copy_(params[0])
 
 
 @pytest.mark.parametrize("family", FAMILIES)
