@@ -177,6 +177,17 @@ def run_variant(env: dict[str, str], bodies: list[bytes], warm: int) -> list[dic
     return rows
 
 
+def print_blocks(label: str, rows: list[dict[str, float]], size: int) -> None:
+    """Per block of ``size`` consecutive requests: median client round trip, forward pass, and the rest."""
+    print(f"{label}, per block of {size}: median total / forward pass / rest, ms")
+    for first in range(0, len(rows) - size + 1, size):
+        block = rows[first:first + size]
+        total = statistics.median(row["client done"] for row in block)
+        forward = statistics.median(row["forward out"] - row["forward in"] for row in block)
+        rest = statistics.median(row["client done"] - row["forward out"] + row["forward in"] for row in block)
+        print(f"  {first:4d}: {total:6.2f} / {forward:6.2f} / {rest:5.2f}")
+
+
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--serve":
         serve(sys.argv[2], sys.argv[3:])
@@ -187,6 +198,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--warm", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--blocks", type=int, default=0,
+                        help="also print, per block of this many requests, the median total, forward pass "
+                             "and rest (ms): does a drift come from the pass or from around it?")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     from server_settings_ab import parse_variants  # a sibling script
@@ -206,6 +220,8 @@ def main() -> None:
             columns.append((f"round {round_number}: {label} ({len(rows)} requests)",
                             {stage: statistics.median(row[stage] for row in rows) for stage, _ in STAGES}))
             print(f"done: {columns[-1][0]}", file=sys.stderr, flush=True)
+            if args.blocks:
+                print_blocks(columns[-1][0], rows, args.blocks)
     print("ms since the client sent the request, median (step from the stage before)\n")
     print("| stage | " + " | ".join(name for name, _ in columns) + " |")
     print("|---|" + "---:|" * len(columns))

@@ -38,10 +38,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=6.0, help="measured seconds per run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--format", choices=("base64", "float"), default="base64", help="encoding_format")
     args = parser.parse_args()
 
-    bodies = embedding_bodies(load_corpus().short, 1, args.model, "base64", 512)
-    load = Load("1", "1 text, base64", "/v1/embeddings", args.concurrency, 1, "short", bodies, bodies[-1])
+    bodies = embedding_bodies(load_corpus().short, 1, args.model, args.format, 512)
+    load = Load("1", f"1 text, {args.format}", "/v1/embeddings", args.concurrency, 1, "short", bodies,
+                bodies[-1])
     variants = parse_variants(args.variants)
     texts_per_s: list[list[float]] = [[] for _ in variants]
     p50_ms: list[list[float]] = [[] for _ in variants]

@@ -157,6 +157,7 @@ def serve(args: argparse.Namespace) -> None:
 
     if unloads_models(settings):  # before any thread starts (lifecycle.limit_malloc_arenas says why)
         limit_malloc_arenas()
+    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)  # process-wide: set by the server only
     app = create_app(settings)
     # uvicorn re-raises SIGTERM once its graceful shutdown is done; this handler makes that a clean exit 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)

@@ -64,6 +64,18 @@ def test_quick_bench_prints_the_reference_and_every_load(quick_report: str) -> N
     assert lone and all(t.startswith("p50 - forward@prec <= 2 ms: ") for t in lone)
 
 
+def test_quick_bench_pairs_lone_requests_with_bare_forward_passes(quick_report: str) -> None:
+    line = next(line for line in quick_report.splitlines() if line.startswith("Lone requests paired"))
+    figures = re.search(r"\((\d+) one-text base64 requests in blocks of 10 .*, (eager|traced), (\d+) threads?\): "
+                        r"server p50 ([\d.]+) ms, forward p50 ([\d.]+) ms, p50 - forward ([+-][\d.]+) ms "
+                        r"\(median per text [+-][\d.]+ ms\); p50 - forward <= 2 ms: (met|MISSED)$", line)
+    assert figures, line
+    count, _, _, server, forward, overhead, verdict = figures.groups()
+    assert int(count) == 40 and 0 < float(forward) < float(server), line
+    assert abs(float(server) - float(forward) - float(overhead)) < 0.011, line
+    assert verdict == ("met" if float(overhead) <= 2 else "MISSED"), line
+
+
 def test_quick_bench_re_embeds_a_corpus_from_the_cache(quick_report: str) -> None:
     section = quick_report[quick_report.index("Load 4, re-embedding a corpus"):]
     passes = re.search(r"first pass ([\d.]+) s, second pass ([\d.]+) s: ([\d.]+)x faster", section)

@@ -60,7 +60,7 @@ def make_client(url: str) -> aiohttp.ClientSession:
                                  timeout=aiohttp.ClientTimeout(total=600))
 
 
-async def _post(http: aiohttp.ClientSession, path: str, body: bytes) -> tuple[int, bytes]:
+async def post_json(http: aiohttp.ClientSession, path: str, body: bytes) -> tuple[int, bytes]:
     """POST a JSON body; returns (status, response body)."""
     async with http.post(path, data=body, headers=JSON_HEADERS) as response:
         return response.status, await response.read()
@@ -77,7 +77,7 @@ async def run_load(url: str, load: Load, *, duration_s: float, max_requests: int
     result = LoadResult(load)
     clients = [make_client(url) for _ in range(load.concurrency)]
     try:
-        await asyncio.gather(*(_post(http, load.path, load.warmup) for http in clients))
+        await asyncio.gather(*(post_json(http, load.path, load.warmup) for http in clients))
         numbers = itertools.count()
         start, cpu_start = time.perf_counter(), time.process_time()
         deadline = start + duration_s
@@ -88,7 +88,7 @@ async def run_load(url: str, load: Load, *, duration_s: float, max_requests: int
         async def worker(http: aiohttp.ClientSession) -> None:
             while more(n := next(numbers)):
                 sent = time.perf_counter()
-                status, body = await _post(http, load.path, load.bodies[n % len(load.bodies)])
+                status, body = await post_json(http, load.path, load.bodies[n % len(load.bodies)])
                 _record(result, status, body, (time.perf_counter() - sent) * 1000, check if n == 0 else None)
 
         await asyncio.gather(*(worker(http) for http in clients))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import msgspec
 import numpy as np
 
-from gateway.bench.client import _post, make_client
+from gateway.bench.client import make_client, post_json
 from gateway.bench.corpus import Corpus, cycle
 
 BULK_CLIENTS = 6
@@ -77,7 +77,7 @@ async def measure(url: str, corpus: Corpus, model: str, duration_s: float) -> Fa
         sent = 0
         while True:
             start = time.perf_counter()
-            status, _ = await _post(bulk[number], "/v1/embeddings", bodies[sent % len(bodies)])
+            status, _ = await post_json(bulk[number], "/v1/embeddings", bodies[sent % len(bodies)])
             result.bulk_status[status] += 1
             if status == 200:
                 result.bulk_texts += BULK_TEXTS
@@ -92,7 +92,7 @@ async def measure(url: str, corpus: Corpus, model: str, duration_s: float) -> Fa
         start, n = time.perf_counter(), 0
         while time.perf_counter() - start < duration_s:
             sent = time.perf_counter()
-            status, _ = await _post(interactive, "/v1/embeddings", short[n % len(short)])
+            status, _ = await post_json(interactive, "/v1/embeddings", short[n % len(short)])
             result.interactive_status[status] += 1
             if status == 200:
                 result.interactive_ms.append((time.perf_counter() - sent) * 1000)
@@ -100,7 +100,7 @@ async def measure(url: str, corpus: Corpus, model: str, duration_s: float) -> Fa
         result.elapsed_s = time.perf_counter() - start
 
     try:
-        await _post(interactive, "/v1/embeddings", short[0])  # open the connection, warm the route
+        await post_json(interactive, "/v1/embeddings", short[0])  # open the connection, warm the route
         bulk_tasks = [asyncio.ensure_future(bulk_client(i)) for i in range(BULK_CLIENTS)]
         await interactive_client()
         for task in bulk_tasks:  # hang up on the bulk requests still in flight: the server drops them

@@ -110,26 +110,58 @@ def forward_ms(model, texts: list[str]) -> list[float]:
     transformer (``gateway.engines.torch.scripted``), traced too; the fastest (lowest median) is kept,
     so the target is the best the hardware does whichever way the server runs its pass.
     """
+    features = tokenized(model, texts)
+    return min((way.times_ms(features) for way in forward_ways(model)), key=np.median)
+
+
+@dataclass(frozen=True)
+class ForwardWay:
+    """One way to run a model's bare forward pass: ``run(features)`` on ``threads`` torch threads."""
+
+    label: str  # e.g. "traced, 1 thread"
+    threads: int
+    run: Callable[[dict], object]
+
+    def times_ms(self, features: list[dict]) -> list[float]:
+        """The pass over each of ``features`` (one text's tokenized tensors each), ms."""
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                return [timed_ms(lambda f=f: self.run(dict(f))) for f in features]
+        finally:
+            torch.set_num_threads(previous)
+
+
+def tokenized(model, texts: list[str]) -> list[dict]:
+    """Each text alone through ``model``'s tokenizer, on the model's device (tensors, and
+    sentence-transformers' own keys such as ``modality``)."""
+    device = model.device
+    return [{k: v.to(device) if hasattr(v, "to") else v for k, v in model.tokenize([text]).items()}
+            for text in texts]
+
+
+def forward_ways(model) -> list[ForwardWay]:
+    """The ways the server may run ``model``'s pass: eager and (where the server traces the transformer)
+    traced, each on one thread and on all of them (a CPU), or on all of them (a GPU)."""
     import torch
 
-    device = model.device
-    features = [{k: v.to(device) if hasattr(v, "to") else v for k, v in model.tokenize([text]).items()}
-                for text in texts]  # tensors, and sentence-transformers' own keys (``modality``)
-    ways = [lambda f: model(dict(f))]
+    runs = [("eager", lambda f: model(f))]
     traced = _traced_forward(model)
     if traced is not None:
-        ways.append(traced)
+        runs.append(("traced", traced))
     threads = torch.get_num_threads()
-    passes = []
-    try:
-        for count in sorted({1, threads}) if device.type == "cpu" else [threads]:
-            torch.set_num_threads(count)
-            with torch.inference_mode():
-                for way in ways:
-                    passes.append([timed_ms(lambda f=f, way=way: way(f)) for f in features])
-    finally:
-        torch.set_num_threads(threads)
-    return min(passes, key=np.median)
+    counts = sorted({1, threads}) if model.device.type == "cpu" else [threads]
+    return [ForwardWay(f"{label}, {count} thread{'s' * (count > 1)}", count, run)
+            for count in counts for label, run in runs]
+
+
+def fastest_way(model, texts: list[str]) -> ForwardWay:
+    """The way of ``forward_ways`` with the lowest median pass over ``texts``."""
+    features = tokenized(model, texts)
+    return min(forward_ways(model), key=lambda way: np.median(way.times_ms(features)))
 
 
 def _traced_forward(model):
@@ -143,7 +175,7 @@ def _traced_forward(model):
         return None
 
     def forward(features: dict) -> dict:
-        features = traced(dict(features))
+        features = traced(features)
         for module in modules[1:]:
             features = module(features)
         return features

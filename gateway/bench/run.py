@@ -4,10 +4,11 @@ The reference runs first, in this process, with no server running (or the ``--ur
 float32, and again at the server's precision when that differs (bfloat16 on CPUs with AMX); then the
 server's idle memory is read from its ``/health``; then each load runs for ``--duration`` seconds (or
 ``--requests`` requests) against the server (started here on a free loopback port, or the one at
-``--url``); then the references run again and the better of their two passes counts; and the table is
-printed. Same corpus, same model, same thread count. Loads 1-3 run with the embedding cache off; load 4
-(``cache_load``) on a second server with the default cache; load 6 (``sparse_load``, only when asked for)
-on a server of its own serving a SPLADE stand-in.
+``--url``); then, with load 1, lone requests paired with bare forward passes of their texts
+(``gateway.bench.paired``); then the references run again and the better of their two passes counts;
+and the table is printed. Same corpus, same model, same thread count. Loads 1-3 run with the embedding
+cache off; load 4 (``cache_load``) on a second server with the default cache; load 6 (``sparse_load``,
+only when asked for) on a server of its own serving a SPLADE stand-in.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ from gateway.bench.cache_load import format_cache_load, run_cache_load
 from gateway.bench.corpus import load_corpus
 from gateway.bench.fairness import format_fairness_load, run_fairness_load
 from gateway.bench.loads import RERANK_TOP_N, Load, plan_loads
+from gateway.bench.paired import format_paired, run_paired
 from gateway.bench.reference import best_of, fitting_documents, load_model, measure_references, server_dtype
 from gateway.bench.report import format_report
 from gateway.bench.server import started_server, wait_until_ready
 from gateway.bench.sparse_load import format_sparse_load, run_sparse_load
 from gateway.config import DEFAULT_MODEL
+
+PAIRED_REQUESTS = 400  # one text each, ~7 ms + a ~5 ms pass: about 5 s
 
 
 def main(args: argparse.Namespace) -> None:
@@ -53,7 +57,7 @@ def run_bench(args: argparse.Namespace, groups: set[str]) -> str:
         return _sparse_section(args, threads)
     model_name = args.model or (_first_model(args.url) if args.url else DEFAULT_MODEL)
     corpus = load_corpus()
-    cached = fairness = None
+    cached = fairness = paired = None
     if args.url:
         wait_until_ready(args.url, timeout_s=60)
     precision = server_dtype(args.url, model_name)
@@ -67,6 +71,7 @@ def run_bench(args: argparse.Namespace, groups: set[str]) -> str:
     if args.url:
         memory = _idle_memory(args.url)
         results, server = _run_loads(args.url, loads, args), _server_facts(args.url, model_name)
+        paired = _paired(args, args.url, models.get(precision, models["float32"]), model_name, corpus, groups)
         if "5" in groups:
             fairness = run_fairness_load(args.url, corpus, model_name, args.duration)
         if "4" in groups:
@@ -77,6 +82,7 @@ def run_bench(args: argparse.Namespace, groups: set[str]) -> str:
         with started_server(model_name, {**env, "GATEWAY_CACHE_MAX_BYTES": "0"}) as url:
             memory = _idle_memory(url)
             results, server = _run_loads(url, loads, args), _server_facts(url, model_name)
+            paired = _paired(args, url, models.get(precision, models["float32"]), model_name, corpus, groups)
             if "5" in groups:
                 fairness = run_fairness_load(url, corpus, model_name, args.duration)
         if "4" in groups:
@@ -92,10 +98,20 @@ def run_bench(args: argparse.Namespace, groups: set[str]) -> str:
                f"{time.strftime('%Y-%m-%d %H:%M')}")
     report = format_report(results, references["float32"], context, references.get(precision), precision,
                            memory)
-    sections = [report] + ([format_cache_load(cached)] if cached else [])
+    sections = [report] + ([format_paired(paired)] if paired else [])
+    sections += [format_cache_load(cached)] if cached else []
     if "6" in groups:  # its own model (a SPLADE stand-in) and server, after the others
         sections.append(_sparse_section(args, threads))
     return "\n\n".join(sections + ([format_fairness_load(fairness)] if fairness else []))
+
+
+def _paired(args: argparse.Namespace, url: str, model, model_name: str, corpus, groups: set[str]):
+    """Load 1's lone requests paired with bare forward passes (``gateway.bench.paired``), or None
+    without load 1."""
+    if "1" not in groups:
+        return None
+    count = 40 if args.quick else PAIRED_REQUESTS
+    return _event_loop_runner().run(run_paired(url, model, model_name, corpus.short[:count], count))
 
 
 def _sparse_section(args: argparse.Namespace, threads: int) -> str:

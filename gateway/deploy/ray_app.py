@@ -20,6 +20,7 @@ Serve docs: https://docs.ray.io/en/latest/serve/ (deployments, ``serve.ingress``
 from __future__ import annotations
 
 import re
+import sys
 from typing import TYPE_CHECKING
 
 from gateway.config import ModelConfig, RayDeployment, Settings, load_settings
@@ -93,6 +94,7 @@ class Ingress:
         # Load here rather than in the app's lifespan (which then finds nothing left to load), so a new
         # ingress replica (scale-up, rolling update) never answers 503 "loading" to routed traffic.
         await registry.load_all()
+        sys.setswitchinterval(self.settings.gil_switch_interval_ms / 1000)  # as gateway serve does
         return create_app(self.settings, registry)
 
     def _loader(self, watcher: ReplicaWatcher):
