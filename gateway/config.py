@@ -368,7 +368,7 @@ class Settings(BaseSettings):
         "aiohttp 15 s), so a client never sends a request on a connection the server is closing."))
     # how long a thread may hold the GIL before one waiting for it gets it: the event loop waits up to this
     # per wake-up while tokenizer, lane and response threads run Python; at CPython's 5 ms a /health probe
-    # beside maximum-size requests took 36-43 ms at p99, at 1 ms 13-25 ms, throughput within 3%
+    # beside maximum-size requests took 21-43 ms at p99, at 1 ms 13-25 ms, throughput within 3%
     # (docs/limits.md)
     gil_switch_interval_ms: float = Field(default=1.0, gt=0, le=100, description=(
         "Milliseconds a thread may hold the GIL while another waits for it (Python's switch interval; "

@@ -64,6 +64,7 @@ def run_bench(args: argparse.Namespace, groups: set[str]) -> str:
     models = {"float32": load_model(model_name, threads)}
     if precision != "float32":
         models[precision] = load_model(model_name, threads, precision)
+    at_precision = models.get(precision, models["float32"])  # the in-process model the server is paired with
     rerank_documents = fitting_documents(models["float32"], corpus.mixed)
     references = {dtype: measure_references(m, corpus, rerank_documents, groups, args.quick)
                   for dtype, m in models.items()}
@@ -71,7 +72,7 @@ def run_bench(args: argparse.Namespace, groups: set[str]) -> str:
     if args.url:
         memory = _idle_memory(args.url)
         results, server = _run_loads(args.url, loads, args), _server_facts(args.url, model_name)
-        paired = _paired(args, args.url, models.get(precision, models["float32"]), model_name, corpus, groups)
+        paired = _paired(args, args.url, at_precision, model_name, corpus, groups)
         if "5" in groups:
             fairness = run_fairness_load(args.url, corpus, model_name, args.duration)
         if "4" in groups:
@@ -82,7 +83,7 @@ def run_bench(args: argparse.Namespace, groups: set[str]) -> str:
         with started_server(model_name, {**env, "GATEWAY_CACHE_MAX_BYTES": "0"}) as url:
             memory = _idle_memory(url)
             results, server = _run_loads(url, loads, args), _server_facts(url, model_name)
-            paired = _paired(args, url, models.get(precision, models["float32"]), model_name, corpus, groups)
+            paired = _paired(args, url, at_precision, model_name, corpus, groups)
             if "5" in groups:
                 fairness = run_fairness_load(url, corpus, model_name, args.duration)
         if "4" in groups:
